@@ -1,0 +1,88 @@
+"""Every error appatlas raises on purpose. Each message says what happened and what to do next.
+
+AppatlasError              base of all of them
+├── HierarchyError         a view hierarchy (uiautomator2 XML, DroidBot views JSON) cannot be parsed
+├── SpecError              an app spec (YAML) is malformed or inconsistent
+├── AtlasError             an atlas file cannot be used
+│   ├── NotAnAtlas         the file exists but is not an appatlas atlas
+│   ├── AtlasCorrupt       the file is an atlas but damaged
+│   └── AtlasTooNew        written by a newer appatlas (schema version above ours)
+├── ImportFailed           a recording folder cannot be imported at all
+├── UnsafePath             a name from untrusted data would escape its folder
+└── DeviceError            talking to a device failed
+    ├── DeviceDisconnected the device went away
+    ├── DeviceTimeout      a call did not answer in time
+    ├── AppCrashed         the app under test crashed or stopped responding (ANR)
+    ├── UiServerDied       the on-device UI server died and one automatic restart failed
+    └── SelectorNotFound   no widget on the screen matches an action's selector
+"""
+
+from __future__ import annotations
+
+
+class AppatlasError(Exception):
+    """Base class for errors appatlas raises deliberately."""
+
+
+class HierarchyError(AppatlasError):
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(f"cannot parse the view hierarchy in {source}: {problem}")
+
+
+class SpecError(AppatlasError):
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(f"app spec {source}: {problem}")
+
+
+class AtlasError(AppatlasError):
+    pass
+
+
+class NotAnAtlas(AtlasError):
+    pass
+
+
+class AtlasCorrupt(AtlasError):
+    pass
+
+
+class AtlasTooNew(AtlasError):
+    pass
+
+
+class ImportFailed(AppatlasError):
+    pass
+
+
+class UnsafePath(AppatlasError):
+    pass
+
+
+class DeviceError(AppatlasError):
+    def __init__(self, message: str, *, serial: str = "") -> None:
+        self.serial = serial
+        super().__init__(message)
+
+
+class DeviceDisconnected(DeviceError):
+    pass
+
+
+class DeviceTimeout(DeviceError):
+    pass
+
+
+class AppCrashed(DeviceError):
+    pass
+
+
+class UiServerDied(DeviceError):
+    pass
+
+
+class SelectorNotFound(DeviceError):
+    pass
