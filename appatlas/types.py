@@ -26,7 +26,14 @@ __all__ = [
     "Transition",
     "Verdict",
     "Widget",
+    "qualify_activity",
 ]
+
+
+def qualify_activity(package: str, activity: str) -> str:
+    """The fully qualified activity class name: `.MainActivity` in `com.x` is `com.x.MainActivity`."""
+    activity = activity.split("/", 1)[1] if "/" in activity else activity
+    return package + activity if activity.startswith(".") else activity
 
 
 @dataclass(frozen=True, slots=True)

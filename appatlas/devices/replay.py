@@ -1,0 +1,312 @@
+"""A device that replays a recorded app: the screens and transitions someone observed on a phone.
+
+A tap at a point hits the top-most widget there and follows the transition recorded for that
+widget on this screen. An action nobody recorded leaves the screen as it is. Typing X where
+the recording typed Y leads to the recorded next screen with X in place of Y. Back follows a
+recorded back transition, else returns to the previous screen, and leaves the app from its
+first screen; launch starts again from the recorded launch screen.
+
+When the exact state has no recording for an action, states of the same *structure* are
+consulted (the same screen with other content), so a replay generalises as a phone would.
+This module knows nothing of atlases: `appatlas.graph.replay.recorded_app` builds its input.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from appatlas.devices.base import DeviceInfo, locate
+from appatlas.errors import SelectorNotFound
+from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
+
+__all__ = ["LAUNCHER", "RecordedApp", "RecordedEdge", "ReplayDevice"]
+
+LAUNCHER = "com.android.launcher3"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEdge:
+    source: int
+    action: Action
+    target: int
+    count: int = 1
+    id: int = 0
+
+
+@dataclass
+class RecordedApp:
+    """What a replay needs: states by id, the edges between them, and each state's structure key."""
+
+    package: str
+    states: Mapping[int, Screen]
+    edges: Sequence[RecordedEdge]
+    keys: Mapping[int, str]  # state id -> structure key
+    launch: Sequence[int] = ()  # launch states, most frequent first
+    log: Sequence[int] = ()  # edge ids in the order they were observed
+    _out: dict[int, list[RecordedEdge]] = field(default_factory=dict, init=False, repr=False)
+    _by_key: dict[str, list[int]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        out: dict[int, list[RecordedEdge]] = defaultdict(list)
+        for e in self.edges:
+            out[e.source].append(e)
+        self._out = {k: sorted(v, key=lambda e: -e.count) for k, v in out.items()}
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for sid, key in self.keys.items():
+            by_key[key].append(sid)
+        self._by_key = dict(by_key)
+        self._hops = {e.id: (e.source, e.target) for e in self.edges}  # compared by where they went, not how
+        self._seen_at: dict[int, list[int]] = defaultdict(list)
+        for pos, edge_id in enumerate(self.log):
+            self._seen_at[edge_id].append(pos)
+        if not self.launch:
+            launches = Counter(e.target for e in self.edges if e.action.kind is ActionKind.LAUNCH)
+            self.launch = [s for s, _ in launches.most_common()] or ([min(self.states)] if self.states else [])
+
+    def edges_from(self, state: int) -> list[RecordedEdge]:
+        return self._out.get(state, [])
+
+    def context_match(self, edge: RecordedEdge, trail: Sequence[int], *, window: int = 12) -> float:
+        """How well the history before some observation of `edge` matches `trail` (recent edges weigh more).
+
+        Apps have hidden state (data created earlier changes where a button leads); the
+        recording that continues the same history is the best guess of what happens next.
+        Recordings have gaps (events to unrecorded screens), so the match is a weighted
+        overlap within a window rather than an exact suffix.
+        """
+        recent = [self._hops[e] for e in trail[-window:]]
+        best = 0.0
+        for pos in self._seen_at.get(edge.id, ()):
+            before = {self._hops[e] for e in self.log[max(0, pos - window):pos]}
+            score = sum(1.0 / k for k, hop in enumerate(reversed(recent), start=1) if hop in before)
+            best = max(best, score)
+        return best
+
+    def siblings(self, state: int) -> list[int]:
+        """Other states of the same structure (same screen, other content)."""
+        return [s for s in self._by_key.get(self.keys.get(state, ""), []) if s != state]
+
+
+class ReplayDevice:
+    """The Device protocol over a RecordedApp."""
+
+    def __init__(self, app: RecordedApp, *, serial: str = "replay-1", screenshots: bool = True,
+                 start: int | None = None) -> None:
+        if not app.states:
+            raise ValueError("a recorded app with no states cannot be replayed; import a recording first")
+        self.app = app
+        self.serial = serial
+        self.screenshots = screenshots
+        self._state: int | None = None  # None: the launcher (we left the app)
+        self._screen: Screen | None = None
+        self._stack: list[tuple[int, Screen]] = []
+        self._focus: Widget | None = None
+        self._trail: list[int] = []  # recorded edges followed since the last launch/reset
+        self.reset(start if start is not None else app.launch[0])
+
+    # --- Device protocol ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> int | None:
+        """The recorded state the device shows (None on the launcher)."""
+        return self._state
+
+    def reset(self, state: int) -> None:
+        """Put the device on a recorded state, with an empty back stack."""
+        if state not in self.app.states:
+            raise KeyError(f"state {state} is not in the recording")
+        self._go(state, push=False)
+        self._stack.clear()
+        self._trail.clear()
+
+    def snapshot(self) -> Screen:
+        screen = self._screen if self._screen is not None else _launcher(self.app)
+        if self.screenshots and screen.screenshot is None:
+            from appatlas.devices.render import render_png
+
+            screen = replace(screen, screenshot=render_png(screen.root, width=screen.width, height=screen.height))
+        return screen
+
+    def perform(self, action: Action) -> None:
+        kind = action.kind
+        if kind is ActionKind.BACK:
+            self.press_back()
+        elif kind is ActionKind.LAUNCH:
+            self.launch(action.app)
+        elif kind is ActionKind.SCROLL:
+            self._follow(action, None)
+        else:
+            assert action.target is not None
+            try:
+                widget = locate(action.target, self.snapshot(), serial=self.serial)
+            except SelectorNotFound:
+                return  # a finger tapping where nothing is: nothing happens
+            x, y = widget.bounds.center
+            if kind is ActionKind.TYPE:
+                self._focus = widget
+                self.type_text(action.text)
+            elif kind is ActionKind.LONG_TAP:
+                self.long_tap(x, y)
+            else:
+                self.tap(x, y)
+
+    def current_app(self) -> tuple[str, str]:
+        screen = self.snapshot()
+        return screen.package, screen.activity
+
+    def launch(self, app: str = "") -> None:
+        self._stack.clear()
+        self._trail.clear()
+        self._go(self.app.launch[0], push=False)
+
+    def stop_app(self, package: str = "") -> None:
+        self._stack.clear()
+        self._state, self._screen, self._focus = None, None, None
+
+    def info(self) -> DeviceInfo:
+        screen = self.snapshot()
+        return DeviceInfo(serial=self.serial, model="appatlas replay", width=screen.width, height=screen.height)
+
+    # --- low level, as a finger and keys -----------------------------------------------------------
+
+    def tap(self, x: int, y: int) -> None:
+        self._touch(x, y, ActionKind.TAP)
+
+    def long_tap(self, x: int, y: int) -> None:
+        self._touch(x, y, ActionKind.LONG_TAP)
+
+    def type_text(self, text: str) -> None:
+        """Type into the focused field (a tapped input, or the target of a type action)."""
+        if self._focus is None or self._screen is None:
+            return
+        if self._follow(Action(ActionKind.TYPE, target=_any_target(self._focus), text=text), self._focus,
+                        typed=text):
+            return
+        self._screen = _set_text(self._screen, self._focus, text)  # unrecorded typing still shows on screen
+        self._focus = next((w for w in self._screen.widgets() if w.bounds == self._focus.bounds
+                            and w.class_name == self._focus.class_name), None)
+
+    def press_back(self) -> None:
+        if self._state is None:
+            return
+        if self._follow(Action(ActionKind.BACK), None):
+            return
+        if self._stack:
+            self._state, self._screen = self._stack.pop()
+            self._focus = None
+        else:
+            self.stop_app()
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _go(self, state: int, *, push: bool, screen: Screen | None = None) -> None:
+        if push and self._state is not None and self._screen is not None and state != self._state:
+            self._stack.append((self._state, self._screen))
+        self._state = state
+        self._screen = screen if screen is not None else self.app.states[state]
+        self._focus = None
+
+    def _touch(self, x: int, y: int, kind: ActionKind) -> None:
+        if self._screen is None:
+            hit = _launcher(self.app).widget_at(x, y)
+            if hit is not None and hit.clickable:  # the app's icon on the launcher
+                self.launch()
+            return
+        hit = self._screen.widget_at(x, y)
+        if hit is None:
+            return
+        if self._follow(Action(kind, target=_any_target(hit)), hit):
+            return
+        if hit.editable:
+            self._focus = hit
+
+    def _follow(self, action: Action, hit: Widget | None, *, typed: str = "") -> bool:
+        """Move along the recorded edge for `action` (aimed at `hit`); False if none was recorded."""
+        if self._state is None or self._screen is None:
+            return False
+        for state in [self._state, *self.app.siblings(self._state)]:
+            matches = self._matches(state, action, hit, typed)
+            if matches:
+                edge = max(matches, key=lambda e: (self.app.context_match(e, self._trail), e.count))
+                self._trail.append(edge.id)
+                target = self.app.states[edge.target]
+                if edge.action.kind is ActionKind.TYPE and edge.action.text and typed != edge.action.text:
+                    target = _retype(target, edge.action.text, typed)
+                if action.kind is ActionKind.BACK:
+                    if self._stack and self._stack[-1][0] == edge.target:
+                        self._stack.pop()
+                    self._go(edge.target, push=False, screen=target)
+                else:
+                    self._go(edge.target, push=True, screen=target)
+                return True
+        return False
+
+    def _matches(self, state: int, action: Action, hit: Widget | None, typed: str) -> list[RecordedEdge]:
+        """The edges recorded from `state` for this action on this widget, best first."""
+        path = _path_to(self._screen.root, hit) if (hit is not None and self._screen is not None) else []
+        found: list[RecordedEdge] = []
+        for edge in self.app.edges_from(state):
+            if edge.action.kind is not action.kind:
+                continue
+            if hit is None:
+                if action.kind is ActionKind.SCROLL and edge.action.direction != action.direction:
+                    continue
+                found.append(edge)
+                continue
+            assert edge.action.target is not None and self._screen is not None
+            try:
+                recorded = locate(edge.action.target, self._screen)
+            except SelectorNotFound:
+                continue
+            # The recording names the clickable row; the finger hit a label inside it.
+            if any(recorded is w for w in path) or (recorded.bounds == hit.bounds
+                                                    and recorded.class_name == hit.class_name):
+                found.append(edge)
+        if action.kind is ActionKind.TYPE:  # the recording of this very text wins over retyping another
+            exact = [e for e in found if e.action.text == typed]
+            found = exact or found
+        return found
+
+
+def _any_target(w: Widget) -> Selector:
+    return Selector(resource_id=w.resource_id, text=w.text, content_desc=w.content_desc,
+                    class_name=w.class_name, bounds=w.bounds)
+
+
+def _path_to(root: Widget, target: Widget) -> list[Widget]:
+    """Root-to-target chain of widgets (identity), or [] when target is not in the tree."""
+    stack: list[tuple[Widget, list[Widget]]] = [(root, [root])]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        stack.extend((c, [*path, c]) for c in node.children)
+    return []
+
+
+def _map_tree(w: Widget, fn: Callable[[Widget], Widget]) -> Widget:
+    return fn(replace(w, children=tuple(_map_tree(c, fn) for c in w.children)) if w.children else w)
+
+
+def _retype(screen: Screen, recorded: str, typed: str) -> Screen:
+    root = _map_tree(screen.root, lambda w: w.with_text(w.text.replace(recorded, typed)) if recorded in w.text else w)
+    return replace(screen, root=root, screenshot=None)
+
+
+def _set_text(screen: Screen, field: Widget, text: str) -> Screen:
+    root = _map_tree(screen.root, lambda w: w.with_text(text)
+                     if w.bounds == field.bounds and w.class_name == field.class_name and w.editable else w)
+    return replace(screen, root=root, screenshot=None)
+
+
+def _launcher(app: RecordedApp) -> Screen:
+    first = app.states[app.launch[0]]
+    w, h = first.width or 1080, first.height or 1920
+    icon = Widget(class_name="android.widget.TextView", bounds=Bounds(40, 200, 280, 440), text=app.package,
+                  content_desc=app.package, package=LAUNCHER, clickable=True)
+    root = Widget(class_name="hierarchy", bounds=Bounds(0, 0, w, h), children=(
+        Widget(class_name="android.widget.FrameLayout", bounds=Bounds(0, 0, w, h), package=LAUNCHER,
+               children=(icon,)),))
+    return Screen(package=LAUNCHER, activity=f"{LAUNCHER}.Launcher", root=root, width=w, height=h)
