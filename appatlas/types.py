@@ -124,7 +124,10 @@ class Widget:
 
 @dataclass(frozen=True, slots=True)
 class Screen:
-    """What a device shows: the foreground app, its view tree and, when taken, a PNG screenshot."""
+    """What a device shows: the foreground app, its view tree and, when taken, a screenshot.
+
+    `screenshot` holds encoded image bytes: PNG from appatlas devices, PNG or JPEG from recordings.
+    """
 
     package: str
     activity: str

@@ -31,6 +31,7 @@ __all__ = ["Atlas", "RecordedStep", "RecordedTask", "State", "StoredTransition",
 
 SCHEMA_VERSION = 1
 DB_NAME = "atlas.sqlite"
+JPEG_MAGIC = b"\xff\xd8\xff"
 APPLICATION_ID = 0x41544C53  # "ATLS": marks the SQLite file as ours
 
 _SCHEMA = """
@@ -194,16 +195,14 @@ class Atlas:
         ckey = content_key(screen)
         row = self._db.execute("SELECT id, structure_key, origin FROM states WHERE content_key=?", (ckey,)).fetchone()
         if row is not None:
-            if screen.screenshot and not self._screenshot_path(ckey).exists():
-                self._write_screenshot(ckey, screen.screenshot)
+            if screen.screenshot and not self._db.execute("SELECT screenshot FROM states WHERE id=?",
+                                                            (row[0],)).fetchone()[0]:
+                name = self._write_screenshot(ckey, screen.screenshot)
                 with self._db:
-                    self._db.execute("UPDATE states SET screenshot=? WHERE id=?", (f"{ckey[:32]}.png", row[0]))
+                    self._db.execute("UPDATE states SET screenshot=? WHERE id=?", (name, row[0]))
             return State(row[0], ckey, row[1], row[2])
         skey = structure_key(screen)
-        shot = None
-        if screen.screenshot:
-            self._write_screenshot(ckey, screen.screenshot)
-            shot = f"{ckey[:32]}.png"
+        shot = self._write_screenshot(ckey, screen.screenshot) if screen.screenshot else None
         with self._db:
             cur = self._db.execute(
                 "INSERT INTO states (content_key, structure_key, package, activity, width, height, tree, screenshot,"
@@ -212,14 +211,13 @@ class Atlas:
                  json.dumps(widget_to_json(screen.root), separators=(",", ":")), shot, origin, time.time()))
         return State(int(cur.lastrowid or 0), ckey, skey, origin)
 
-    def _screenshot_path(self, ckey: str) -> Path:
-        return self.screenshots / f"{ckey[:32]}.png"
-
-    def _write_screenshot(self, ckey: str, png: bytes) -> None:
-        path = self._screenshot_path(ckey)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(png)
-        tmp.replace(path)  # atomic: a kill never leaves half a PNG under the final name
+    def _write_screenshot(self, ckey: str, image: bytes) -> str:
+        # Kept as recorded (DroidBot's "screen_*.png" are JPEG): re-encoding would only lose or bloat.
+        name = ckey[:32] + (".jpg" if image[:3] == JPEG_MAGIC else ".png")
+        tmp = self.screenshots / f"{name}.tmp"
+        tmp.write_bytes(image)
+        tmp.replace(self.screenshots / name)  # atomic: a kill never leaves half an image under the final name
+        return name
 
     def add_transition(self, source: State, action: Action, target: State, *, origin: str = "crawl") -> int:
         """Record one observation of `source --action--> target`, committed at once. Returns its id."""

@@ -2,17 +2,17 @@
 
 The structure key follows DroidBot's content-free state (activity + the *set* of widget
 signatures `[class]…[resource_id]…`), which already ignores texts, counters and typed values
-and, being a set, the number of rows in a list. Two refinements:
+and, being a set, the number of rows in a list. Unlike DroidBot's recordings, a uiautomator2
+dump holds only the views on screen, so three refinements keep one screen one key:
 
-- widgets inside an adapter view (RecyclerView, ListView, GridView) are data rows; only the
-  container counts, so a row with an optional badge or a list that is empty today does not
-  split the screen;
-- system chrome (status bar, navigation bar, the keyboard) is not the app's screen, so a
-  keyboard popping up does not create a new screen.
+- rows of adapter views (RecyclerView, ListView, GridView) are data; only the container counts;
+- inside any other scrolling container only widget classes count, not ids: which settings rows
+  are visible depends on the scroll position, which kinds of rows exist does not;
+- system chrome (status bar, keyboard) is not the app's screen.
 
-Measured on the seven DroidTask dev apps it yields 3–10% fewer keys than DroidBot's
-`state_str_content_free` and never merges two consecutive steps of a recorded task that
-DroidBot kept apart (tests/graph/test_fingerprint.py).
+Measured on the seven DroidTask dev apps (figures in docs/screen-identity.md) it gives about as
+many keys as DroidBot's `state_str_content_free`, splits tabs DroidBot merged, and never merges
+two consecutive steps of a recorded task unless the task stayed on one screen.
 """
 
 from __future__ import annotations
@@ -33,20 +33,29 @@ def _is_chrome(w: Widget) -> bool:
     return w.package in SYSTEM_CHROME
 
 
-def _structural(root: Widget) -> Iterator[Widget]:
-    stack = list(reversed(root.children))
+def structure_tokens(screen: Screen) -> frozenset[str]:
+    """The set of content-free tokens that make up the screen's structure.
+
+    Outside scrolling containers a token is the widget's signature (class + resource id).
+    Inside one, only the class counts: which rows are on screen depends on the scroll
+    position, but the kinds of rows (switches, checkboxes, text rows) do not. Rows of
+    adapter views (lists, grids) are data and do not count at all.
+    """
+    tokens: set[str] = set()
+    stack: list[tuple[Widget, bool]] = [(c, False) for c in root_windows(screen)]
     while stack:
-        w = stack.pop()
+        w, scrolled = stack.pop()
         if _is_chrome(w):
             continue
-        yield w
-        if not w.class_name.endswith(ADAPTER_VIEWS):
-            stack.extend(reversed(w.children))
+        tokens.add(f"[class]{w.class_name}" if scrolled else w.signature)
+        if w.class_name.endswith(ADAPTER_VIEWS):
+            continue
+        stack.extend((c, scrolled or w.scrollable) for c in w.children)
+    return frozenset(tokens)
 
 
-def structure_tokens(screen: Screen) -> frozenset[str]:
-    """The set of content-free widget signatures that make up the screen's structure."""
-    return frozenset(w.signature for w in _structural(screen.root))
+def root_windows(screen: Screen) -> tuple[Widget, ...]:
+    return screen.root.children
 
 
 def structure_key(screen: Screen) -> str:

@@ -1,0 +1,46 @@
+"""Shared fixtures: the recorded data folder (skipped cleanly when absent) and imported atlases."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("APPATLAS_DATA", REPO.parent / "shared" / "data"))
+DROIDTASK = DATA / "droidtask"
+YELP = DATA / "droidbot-yelp"
+DEV_APPS = sorted(p.name for p in DROIDTASK.iterdir() if p.is_dir()) if DROIDTASK.is_dir() else []
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared data folder beside the repository); not present here")
+    return path
+
+
+@pytest.fixture(scope="session")
+def droidtask() -> Path:
+    return need(DROIDTASK)
+
+
+@pytest.fixture(scope="session")
+def yelp() -> Path:
+    return need(YELP)
+
+
+@pytest.fixture(scope="session")
+def imported(tmp_path_factory: pytest.TempPathFactory, droidtask: Path):
+    """app name -> (ImportReport, atlas folder), each dev app imported once per test session."""
+    from appatlas.graph.droidbot import import_droidbot
+
+    cache: dict[str, object] = {}
+
+    def get(app: str):
+        if app not in cache:
+            out = tmp_path_factory.mktemp(app) / f"{app}.atlas"
+            cache[app] = (import_droidbot(droidtask / app, out), out)
+        return cache[app]
+
+    return get

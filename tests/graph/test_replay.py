@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appatlas.devices.replay import LAUNCHER, RecordedApp, RecordedEdge, ReplayDevice
+from appatlas.graph.atlas import Atlas
+from appatlas.graph.replay import recorded_app
+from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
+from tests.conftest import DEV_APPS
+
+
+def _screen(activity: str, *widgets: Widget) -> Screen:
+    window = Widget(class_name="android.widget.FrameLayout", bounds=Bounds(0, 0, 1000, 2000), package="com.x",
+                    children=widgets)
+    return Screen(package="com.x", activity=activity, width=1000, height=2000,
+                  root=Widget(class_name="hierarchy", bounds=Bounds(0, 0, 1000, 2000), children=(window,)))
+
+
+ROW = Widget(class_name="android.widget.LinearLayout", bounds=Bounds(0, 100, 1000, 300), clickable=True,
+             resource_id="com.x:id/row", children=(
+                 Widget(class_name="android.widget.TextView", bounds=Bounds(20, 120, 600, 280), text="Groceries"),))
+FIELD = Widget(class_name="android.widget.EditText", bounds=Bounds(0, 100, 1000, 200), resource_id="com.x:id/name",
+               editable=True)
+FIELD_SEL = Selector(resource_id="com.x:id/name", class_name="android.widget.EditText")
+
+
+@pytest.fixture
+def device() -> ReplayDevice:
+    main = _screen("com.x.Main", ROW)
+    edit = _screen("com.x.Edit", FIELD)
+    typed = _screen("com.x.Edit", FIELD.with_text("Milk"))
+    saved = _screen("com.x.Saved", Widget(class_name="android.widget.TextView", bounds=Bounds(0, 0, 500, 100),
+                                           text="Saved Milk"))
+    edges = [
+        RecordedEdge(0, Action(ActionKind.LAUNCH, app="com.x"), 1, id=1),
+        RecordedEdge(1, Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/row")), 2, id=2),
+        RecordedEdge(2, Action(ActionKind.TYPE, target=FIELD_SEL, text="Milk"), 3, id=3),
+        RecordedEdge(3, Action(ActionKind.TAP, target=Selector(text="Save")), 4, id=4),
+        RecordedEdge(4, Action(ActionKind.BACK), 1, id=5),
+    ]
+    app = RecordedApp(package="com.x", states={1: main, 2: edit, 3: typed, 4: saved}, edges=edges,
+                      keys={1: "main", 2: "edit", 3: "edit", 4: "saved"})
+    return ReplayDevice(app, screenshots=False)
+
+
+def test_a_tap_on_a_label_inside_a_recorded_row_follows_the_row(device: ReplayDevice) -> None:
+    device.tap(300, 200)  # on the text, which is not clickable itself
+    assert device.state == 2
+
+
+def test_an_unrecorded_tap_leaves_the_screen_as_it_is(device: ReplayDevice) -> None:
+    device.tap(500, 1500)
+    assert device.state == 1
+
+
+def test_typing_another_text_reaches_the_recorded_next_screen_with_that_text(device: ReplayDevice) -> None:
+    device.tap(300, 200)
+    device.perform(Action(ActionKind.TYPE, target=FIELD_SEL, text="Bread"))
+    assert device.state == 3
+    assert "Bread" in device.snapshot().texts and "Milk" not in device.snapshot().texts
+
+
+def test_unrecorded_back_returns_to_the_previous_screen(device: ReplayDevice) -> None:
+    device.tap(300, 200)
+    device.press_back()
+    assert device.state == 1
+
+
+def test_recorded_back_wins_over_the_back_stack(device: ReplayDevice) -> None:
+    device.reset(4)
+    device.press_back()
+    assert device.state == 1
+
+
+def test_back_on_the_first_screen_leaves_the_app_and_launch_returns(device: ReplayDevice) -> None:
+    device.press_back()
+    assert device.current_app()[0] == LAUNCHER
+    device.launch()
+    assert device.state == 1 and device.current_app() == ("com.x", "com.x.Main")
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("app", DEV_APPS)
+def test_replay_reproduces_every_recorded_task_step_by_step(imported, app: str) -> None:
+    _, folder = imported(app)
+    with Atlas.open(folder) as atlas:
+        recorded = recorded_app(atlas)
+        tasks = list(atlas.tasks())
+    hops = {(e.source, e.target) for e in recorded.edges}
+    replayable = [t for t in tasks
+                  if all(s.action is not None for s in t.steps[:-1])
+                  and all(a.state == b.state or (a.state, b.state) in hops for a, b in zip(t.steps, t.steps[1:]))]
+    assert len(replayable) >= 0.7 * len(tasks)  # 70 of 80 over the seven dev apps
+    wrong = []
+    for task in replayable:
+        device = ReplayDevice(recorded, screenshots=False, start=task.steps[0].state)
+        for step in task.steps[:-1]:
+            assert step.action is not None
+            device.perform(step.action)
+        if device.state != task.steps[-1].state:
+            wrong.append(task.name)
+    assert wrong == []
