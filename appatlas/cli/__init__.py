@@ -16,7 +16,7 @@ app.add_typer(bench, name="bench")
 def _register_all() -> None:
     import importlib
 
-    for name in ("compress",):
+    for name in ("atlas", "devices", "compress", "demo"):
         try:
             module = importlib.import_module(f"appatlas.cli.{name}")
         except ModuleNotFoundError as exc:

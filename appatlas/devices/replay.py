@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from appatlas.devices.base import DeviceInfo, locate
+from appatlas.devices.render import render_png
 from appatlas.errors import SelectorNotFound
 from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
 
@@ -124,8 +125,6 @@ class ReplayDevice:
     def snapshot(self) -> Screen:
         screen = self._screen if self._screen is not None else _launcher(self.app)
         if self.screenshots and screen.screenshot is None:
-            from appatlas.devices.render import render_png
-
             screen = replace(screen, screenshot=render_png(screen.root, width=screen.width, height=screen.height))
         return screen
 
