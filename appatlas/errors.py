@@ -14,7 +14,8 @@ AppatlasError              base of all of them
     ├── DeviceTimeout      a call did not answer in time
     ├── AppCrashed         the app under test crashed or stopped responding (ANR)
     ├── UiServerDied       the on-device UI server died and one automatic restart failed
-    └── SelectorNotFound   no widget on the screen matches an action's selector
+    ├── SelectorNotFound   no widget on the screen matches an action's selector
+    └── ActionRefused      the screen cannot take this action (typing where no field has focus, …)
 """
 
 from __future__ import annotations
@@ -85,4 +86,8 @@ class UiServerDied(DeviceError):
 
 
 class SelectorNotFound(DeviceError):
+    pass
+
+
+class ActionRefused(DeviceError):
     pass
