@@ -105,6 +105,7 @@ class ReplayDevice:
         self._stack: list[tuple[int, Screen]] = []
         self._focus: Widget | None = None
         self._trail: list[int] = []  # recorded edges followed since the last launch/reset
+        self._turns: Counter[tuple[int, str]] = Counter()  # unrecorded texts typed per (state, field)
         self.reset(start if start is not None else app.launch[0])
 
     # --- Device protocol ----------------------------------------------------------------------
@@ -229,6 +230,12 @@ class ReplayDevice:
             matches = self._matches(state, action, hit, typed)
             if matches:
                 edge = max(matches, key=lambda e: (self.app.context_match(e, self._trail), e.count))
+                if action.kind is ActionKind.TYPE and all(e.action.text != typed for e in matches):
+                    # Text nobody recorded: each new attempt takes the next recorded outcome, as
+                    # different input on a phone can lead to different data and screens.
+                    turn = self._turns[(state, _spot(hit))]
+                    self._turns[(state, _spot(hit))] += 1
+                    edge = sorted(matches, key=lambda e: -e.count)[turn % len(matches)]
                 self._trail.append(edge.id)
                 target = self.app.states[edge.target]
                 if edge.action.kind is ActionKind.TYPE and edge.action.text and typed != edge.action.text:
@@ -245,6 +252,7 @@ class ReplayDevice:
     def _matches(self, state: int, action: Action, hit: Widget | None, typed: str) -> list[RecordedEdge]:
         """The edges recorded from `state` for this action on this widget, best first."""
         path = _path_to(self._screen.root, hit) if (hit is not None and self._screen is not None) else []
+        receiver = _receiver(path)
         found: list[RecordedEdge] = []
         for edge in self.app.edges_from(state):
             if edge.action.kind is not action.kind:
@@ -259,9 +267,11 @@ class ReplayDevice:
                 recorded = locate(edge.action.target, self._screen)
             except SelectorNotFound:
                 continue
-            # The recording names the clickable row; the finger hit a label inside it.
-            if any(recorded is w for w in path) or (recorded.bounds == hit.bounds
-                                                    and recorded.class_name == hit.class_name):
+            # The recording names the clickable row and the finger hit a label inside it, or both
+            # name parts (icon, label) of one clickable tab: on a phone the same view gets the click.
+            if (any(recorded is w for w in path)
+                    or (recorded.bounds == hit.bounds and recorded.class_name == hit.class_name)
+                    or (receiver is not None and receiver is _receiver(_path_to(self._screen.root, recorded)))):
                 found.append(edge)
         if action.kind is ActionKind.TYPE:  # the recording of this very text wins over retyping another
             exact = [e for e in found if e.action.text == typed]
@@ -272,6 +282,15 @@ class ReplayDevice:
 def _any_target(w: Widget) -> Selector:
     return Selector(resource_id=w.resource_id, text=w.text, content_desc=w.content_desc,
                     class_name=w.class_name, bounds=w.bounds)
+
+
+def _spot(w: Widget | None) -> str:
+    return "" if w is None else f"{w.class_name}|{w.resource_id}|{w.bounds}"
+
+
+def _receiver(path: list[Widget]) -> Widget | None:
+    """The view that gets a touch at the end of `path`: the deepest clickable one on it."""
+    return next((w for w in reversed(path) if w.clickable or w.long_clickable or w.checkable), None)
 
 
 def _path_to(root: Widget, target: Widget) -> list[Widget]:

@@ -126,7 +126,10 @@ class _Crawl:
             choice = self.strategy.choose(state, self.model)
             if choice is None:
                 if restarted or self.model.open_screens() == 0:
-                    self.report.stopped = "saturated: no reachable screen has untried actions"
+                    if self.model.deepen():
+                        restarted = False
+                        continue
+                    self.report.stopped = "saturated: no reachable state has untried actions"
                     break
                 choice = Action(ActionKind.LAUNCH, app=self.package)  # lost or stuck: start over
             restarted = isinstance(choice, Action) and choice.kind is ActionKind.LAUNCH

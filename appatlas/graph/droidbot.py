@@ -65,8 +65,9 @@ def import_droidbot(folder: str | Path, out: str | Path, *, progress: Progress |
             state = atlas.add_state(screen, origin=str(raw.get("state_str", path.stem)))
             by_str.setdefault(str(raw.get("state_str", path.stem)), state)
             packages[screen.package] += 1
-        atlas.set_meta("package", _app_package(folder, packages))
         events = _import_events(folder, atlas, by_str, report, progress)
+        launched = Counter(a.app.split("/")[0] for a in events.values() if a.kind is ActionKind.LAUNCH)
+        atlas.set_meta("package", launched.most_common(1)[0][0] if launched else _app_package(folder, packages))
         _import_tasks(folder, atlas, by_str, events, report)
         report.counts = atlas.counts()
     return report
@@ -77,7 +78,8 @@ def _app_name(folder: Path, state_files: list[Path]) -> str:
 
 
 def _app_package(folder: Path, packages: Counter[str]) -> str:
-    """The app under test: utg.js says so in a report; otherwise the package most screens belong to."""
+    """The app under test when no launch was recorded: utg.js says so in a report; otherwise the
+    package most screens belong to (not always right: an app launcher's recording is mostly other apps)."""
     utg = folder / "utg.js"
     if utg.is_file():
         m = re.search(r'"app_package":\s*"([\w.]+)"', utg.read_text(encoding="utf-8", errors="replace"))

@@ -55,7 +55,8 @@ def candidates(screen: Screen, *, deny: tuple[str, ...] = DEFAULT_DENY) -> list[
         kinds = []
         if w.editable:
             kinds.append(ActionKind.TYPE)
-        elif w.clickable or w.checkable:
+        elif w.clickable or w.checkable or w.long_clickable:
+            # A long-clickable row nearly always takes a plain tap too, whatever its flags say.
             kinds.append(ActionKind.TAP)
         if w.long_clickable and not w.editable:
             kinds.append(ActionKind.LONG_TAP)
@@ -112,6 +113,10 @@ class CrawlModel:
         self.signature_screens: defaultdict[str, set[str]] = defaultdict(set)
         self.noop_spots: defaultdict[str, set[str]] = defaultdict(set)  # screen -> bounds where taps did nothing
         self.transitions = 0
+        # Second pass: once every screen is exhausted, every *state* (the same screen with other
+        # content, which may hide other data) is worth one more try of each of its actions.
+        self.fine = False
+        self.tried_in_state: set[tuple[int, str]] = set()
 
     @classmethod
     def from_atlas(cls, atlas: Atlas, *, explore: Callable[[Screen], bool],
@@ -137,7 +142,7 @@ class CrawlModel:
         self.key_of[state.id] = state.structure_key
         skey = state.structure_key
         for c in cands:
-            if (skey, c.key) not in self.tried_anyhow:
+            if (skey, c.key) not in self.tried_anyhow or (self.fine and (state.id, c.key) not in self.tried_in_state):
                 self.frontier[skey].add(c.key)
             if c.widget is not None:
                 self.signature_screens[f"{c.widget.signature}|{c.widget.label}"].add(skey)
@@ -154,6 +159,7 @@ class CrawlModel:
         new = t not in self.effects.get((s, spot(action)), ())
         self.tried.add((s, self.form(source), spot(action)))
         self.tried_anyhow.add((s, spot(action)))
+        self.tried_in_state.add((source.id, spot(action)))
         if action.target is not None:
             self.tried_kinds[s].add(f"{action.kind.value}|{action.target.signature}")
         self.frontier[s].discard(spot(action))
@@ -170,10 +176,24 @@ class CrawlModel:
         """An action the device would not perform on this state: tried, with no effect to learn."""
         self.tried.add((state.structure_key, self.form(state), spot(action)))
         self.tried_anyhow.add((state.structure_key, spot(action)))
+        self.tried_in_state.add((state.id, spot(action)))
         self.frontier[state.structure_key].discard(spot(action))
 
     def is_tried(self, state: State, cand: Candidate) -> bool:
+        if self.fine:
+            return (state.id, cand.key) in self.tried_in_state
         return (state.structure_key, self.form(state), cand.key) in self.tried
+
+    def deepen(self) -> bool:
+        """Switch to the second pass; False if it was already on (nothing left at all)."""
+        if self.fine:
+            return False
+        self.fine = True
+        for sid, cands in self._cands.items():
+            for c in cands:
+                if (sid, c.key) not in self.tried_in_state:
+                    self.frontier[self.key_of[sid]].add(c.key)
+        return True
 
     def flaky(self, skey: str, action_key: str) -> bool:
         """An action that led to different screens on different tries."""
