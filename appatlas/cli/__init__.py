@@ -16,7 +16,7 @@ app.add_typer(bench, name="bench")
 def _register_all() -> None:
     import importlib
 
-    for name in ("atlas", "devices", "compress", "demo"):
+    for name in ("demo", "atlas", "crawl", "devices", "rag", "compress"):
         try:
             module = importlib.import_module(f"appatlas.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -51,6 +51,7 @@ CREATE INDEX transitions_source ON transitions(source);
 CREATE INDEX transitions_keys ON transitions(source_key, action_key);
 CREATE TABLE observations (id INTEGER PRIMARY KEY, transition INTEGER NOT NULL REFERENCES transitions(id),
   seen REAL NOT NULL);
+CREATE TABLE dropped (structure_key TEXT NOT NULL, spot TEXT NOT NULL, PRIMARY KEY (structure_key, spot));
 CREATE TABLE tasks (
   id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, intent TEXT NOT NULL, steps TEXT NOT NULL, origin TEXT NOT NULL);
 CREATE TABLE findings (
@@ -237,6 +238,14 @@ class Atlas:
     def observations(self) -> list[int]:
         """Transition ids in the order they were observed (one per observation)."""
         return [r[0] for r in self._db.execute("SELECT transition FROM observations ORDER BY id")]
+
+    def drop(self, structure_key: str, spots: list[str]) -> None:
+        """Remember that a crawl gave up these actions of a screen (so a resumed crawl does too)."""
+        with self._db:
+            self._db.executemany("INSERT OR IGNORE INTO dropped VALUES (?, ?)", [(structure_key, s) for s in spots])
+
+    def dropped(self) -> set[tuple[str, str]]:
+        return set(self._db.execute("SELECT structure_key, spot FROM dropped").fetchall())
 
     def mark_failure(self, transition_id: int) -> None:
         """Count an attempt of a known transition that did not lead where it used to."""

@@ -78,8 +78,11 @@ class _Crawl:
                  progress: Callable[[CrawlProgress], None] | None, resume: bool) -> None:
         self.device, self.atlas, self.package, self.config = device, atlas, package, config
         self.progress = progress
-        self.model = (CrawlModel.from_atlas(atlas, explore=self._in_app, deny=config.deny) if resume
-                      else CrawlModel(deny=config.deny))
+        if resume:
+            self.model = CrawlModel.from_atlas(atlas, explore=self._in_app, deny=config.deny)
+        else:
+            self.model = CrawlModel(deny=config.deny, on_drop=atlas.drop)
+            self.model.on_pass = lambda: atlas.set_meta("crawl_pass", "fine")
         self.strategy = make_strategy(config.strategy, seed=config.seed + (atlas.counts()["observations"]
                                                                             if resume else 0))
         self.inputs = InputBook()

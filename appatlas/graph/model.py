@@ -92,15 +92,22 @@ def spot(action: Action) -> str:
 
 
 def form_of(screen: Screen) -> frozenset[str]:
-    """Which text fields hold something: a button's effect may depend on it (a gate), not on what."""
-    return frozenset(f"{w.resource_id}|{w.bounds}" for w in screen.widgets() if w.editable and w.text and w.text != w.hint)
+    """The state of the screen's form: which fields hold something and which boxes are ticked.
+
+    A submit button's effect depends on it (a gate, a chosen note type), not on the exact text.
+    """
+    return frozenset(f"{w.resource_id}|{w.bounds}|{'checked' if w.checked else 'filled'}" for w in screen.widgets()
+                     if (w.editable and w.text and w.text != w.hint) or (w.checkable and w.checked))
 
 
 class CrawlModel:
     """Candidates, tried actions and observed effects, by screen (structure key)."""
 
-    def __init__(self, *, deny: tuple[str, ...] = DEFAULT_DENY) -> None:
+    def __init__(self, *, deny: tuple[str, ...] = DEFAULT_DENY,
+                 on_drop: Callable[[str, list[str]], None] | None = None) -> None:
         self.deny = deny
+        self.on_drop = on_drop  # persists what the crawl gave up, so a resume gives it up too
+        self.on_pass: Callable[[], None] | None = None
         self._cands: dict[int, list[Candidate]] = {}
         self._form: dict[int, frozenset[str]] = {}
         self.key_of: dict[int, str] = {}
@@ -123,13 +130,30 @@ class CrawlModel:
                    deny: tuple[str, ...] = DEFAULT_DENY) -> CrawlModel:
         """Rebuild the model from everything the atlas recorded (for --resume)."""
         model = cls(deny=deny)
+        if atlas.get_meta("crawl_pass") == "fine":
+            model.fine = True
         states = {s.id: s for s in atlas.states()}
         for state in states.values():
             screen = atlas.screen(state.id, with_screenshot=False)
             model.see(state, screen, explore=explore(screen))
         for t in atlas.transitions():
             model.learn(states[t.source], t.action, states[t.target])
+        for skey, key in atlas.dropped():
+            model.frontier[skey].discard(key)
+            model.tried_anyhow.add((skey, key))
+        model.on_drop = atlas.drop
+        model.on_pass = lambda: atlas.set_meta("crawl_pass", "fine")
         return model
+
+    def drop(self, skey: str, keys: list[str]) -> None:
+        """Give up these actions of a screen for good (unreachable from here, or refused)."""
+        if not keys:
+            return
+        for k in keys:
+            self.frontier[skey].discard(k)
+            self.tried_anyhow.add((skey, k))
+        if self.on_drop is not None:
+            self.on_drop(skey, keys)
 
     def see(self, state: State, screen: Screen, *, explore: bool = True) -> None:
         """Note a state: its candidates join the frontier of its screen (unless it is not to be explored:
@@ -175,9 +199,8 @@ class CrawlModel:
     def refuse(self, state: State, action: Action) -> None:
         """An action the device would not perform on this state: tried, with no effect to learn."""
         self.tried.add((state.structure_key, self.form(state), spot(action)))
-        self.tried_anyhow.add((state.structure_key, spot(action)))
         self.tried_in_state.add((state.id, spot(action)))
-        self.frontier[state.structure_key].discard(spot(action))
+        self.drop(state.structure_key, [spot(action)])
 
     def is_tried(self, state: State, cand: Candidate) -> bool:
         if self.fine:
@@ -189,6 +212,8 @@ class CrawlModel:
         if self.fine:
             return False
         self.fine = True
+        if self.on_pass is not None:
+            self.on_pass()
         for sid, cands in self._cands.items():
             for c in cands:
                 if (sid, c.key) not in self.tried_in_state:

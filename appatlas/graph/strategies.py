@@ -84,7 +84,8 @@ class AtlasStrategy:
             return max(untried, key=lambda ic: (self._novelty(ic[1], skey, model), -ic[0]))[1]
         # What is left untried on this screen was seen in other content (a row that is gone now):
         # it cannot be reached from here, so it must not keep drawing the crawl back.
-        model.frontier[skey].intersection_update(c.key for c in model.candidates_of(state))
+        here = {c.key for c in model.candidates_of(state)}
+        model.drop(skey, sorted(k for k in model.frontier[skey] if k not in here))
         # Screens that several walks never reached are given up: their state must depend on
         # something the graph does not show (data, history).
         hopeless = {k for k, n in self._attempts.items() if n >= self.MAX_ATTEMPTS}

@@ -1,0 +1,3 @@
+from appatlas.cli import main
+
+main()

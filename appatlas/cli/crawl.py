@@ -1,0 +1,130 @@
+"""`appatlas crawl` and `appatlas bench crawl`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from appatlas.errors import AppatlasError
+
+console = Console()
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.command("crawl")(crawl_cmd)
+    bench.command("crawl")(bench_crawl_cmd)
+
+
+def open_device(*, app: str | None, replay: Path | None, device: str | None, adb_port: int, screenshots: bool = True):
+    """The device a command drives: a virtual app spec, a replayed recording, or a phone over adb."""
+    chosen = [x for x in (app, replay, device) if x]
+    if len(chosen) != 1:
+        raise typer.BadParameter("give exactly one of --app SPEC, --replay DIR or --device SERIAL")
+    if app:
+        from appatlas.devices.virtual import open_app
+
+        return open_app(app, screenshots=screenshots)
+    if replay:
+        from appatlas.graph.replay import open_replay
+
+        return open_replay(replay, screenshots=screenshots)
+    from appatlas.devices.u2 import connect
+
+    return connect(device, adb_port=adb_port)
+
+
+def crawl_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Atlas folder to write (created; with --resume, continued)."),
+    app: str = typer.Option(None, "--app", help="A virtual app: built-in name (demo) or app-spec YAML."),
+    replay: Path = typer.Option(None, "--replay", help="Replay a recording: an atlas or a DroidBot folder."),
+    device: str = typer.Option(None, "--device", help="A phone's adb serial (see `appatlas devices list`)."),
+    package: str = typer.Option("", "--package", help="App under test on a phone (default: the foreground app)."),
+    budget: int = typer.Option(1000, "--budget", help="Actions to spend, in total over resumed runs."),
+    seconds: float = typer.Option(0.0, "--seconds", help="Stop after this long (0: no time limit)."),
+    strategy: str = typer.Option("atlas", "--strategy", help="atlas (model-based, default), dfs or random."),
+    deny: list[str] = typer.Option(None, "--deny", help="Extra regex of widget labels never to touch (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a crawl that was stopped or killed."),
+    adb_port: int = typer.Option(int(os.environ.get("ANDROID_ADB_SERVER_PORT", 5037)), "--adb-port",
+                                 help="adb server port for --device."),
+) -> None:
+    """Explore an app into an atlas: every screen and transition is recorded the moment it is seen.
+
+    A killed crawl loses nothing; run the same command with --resume to go on with the same frontier.
+    Dangerous actions (delete all, factory reset, log out, uninstall, …) are never touched.
+
+    Example: appatlas crawl --app demo --out demo.atlas --budget 500
+    """
+    from appatlas.graph.atlas import Atlas
+    from appatlas.graph.crawler import CrawlConfig, crawl
+    from appatlas.graph.model import DEFAULT_DENY
+
+    try:
+        dev = open_device(app=app, replay=replay, device=device, adb_port=adb_port)
+        pkg = package or getattr(getattr(dev, "spec", None), "package", "") or getattr(getattr(dev, "app", None),
+                                                                                        "package", "")
+        pkg = pkg or dev.current_app()[0]
+        atlas = Atlas.open(out) if resume else Atlas.create(out, app=pkg)
+    except AppatlasError as exc:
+        console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
+        raise typer.Exit(2) from None
+    config = CrawlConfig(strategy=strategy, budget=budget, seconds=seconds or None,
+                         deny=DEFAULT_DENY + tuple(deny or ()))
+    with atlas, Progress(TextColumn("[bold]crawl[/]"), BarColumn(), MofNCompleteColumn(),
+                         TextColumn("{task.fields[line]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("crawl", total=budget, line="")
+
+        def progress(p) -> None:  # noqa: ANN001 - CrawlProgress
+            bar.update(task, completed=p.actions, line=f"screens {p.screens}  transitions {p.transitions}  "
+                                                        f"frontier {p.frontier}  {p.actions_per_s:.0f} actions/s")
+
+        try:
+            report = crawl(dev, atlas, package=pkg, config=config, progress=progress, resume=resume)
+        except AppatlasError as exc:
+            console.print(f"[bold red]{type(exc).__name__}:[/] {exc}\nEverything observed so far is in {out}; "
+                          f"run again with --resume to continue.")
+            raise typer.Exit(2) from None
+    table = Table(show_header=False, title=f"crawl of {pkg} → {out}")
+    for k, v in (("actions", report.actions), ("screens", report.screens), ("states", report.states),
+                 ("transitions", report.transitions), ("findings (crashes)", report.findings),
+                 ("stopped because", report.stopped),
+                 ("crawler overhead", f"{report.overhead_ms_per_action:.2f} ms/action")):
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+def bench_crawl_cmd(
+    data: Path = typer.Option(..., "--data", help="A folder of DroidBot app folders (like ../shared/data/droidtask)."),
+    out: Path = typer.Option(Path("bench-crawl.json"), "--out", help="Where to write the JSON result."),
+    budget: int = typer.Option(2000, "--budget", help="Actions per strategy and app."),
+    strategies: str = typer.Option("random,dfs,atlas", "--strategies", help="Comma-separated strategies."),
+    apps: str = typer.Option("", "--apps", help="Only these apps (comma-separated folder names)."),
+) -> None:
+    """Explore each recorded app's replay with every strategy and the same budget; print coverage.
+
+    Example: appatlas bench crawl --data ../shared/data/droidtask --out crawl.json
+    """
+    from appatlas.bench.crawl import CHECKPOINTS, run_crawl_bench
+
+    names = tuple(s for s in strategies.split(",") if s)
+    with console.status("crawling…") as status:
+        doc = run_crawl_bench(data=data, out=out, budget=budget, strategies=names,
+                              apps=tuple(a for a in apps.split(",") if a),
+                              progress=lambda app, s: status.update(f"crawling {app} with {s}…"))
+    table = Table(title=f"screen coverage, budget {budget} actions (JSON: {out})")
+    table.add_column("app")
+    table.add_column("strategy")
+    for n in CHECKPOINTS:
+        table.add_column(f"@{n}", justify="right")
+    table.add_column("transitions", justify="right")
+    table.add_column("overhead ms", justify="right")
+    rows = [(a, s, m) for a, r in doc["apps"].items() for s, m in r.items()]
+    rows += [("mean", s, m) for s, m in doc["summary"].items()]
+    for a, s, m in rows:
+        table.add_row(a, s, *(f"{m['checkpoints'][str(n)]:.0%}" for n in CHECKPOINTS),
+                      f"{m['transition_coverage']:.0%}", f"{m['overhead_ms_per_action']:.2f}")
+    console.print(table)
