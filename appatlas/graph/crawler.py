@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appatlas.devices.base import Device
-from appatlas.errors import ActionRefused, SelectorNotFound
+from appatlas.errors import ActionRefused, AppCrashed, SelectorNotFound
 from appatlas.graph.atlas import Atlas, State
 from appatlas.graph.inputs import InputBook
 from appatlas.graph.model import DEFAULT_DENY, Candidate, CrawlModel
@@ -145,7 +145,16 @@ class _Crawl:
                 self.report.refused.append(f"{action.describe()}: {exc}")
                 continue
             self.report.actions += 1
-            new_screen, new_state = self._observe()
+            try:
+                new_screen, new_state = self._observe()
+            except AppCrashed as exc:  # a backend that reports crashes as errors (uiautomator2)
+                self.atlas.add_finding("crash", f"{self.package} crashed after {action.describe()}: {exc}",
+                                       state=state, path=[*self.path, {"action": action.describe(),
+                                                                       "screen": state.structure_key}])
+                self.model.refuse(state, action)  # it is known now; do not crash the app on purpose again
+                self._do(Action(ActionKind.LAUNCH, app=self.package))
+                screen, state = self._observe()
+                continue
             before = self.model.transitions
             self._record(state, screen, action, new_state)
             novel = new_state.structure_key not in self.screens or self.model.transitions > before

@@ -1,0 +1,130 @@
+"""`appatlas demo`: the whole pipeline that exists so far, on the built-in demo app, with no phone.
+
+The app runs on a virtual phone behind the local adb + uiautomator2 server, so the demo drives it
+through the real uiautomator2 client — the same path as a phone on USB. Stages:
+
+1. crawl the app into an atlas (screenshots included) and check every screen of it was found;
+2. plan tests for a few intents from the atlas alone (when the retrieval stage is installed).
+
+It writes `summary.md` and `summary.json` beside the atlas in the result folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from appatlas.devices.base import Device
+from appatlas.devices.virtual import VirtualDevice, open_app
+from appatlas.errors import AppatlasError
+from appatlas.graph.atlas import Atlas
+from appatlas.graph.crawler import CrawlConfig, CrawlProgress, crawl
+
+__all__ = ["DEMO_INTENTS", "run_demo"]
+
+DEMO_INTENTS = (
+    "create a text note named 'Groceries'",
+    "turn on quiet hours in the notification settings",
+    "open the archive with the email tester@example.com",
+    "add a new task called 'Call the bank'",
+)
+_MARKER = "summary.json"
+
+
+def run_demo(out: Path, *, budget: int = 600, through_u2: bool = True,
+             progress: Callable[[CrawlProgress], None] | None = None,
+             say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Run the demo into `out` (replacing an earlier demo result there) and return its summary."""
+    _prepare(out)
+    started = time.perf_counter()
+    virtual = open_app("demo", serial="virtual-1")
+    package = virtual.spec.package
+    with _device(virtual, through_u2=through_u2, say=say) as device:
+        say(f"crawling {package} ({virtual.spec.name}) with up to {budget} actions")
+        with Atlas.create(out / "demo.atlas", app=package) as atlas:
+            report = crawl(device, atlas, package=package, config=CrawlConfig(budget=budget), progress=progress)
+            counts = atlas.counts()
+            found = {atlas.screen(s.id, with_screenshot=False).activity for s in atlas.states()}
+    expected = {virtual.spec.activity_name(s) for s in virtual.spec.screens}
+    summary: dict[str, Any] = {
+        "app": package,
+        "backend": "u2 via the local adb + uiautomator2 server" if through_u2 else "virtual device",
+        "crawl": {"actions": report.actions, "screens": report.screens, "states": counts["states"],
+                  "transitions": counts["transitions"], "screenshots": counts["screenshots"],
+                  "crashes_found": counts["findings"], "stopped": report.stopped,
+                  "overhead_ms_per_action": round(report.overhead_ms_per_action, 2)},
+        "activities": {"expected": len(expected), "found": len(expected & found),
+                       "missing": sorted(expected - found)},
+    }
+    summary["plans"] = _plan(out, say)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    (out / _MARKER).write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(_markdown(summary))
+    return summary
+
+
+def _prepare(out: Path) -> None:
+    if out.exists():
+        if not (out / _MARKER).is_file() and any(out.iterdir()):
+            raise AppatlasError(f"{out} exists and is not an earlier demo result; pass another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / _MARKER).write_text('{"status": "running"}')  # marks the folder as ours even if this run dies
+
+
+@contextmanager
+def _device(virtual: VirtualDevice, *, through_u2: bool, say: Callable[[str], None]) -> Iterator[Device]:
+    if not through_u2:
+        yield virtual
+        return
+    from appatlas.devices.fakeadb import FakeAdbServer
+    from appatlas.devices.u2 import connect
+
+    with FakeAdbServer([virtual], port=0) as server:
+        say(f"virtual phone {virtual.serial} is served by a local adb server on 127.0.0.1:{server.port}")
+        device = connect(virtual.serial, adb_port=server.port, app=virtual.spec.package)
+        try:
+            yield device
+        finally:
+            device.close()
+
+
+def _plan(out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    try:
+        from appatlas.rag.demo import demo_retrieval
+    except ImportError:
+        return {"skipped": "the retrieval stage is not installed in this build"}
+    say("planning tests for intents from the atlas alone")
+    return demo_retrieval(out / "demo.atlas", out / "tests", list(DEMO_INTENTS))
+
+
+def _markdown(s: dict[str, Any]) -> str:
+    c, a = s["crawl"], s["activities"]
+    lines = [
+        f"# appatlas demo — {s['app']}",
+        "",
+        f"Driven through: {s['backend']}. Took {s['seconds']} s.",
+        "",
+        "## Crawl",
+        f"- {c['actions']} actions found {c['screens']} screens ({c['states']} states), "
+        f"{c['transitions']} transitions, {c['screenshots']} screenshots, {c['crashes_found']} crash finding(s).",
+        f"- Stopped: {c['stopped']}. Crawler overhead: {c['overhead_ms_per_action']} ms per action.",
+        f"- Activities of the app found: {a['found']} of {a['expected']}"
+        + (f" (missing: {', '.join(a['missing'])})" if a["missing"] else " (all of them)."),
+        "",
+        "## Test plans",
+    ]
+    plans = s.get("plans", {})
+    if "skipped" in plans:
+        lines.append(f"- {plans['skipped']}")
+    else:
+        lines.append("```json")
+        lines.append(json.dumps(plans, indent=2)[:4000])
+        lines.append("```")
+    lines += ["", "Open `demo.atlas` with `appatlas info appatlas-demo/demo.atlas`."]
+    return "\n".join(lines) + "\n"
