@@ -6,7 +6,13 @@ AppatlasError              base of all of them
 ├── AtlasError             an atlas file cannot be used
 │   ├── NotAnAtlas         the file exists but is not an appatlas atlas
 │   ├── AtlasCorrupt       the file is an atlas but damaged
-│   └── AtlasTooNew        written by a newer appatlas (schema version above ours)
+│   ├── AtlasTooNew        written by a newer appatlas (schema version above ours)
+│   ├── IndexMissing       the atlas has no retrieval index yet (`appatlas index ATLAS`)
+│   └── IndexStale         the atlas changed since its index was built (`appatlas index ATLAS [--rebuild]`)
+├── CaptionerError         a captioner cannot caption (unknown kind, endpoint down or too slow)
+├── ModelMissing           a model appatlas needs (the offline text embedder) is not installed
+├── NoPlan                 no path in the atlas realises the intent from the start screen
+├── TestCaseInvalid        a test-case file is malformed; names the field
 ├── ImportFailed           a recording folder cannot be imported at all
 ├── UnsafePath             a name from untrusted data would escape its folder
 └── DeviceError            talking to a device failed
@@ -53,6 +59,36 @@ class AtlasCorrupt(AtlasError):
 
 class AtlasTooNew(AtlasError):
     pass
+
+
+class IndexMissing(AtlasError):
+    pass
+
+
+class IndexStale(AtlasError):
+    pass
+
+
+class CaptionerError(AppatlasError):
+    pass
+
+
+class ModelMissing(AppatlasError):
+    pass
+
+
+class NoPlan(AppatlasError):
+    pass
+
+
+class TestCaseInvalid(AppatlasError):
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, source: str, field: str, problem: str) -> None:
+        self.source = source
+        self.field = field
+        self.problem = problem
+        super().__init__(f"test case {source}: {field}: {problem}")
 
 
 class ImportFailed(AppatlasError):

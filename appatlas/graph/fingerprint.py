@@ -18,7 +18,6 @@ two consecutive steps of a recorded task unless the task stayed on one screen.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 from appatlas.types import Screen, Widget
 

@@ -7,11 +7,15 @@ from appatlas.errors import SelectorNotFound
 from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget, qualify_activity
 
 
+def _row(i: int) -> Widget:
+    return Widget(class_name="LinearLayout", bounds=Bounds(0, 100 * i, 100, 100 * i + 90), clickable=True,
+                  resource_id="com.x:id/row", children=(
+                      Widget(class_name="TextView", bounds=Bounds(10, 100 * i + 10, 90, 100 * i + 80),
+                             text=f"Note {i}"),))
+
+
 def _screen() -> Screen:
-    row = lambda i: Widget(class_name="LinearLayout", bounds=Bounds(0, 100 * i, 100, 100 * i + 90), clickable=True,
-                           resource_id="com.x:id/row", children=(
-                               Widget(class_name="TextView", bounds=Bounds(10, 100 * i + 10, 90, 100 * i + 80),
-                                      text=f"Note {i}"),))
+    row = _row
     window = Widget(class_name="FrameLayout", bounds=Bounds(0, 0, 100, 400), children=tuple(row(i) for i in range(3)))
     return Screen(package="com.x", activity="com.x.Main", width=100, height=400,
                   root=Widget(class_name="hierarchy", bounds=Bounds(0, 0, 100, 400), children=(window,)))
