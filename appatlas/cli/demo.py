@@ -44,5 +44,5 @@ def demo(
             raise typer.Exit(2) from None
     console.print((out / "summary.md").read_text())
     console.print(f"[bold green]demo done[/]: {out}/summary.md, {out}/summary.json, {out}/demo.atlas")
-    if summary["activities"]["missing"]:
+    if summary["spec_screens"]["missing"]:
         raise typer.Exit(1)

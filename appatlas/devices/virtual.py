@@ -224,6 +224,16 @@ class VirtualDevice:
         return self._tick
 
     @property
+    def location(self) -> tuple[str, str]:
+        """(spec screen id, open dialog id or "") while the app is in front; ("", "") otherwise.
+
+        Tests and benchmarks use it to check which of the spec's screens a run reached.
+        """
+        if self._mode != "app":
+            return ("", "")
+        return (self._top.screen, self._top.dialog)
+
+    @property
     def _top(self) -> Entry:
         return self._stack[-1]
 

@@ -29,10 +29,16 @@ def _activities(atlas: Atlas) -> set[str]:
     return {atlas.screen(s.id, with_screenshot=False).activity for s in atlas.states()}
 
 
-def test_atlas_strategy_reaches_every_activity_of_the_demo_app(tmp_path: Path) -> None:
-    device, atlas, _ = _crawl(tmp_path)
-    expected = {device.spec.activity_name(s) for s in device.spec.screens}
-    assert expected <= _activities(atlas)
+def test_atlas_strategy_reaches_every_screen_and_dialog_of_the_demo_app(tmp_path: Path) -> None:
+    device = open_app("demo", screenshots=False)
+    seen: set[str] = set()
+
+    def watch(_progress: object) -> None:
+        seen.update(x for x in device.location if x)
+
+    with Atlas.create(tmp_path / "a.atlas", app="demo") as atlas:
+        crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=600), progress=watch)
+    assert set(device.spec.screens) | set(device.spec.dialogs) <= seen
 
 
 def test_the_screen_behind_text_entry_is_found_by_typing_a_valid_value(tmp_path: Path) -> None:
