@@ -8,8 +8,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     help="Explore an app into an atlas of its screens, plan tests from intents, and run them.",
+    epilog="Examples:  appatlas demo  ·  appatlas crawl --app demo --out demo.atlas  ·  "
+           "appatlas import droidbot ../shared/data/droidtask/notes --out notes.atlas  ·  appatlas info notes.atlas",
 )
-bench = typer.Typer(no_args_is_help=True, help="Reproducible benchmarks; each prints a table and writes JSON.")
+bench = typer.Typer(no_args_is_help=True, help="Reproducible benchmarks; each prints a table and writes JSON.",
+                    epilog="Example: appatlas bench crawl --data ../shared/data/droidtask --out crawl.json")
 app.add_typer(bench, name="bench")
 
 

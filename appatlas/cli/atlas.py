@@ -12,7 +12,8 @@ from rich.table import Table
 from appatlas.errors import AppatlasError
 
 console = Console()
-importer = typer.Typer(no_args_is_help=True, help="Import recordings made by other tools into an atlas.")
+importer = typer.Typer(no_args_is_help=True, help="Import recordings made by other tools into an atlas.",
+                       epilog="Example: appatlas import droidbot ../shared/data/droidtask/notes --out notes.atlas")
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
