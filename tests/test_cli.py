@@ -1,0 +1,76 @@
+"""The `appatlas` command as a user runs it (typer's runner, the real functions behind it)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from appatlas.cli import app
+from appatlas.graph.atlas import Atlas
+
+runner = CliRunner()
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for args in (["demo"], ["crawl"], ["import", "droidbot"], ["info"], ["devices", "serve"], ["bench", "crawl"]):
+        result = runner.invoke(app, [*args, "--help"])
+        assert result.exit_code == 0 and "Example" in result.output, args
+
+
+def test_info_on_something_that_is_not_an_atlas_says_what_to_do(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["info", str(tmp_path)])
+    assert result.exit_code == 2 and "NotAnAtlas" in result.output and "appatlas import" in result.output
+
+
+@pytest.mark.data
+def test_import_prints_what_it_skipped_and_the_counts(droidtask: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["import", "droidbot", str(droidtask / "contacts"), "--out", str(tmp_path / "c.atlas")])
+    assert result.exit_code == 0, result.output
+    assert "skipped events/event_2023-07-02_145315.json: empty file" in result.output
+    printed = re.search(r"transitions\s*│\s*(\d+)", result.output)
+    with Atlas.open(tmp_path / "c.atlas") as atlas:
+        assert printed is not None and int(printed.group(1)) == atlas.counts()["transitions"]
+
+
+def test_crawl_writes_an_atlas_and_resume_continues_it(tmp_path: Path) -> None:
+    out = tmp_path / "d.atlas"
+    first = runner.invoke(app, ["crawl", "--app", "demo", "--out", str(out), "--budget", "40"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["crawl", "--app", "demo", "--out", str(out), "--budget", "70", "--resume"])
+    assert again.exit_code == 0, again.output
+    with Atlas.open(out) as atlas:
+        assert atlas.counts()["observations"] >= 70
+
+
+def test_crawl_refuses_to_overwrite_an_existing_atlas(tmp_path: Path) -> None:
+    out = tmp_path / "d.atlas"
+    runner.invoke(app, ["crawl", "--app", "demo", "--out", str(out), "--budget", "5"])
+    result = runner.invoke(app, ["crawl", "--app", "demo", "--out", str(out), "--budget", "5"])
+    assert result.exit_code == 2 and "not empty" in result.output
+
+
+def test_demo_through_the_local_u2_server_writes_a_summary(tmp_path: Path) -> None:
+    from appatlas.demo import run_demo
+
+    summary = run_demo(tmp_path / "demo", budget=60)
+    assert summary["backend"].startswith("u2")
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["crawl"]["actions"] == 60
+    assert (tmp_path / "demo" / "summary.md").read_text().startswith("# appatlas demo")
+
+
+def test_the_demo_reaches_every_screen_of_the_built_in_app(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--direct"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["spec_screens"]["missing"] == [] and summary["spec_screens"]["found"] >= 30
+
+
+def test_the_demo_will_not_replace_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "mine"), "--direct"])
+    assert result.exit_code == 2 and (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
