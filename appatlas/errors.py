@@ -11,6 +11,8 @@ AppatlasError              base of all of them
 │   └── IndexStale         the atlas changed since its index was built (`appatlas index ATLAS [--rebuild]`)
 ├── CaptionerError         a captioner cannot caption (unknown kind, endpoint down or too slow)
 ├── ModelMissing           a model appatlas needs (the offline text embedder) is not installed
+├── LLMError               a language model could not answer (endpoint down, timed out, refused, unusable reply)
+├── ServeRefused           `appatlas serve` will not start as asked (public address without an API key, port taken)
 ├── NoPlan                 no path in the atlas realises the intent from the start screen
 ├── TestCaseInvalid        a test-case file is malformed; names the field
 ├── ImportFailed           a recording folder cannot be imported at all
@@ -74,6 +76,14 @@ class CaptionerError(AppatlasError):
 
 
 class ModelMissing(AppatlasError):
+    pass
+
+
+class LLMError(AppatlasError):
+    pass
+
+
+class ServeRefused(AppatlasError):
     pass
 
 

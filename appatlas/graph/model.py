@@ -103,6 +103,8 @@ def form_of(screen: Screen) -> frozenset[str]:
 class CrawlModel:
     """Candidates, tried actions and observed effects, by screen (structure key)."""
 
+    RETRIES = 3  # tries of a flaky action per state in the second pass
+
     def __init__(self, *, deny: tuple[str, ...] = DEFAULT_DENY,
                  on_drop: Callable[[str, list[str]], None] | None = None) -> None:
         self.deny = deny
@@ -123,7 +125,7 @@ class CrawlModel:
         # Second pass: once every screen is exhausted, every *state* (the same screen with other
         # content, which may hide other data) is worth one more try of each of its actions.
         self.fine = False
-        self.tried_in_state: set[tuple[int, str]] = set()
+        self.tried_in_state: Counter[tuple[int, str]] = Counter()
 
     @classmethod
     def from_atlas(cls, atlas: Atlas, *, explore: Callable[[Screen], bool],
@@ -183,7 +185,7 @@ class CrawlModel:
         new = t not in self.effects.get((s, spot(action)), ())
         self.tried.add((s, self.form(source), spot(action)))
         self.tried_anyhow.add((s, spot(action)))
-        self.tried_in_state.add((source.id, spot(action)))
+        self.tried_in_state[(source.id, spot(action))] += 1
         if action.target is not None:
             self.tried_kinds[s].add(f"{action.kind.value}|{action.target.signature}")
         self.frontier[s].discard(spot(action))
@@ -199,12 +201,14 @@ class CrawlModel:
     def refuse(self, state: State, action: Action) -> None:
         """An action the device would not perform on this state: tried, with no effect to learn."""
         self.tried.add((state.structure_key, self.form(state), spot(action)))
-        self.tried_in_state.add((state.id, spot(action)))
+        self.tried_in_state[(state.id, spot(action))] += self.RETRIES
         self.drop(state.structure_key, [spot(action)])
 
     def is_tried(self, state: State, cand: Candidate) -> bool:
         if self.fine:
-            return (state.id, cand.key) in self.tried_in_state
+            # An action that led to different screens before gets a few more tries in each state.
+            allowed = self.RETRIES if self.flaky(state.structure_key, cand.key) else 1
+            return self.tried_in_state[(state.id, cand.key)] >= allowed
         return (state.structure_key, self.form(state), cand.key) in self.tried
 
     def deepen(self) -> bool:
