@@ -7,6 +7,7 @@ AppatlasError              base of all of them
 │   ├── NotAnAtlas         the file exists but is not an appatlas atlas
 │   ├── AtlasCorrupt       the file is an atlas but damaged
 │   ├── AtlasTooNew        written by a newer appatlas (schema version above ours)
+│   ├── AtlasFull          the disk filled up while writing (what was committed is kept)
 │   ├── IndexMissing       the atlas has no retrieval index yet (`appatlas index ATLAS`)
 │   └── IndexStale         the atlas changed since its index was built (`appatlas index ATLAS [--rebuild]`)
 ├── CaptionerError         a captioner cannot caption (unknown kind, endpoint down or too slow)
@@ -60,6 +61,10 @@ class AtlasCorrupt(AtlasError):
 
 
 class AtlasTooNew(AtlasError):
+    pass
+
+
+class AtlasFull(AtlasError):
     pass
 
 

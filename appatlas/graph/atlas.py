@@ -12,17 +12,19 @@ in flight. Opening never modifies a file that is not a healthy atlas of a known 
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from appatlas.errors import AtlasCorrupt, AtlasTooNew, NotAnAtlas
+from appatlas.errors import AtlasCorrupt, AtlasFull, AtlasTooNew, NotAnAtlas
 from appatlas.graph.codec import action_from_json, action_to_json, widget_from_json, widget_to_json
 from appatlas.graph.fingerprint import content_key, structure_key
 from appatlas.types import Action, Screen
@@ -168,6 +170,18 @@ class Atlas:
     def close(self) -> None:
         self._db.close()
 
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One transaction; a full disk becomes AtlasFull (what was committed before stays)."""
+        try:
+            with self._db:
+                yield
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise AtlasFull(f"the disk holding {self.folder} is full ({exc}); everything committed so far is "
+                                "kept: free some space, then run the same command with --resume") from exc
+            raise
+
     def __enter__(self) -> Atlas:
         return self
 
@@ -183,7 +197,7 @@ class Atlas:
         return row[0] if row else ""
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._db:
+        with self._write():
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def get_meta(self, key: str, default: str = "") -> str:
@@ -199,12 +213,12 @@ class Atlas:
             if screen.screenshot and not self._db.execute("SELECT screenshot FROM states WHERE id=?",
                                                             (row[0],)).fetchone()[0]:
                 name = self._write_screenshot(ckey, screen.screenshot)
-                with self._db:
+                with self._write():
                     self._db.execute("UPDATE states SET screenshot=? WHERE id=?", (name, row[0]))
             return State(row[0], ckey, row[1], row[2])
         skey = structure_key(screen)
         shot = self._write_screenshot(ckey, screen.screenshot) if screen.screenshot else None
-        with self._db:
+        with self._write():
             cur = self._db.execute(
                 "INSERT INTO states (content_key, structure_key, package, activity, width, height, tree, screenshot,"
                 " origin, first_seen) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -216,15 +230,27 @@ class Atlas:
         # Kept as recorded (DroidBot's "screen_*.png" are JPEG): re-encoding would only lose or bloat.
         name = ckey[:32] + (".jpg" if image[:3] == JPEG_MAGIC else ".png")
         tmp = self.screenshots / f"{name}.tmp"
-        tmp.write_bytes(image)
-        tmp.replace(self.screenshots / name)  # atomic: a kill never leaves half an image under the final name
+        try:
+            tmp.write_bytes(image)
+            tmp.replace(self.screenshots / name)  # atomic: a kill never leaves half an image under the final name
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno == errno.ENOSPC:
+                raise AtlasFull(f"the disk holding {self.folder} is full; everything committed so far is kept: "
+                                "free some space, then run the same command with --resume") from exc
+            raise
         return name
+
+    def set_size_limit(self, max_bytes: int) -> None:
+        """Cap the database's size (a quota); writes past it raise AtlasFull as a full disk would."""
+        page = self._db.execute("PRAGMA page_size").fetchone()[0]
+        self._db.execute(f"PRAGMA max_page_count = {max(1, int(max_bytes) // page)}")
 
     def add_transition(self, source: State, action: Action, target: State, *, origin: str = "crawl") -> int:
         """Record one observation of `source --action--> target`, committed at once. Returns its id."""
         now = time.time()
         blob = json.dumps(action_to_json(action), sort_keys=True, separators=(",", ":"))
-        with self._db:
+        with self._write():
             cur = self._db.execute(
                 "INSERT INTO transitions (source, target, source_key, target_key, action_key, action, origin,"
                 " first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?)"
@@ -241,7 +267,7 @@ class Atlas:
 
     def drop(self, structure_key: str, spots: list[str]) -> None:
         """Remember that a crawl gave up these actions of a screen (so a resumed crawl does too)."""
-        with self._db:
+        with self._write():
             self._db.executemany("INSERT OR IGNORE INTO dropped VALUES (?, ?)", [(structure_key, s) for s in spots])
 
     def dropped(self) -> set[tuple[str, str]]:
@@ -249,23 +275,23 @@ class Atlas:
 
     def mark_failure(self, transition_id: int) -> None:
         """Count an attempt of a known transition that did not lead where it used to."""
-        with self._db:
+        with self._write():
             self._db.execute("UPDATE transitions SET failures = failures + 1 WHERE id=?", (transition_id,))
 
     def add_task(self, task: RecordedTask) -> None:
         steps = [{"state": s.state, "origin": s.origin,
                   "action": None if s.action is None else action_to_json(s.action)} for s in task.steps]
-        with self._db:
+        with self._write():
             self._db.execute("INSERT OR REPLACE INTO tasks (name, intent, steps, origin) VALUES (?,?,?,?)",
                              (task.name, task.intent, json.dumps(steps), task.origin))
 
     def add_finding(self, kind: str, message: str, *, state: State | None, path: list[dict[str, Any]]) -> None:
-        with self._db:
+        with self._write():
             self._db.execute("INSERT INTO findings (kind, message, state, path, seen) VALUES (?,?,?,?,?)",
                              (kind, message, None if state is None else state.id, json.dumps(path), time.time()))
 
     def set_caption(self, subject: str, text: str, *, captioner: str) -> None:
-        with self._db:
+        with self._write():
             self._db.execute("INSERT OR REPLACE INTO captions VALUES (?,?,?,?)", (subject, captioner, text, time.time()))
 
     # --- reading ------------------------------------------------------------------------------

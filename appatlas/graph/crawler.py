@@ -8,13 +8,14 @@ observed; `resume=True` rebuilds the model from the atlas and goes on with the s
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appatlas.devices.base import Device
-from appatlas.errors import ActionRefused, AppCrashed, SelectorNotFound
+from appatlas.errors import ActionRefused, AppCrashed, DeviceTimeout, SelectorNotFound
 from appatlas.graph.atlas import Atlas, State
 from appatlas.graph.inputs import InputBook
 from appatlas.graph.model import DEFAULT_DENY, Candidate, CrawlModel
@@ -22,6 +23,8 @@ from appatlas.graph.strategies import make_strategy
 from appatlas.types import Action, ActionKind, Screen
 
 __all__ = ["CrawlConfig", "CrawlProgress", "CrawlReport", "crawl"]
+
+log = logging.getLogger(__name__)
 
 PERMISSION_PACKAGES = ("com.android.permissioncontroller", "com.google.android.permissioncontroller",
                        "com.android.packageinstaller")
@@ -60,6 +63,7 @@ class CrawlReport:
     device_seconds: float = 0.0
     timeline: list[tuple[int, int, int]] = field(default_factory=list)  # (actions, screens, transitions)
     refused: list[str] = field(default_factory=list)  # actions the device would not perform
+    retries: int = 0  # snapshots looked at again after a timeout
 
     @property
     def overhead_ms_per_action(self) -> float:
@@ -74,6 +78,8 @@ def crawl(device: Device, atlas: Atlas, *, package: str, config: CrawlConfig = C
 
 
 class _Crawl:
+    SNAPSHOT_TRIES = 3
+
     def __init__(self, device: Device, atlas: Atlas, package: str, config: CrawlConfig,
                  progress: Callable[[CrawlProgress], None] | None, resume: bool) -> None:
         self.device, self.atlas, self.package, self.config = device, atlas, package, config
@@ -95,7 +101,16 @@ class _Crawl:
 
     def _observe(self) -> tuple[Screen, State]:
         t = time.perf_counter()
-        screen = self.device.snapshot()
+        for attempt in range(1, self.SNAPSHOT_TRIES + 1):
+            try:
+                screen = self.device.snapshot()
+                break
+            except DeviceTimeout as exc:
+                # Busy screens (animations) dump slowly; a second look usually answers.
+                if attempt == self.SNAPSHOT_TRIES:
+                    raise
+                log.warning("snapshot %d of %d timed out (%s); looking again", attempt, self.SNAPSHOT_TRIES, exc)
+                self.report.retries += 1
         self.report.device_seconds += time.perf_counter() - t
         state = self.atlas.add_state(screen)
         self.model.see(state, screen, explore=self._in_app(screen))

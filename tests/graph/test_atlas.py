@@ -168,3 +168,16 @@ def test_a_process_killed_mid_write_loses_no_committed_transition(tmp_path: Path
     with Atlas.open(folder) as atlas:
         stored = {t.id for t in atlas.transitions()}
     assert set(committed) <= stored
+
+
+def test_a_full_disk_raises_atlas_full_and_keeps_what_was_committed(tmp_path: Path) -> None:
+    from appatlas.errors import AtlasFull
+
+    with Atlas.create(tmp_path / "f.atlas", app="com.x") as atlas:
+        kept = atlas.add_transition(atlas.add_state(screen("A")), TAP, atlas.add_state(screen("B", activity="com.x.D")))
+        atlas.set_size_limit(0)
+        with pytest.raises(AtlasFull, match="--resume"):
+            for i in range(1000):
+                atlas.add_state(screen(f"state {i} " + "x" * 500))
+    with Atlas.open(tmp_path / "f.atlas") as atlas:
+        assert [t.id for t in atlas.transitions()] == [kept]
