@@ -19,7 +19,7 @@ app.add_typer(bench, name="bench")
 def _register_all() -> None:
     import importlib
 
-    for name in ("demo", "atlas", "crawl", "devices", "rag", "compress"):
+    for name in ("demo", "atlas", "crawl", "devices", "rag", "agent", "faults", "compress"):
         try:
             module = importlib.import_module(f"appatlas.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -169,6 +169,7 @@ class _Crawl:
                 self.model.refuse(state, action)  # it is known now; do not crash the app on purpose again
                 self._do(Action(ActionKind.LAUNCH, app=self.package))
                 screen, state = self._observe()
+                self._tick(start)
                 continue
             before = self.model.transitions
             self._record(state, screen, action, new_state)
