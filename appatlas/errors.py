@@ -18,6 +18,7 @@ AppatlasError              base of all of them
 ├── TestCaseInvalid        a test-case file is malformed; names the field
 ├── ImportFailed           a recording folder cannot be imported at all
 ├── UnsafePath             a name from untrusted data would escape its folder
+├── UnsafeName             a package or activity name is not a valid Android name (never sent to a shell)
 └── DeviceError            talking to a device failed
     ├── DeviceDisconnected the device went away
     ├── DeviceTimeout      a call did not answer in time
@@ -111,6 +112,10 @@ class ImportFailed(AppatlasError):
 
 
 class UnsafePath(AppatlasError):
+    pass
+
+
+class UnsafeName(AppatlasError):
     pass
 
 

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from appatlas.errors import SelectorNotFound
+from appatlas.errors import SelectorNotFound, UnsafeName
 from appatlas.types import Action, Screen, Selector, Widget
 
-__all__ = ["Device", "DeviceInfo", "locate", "selector_for"]
+__all__ = ["Device", "DeviceInfo", "app_name", "locate", "selector_for"]
+
+_PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
+_ACTIVITY = re.compile(r"\.?[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
+
+
+def app_name(app: str) -> tuple[str, str]:
+    """("package", "activity" or "") from "package[/activity]", refusing anything that is not a valid
+    Android name: these names come from recordings and atlases and end up in `adb shell` commands."""
+    package, _, activity = app.partition("/")
+    if not _PACKAGE.fullmatch(package) or (activity and not _ACTIVITY.fullmatch(activity)):
+        raise UnsafeName(f"{app[:80]!r} is not a valid Android package[/activity] name; refusing to send it to the "
+                         "device (expected e.g. com.example.notes/.MainActivity)")
+    return package, activity
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ import requests
 import uiautomator2 as u2
 from uiautomator2 import exceptions as u2e
 
-from appatlas.devices.base import DeviceInfo
+from appatlas.devices.base import DeviceInfo, app_name
 from appatlas.errors import (
     ActionRefused,
     AppatlasError,
@@ -225,7 +225,7 @@ class U2Device:
         if not app:
             raise DeviceError("no app to launch: pass launch('com.example/.MainActivity') or "
                               "connect(..., app='com.example')", serial=self.serial)
-        package, _, activity = app.partition("/")
+        package, activity = app_name(app)
         args = (["am", "start", "-a", "android.intent.action.MAIN", "-c", "android.intent.category.LAUNCHER",
                  "-n", f"{package}/{activity}"] if activity
                 else ["monkey", "-p", package, "-c", "android.intent.category.LAUNCHER", "1"])
@@ -237,7 +237,7 @@ class U2Device:
 
     def stop_app(self, package: str = "") -> None:
         """Force-stop `package` ("" is the app given to connect())."""
-        package = package or self.app.partition("/")[0]
+        package = app_name(package or self.app.partition("/")[0])[0]
         if not package:
             raise DeviceError("no app to stop: pass stop_app('com.example') or connect(..., app=…)",
                               serial=self.serial)

@@ -64,3 +64,19 @@ def test_locate_reports_a_missing_widget_with_the_next_step() -> None:
 def test_activity_names_are_qualified_with_their_package() -> None:
     assert qualify_activity("com.x", "com.x/.ui.Main") == "com.x.ui.Main"
     assert qualify_activity("com.x", "org.y.Other") == "org.y.Other"
+
+
+@pytest.mark.parametrize("bad", ["com.x; rm -rf /", "com.x/.Main && reboot", "$(id)", "com", "com.x/.Ma in", "../x"])
+def test_app_names_that_could_reach_a_shell_are_refused(bad: str) -> None:
+    from appatlas.devices.base import app_name
+    from appatlas.errors import UnsafeName
+
+    with pytest.raises(UnsafeName, match="not a valid Android"):
+        app_name(bad)
+
+
+def test_valid_app_names_split_into_package_and_activity() -> None:
+    from appatlas.devices.base import app_name
+
+    assert app_name("com.x.notes/.ui.MainActivity") == ("com.x.notes", ".ui.MainActivity")
+    assert app_name("com.x.notes") == ("com.x.notes", "")
