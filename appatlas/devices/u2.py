@@ -237,10 +237,11 @@ class U2Device:
 
     def stop_app(self, package: str = "") -> None:
         """Force-stop `package` ("" is the app given to connect())."""
-        package = app_name(package or self.app.partition("/")[0])[0]
+        package = package or self.app.partition("/")[0]
         if not package:
             raise DeviceError("no app to stop: pass stop_app('com.example') or connect(..., app=…)",
                               serial=self.serial)
+        package = app_name(package)[0]
         with self._guard(f"stop {package}"):
             self._d.app_stop(package)
 
