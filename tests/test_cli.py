@@ -56,9 +56,9 @@ def test_crawl_refuses_to_overwrite_an_existing_atlas(tmp_path: Path) -> None:
 def test_demo_through_the_local_u2_server_writes_a_summary(tmp_path: Path) -> None:
     from appatlas.demo import run_demo
 
-    summary = run_demo(tmp_path / "demo", budget=60)
+    summary = run_demo(tmp_path / "demo", budget=30)
     assert summary["backend"].startswith("u2")
-    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["crawl"]["actions"] == 60
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["crawl"]["actions"] == 30
     assert (tmp_path / "demo" / "summary.md").read_text().startswith("# appatlas demo")
 
 
