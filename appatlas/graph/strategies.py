@@ -85,7 +85,12 @@ class AtlasStrategy:
         # What is left untried on this screen was seen in other content (a row that is gone now):
         # it cannot be reached from here, so it must not keep drawing the crawl back.
         here = {c.key for c in model.candidates_of(state)}
-        model.drop(skey, sorted(k for k in model.frontier[skey] if k not in here))
+        if model.fine:
+            # In the second pass the frontier belongs to other states of this screen, which no walk can
+            # aim at; coming here found none of them, so stop coming.
+            model.frontier[skey].clear()
+        else:
+            model.drop(skey, sorted(k for k in model.frontier[skey] if k not in here))
         # Screens that several walks never reached are given up: their state must depend on
         # something the graph does not show (data, history).
         hopeless = {k for k, n in self._attempts.items() if n >= self.MAX_ATTEMPTS}
