@@ -1,0 +1,45 @@
+"""The campaign stage of `appatlas demo`: the planned tests run on virtual phones of the built-in app,
+through the local adb + uiautomator2 server (the same path as phones on USB), with an HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from appatlas.agent.campaign import load_suite, run_campaign
+from appatlas.agent.knowledge import Knowledge
+from appatlas.graph.atlas import Atlas
+from appatlas.types import TestCase
+
+__all__ = ["demo_campaign"]
+
+FALLBACK_INTENTS = (
+    "turn on quiet hours in the notification settings",
+    "open the archive with the email tester@example.com",
+)
+
+
+def demo_campaign(atlas_path: Path, tests_dir: Path, out_dir: Path, *, devices: int = 2) -> dict[str, Any]:
+    """Run the tests in `tests_dir` (or, when there are none, a few intents) on `devices` virtual phones.
+
+    Returns a summary: counts per status, the devices, and where the reports are.
+    """
+    from appatlas.devices.fakeadb import FakeAdbServer
+    from appatlas.devices.u2 import connect
+    from appatlas.devices.virtual import open_app
+
+    with Atlas.open(atlas_path) as atlas:
+        knowledge = Knowledge.from_atlas(atlas)
+    has_tests = tests_dir.is_dir() and any(tests_dir.glob("*.y*ml"))
+    cases = load_suite(tests_dir) if has_tests else [
+        TestCase(name=f"intent_{i + 1}", intent=text, start="", steps=()) for i, text in enumerate(FALLBACK_INTENTS)]
+    phones = [open_app("demo", serial=f"virtual-{i + 1}") for i in range(max(1, devices))]
+    package = phones[0].spec.package
+    with FakeAdbServer(phones, port=0) as server:
+        result = run_campaign(cases, [p.serial for p in phones],
+                              connect=lambda s: connect(s, adb_port=server.port, app=package),
+                              knowledge=knowledge, out=out_dir, resume=False, max_steps=20)
+    summary = result.to_json()
+    return {"passed": summary["passed"], "counts": summary["counts"], "devices": summary["devices"],
+            "seconds": summary["seconds"], "cases": len(cases),
+            "report": str(out_dir / "report.html"), "junit": str(out_dir / "junit.xml")}

@@ -1,0 +1,164 @@
+"""A tester's intent, read for what the agent needs: its words, its slots, and what it wants toggled.
+
+    "Change Bob's mobile number from '222222' to '12345678900'"
+      terms    change, bob, mobil, number        (stemmed, stop words out)
+      slots    '222222' (quoted), '12345678900' (quoted), Bob (a name)
+      wants    on / off / either                 ("disable", "turn off", "do not" -> off)
+
+Slots are the values the test binds: quoted strings, emails, phone numbers and other numbers, and
+capitalised names. A slot is typed into a field or picked from a list; the screen decides which.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Intent", "Slot", "label_words", "parse_intent", "same_term", "stem", "words"]
+
+STOP = frozenset("""a an the of to in on at for from by with and or but is are be it its this that these those my me i
+you your we our all any some each every into onto as so then than there here please should would could can will
+just also only very their them they he him his she her up down out about over under again after before while when
+which what who whom how why where named called it using via following content do does not don on off""".split())
+# Verbs that say what to do, not where: they match too many labels to guide navigation.
+GENERIC = frozenset("""change set make use turn go open get put let take give enable disable show hide display
+switch select choose want need try keep app application mode option options page screen button item""".split())
+OFF_CUES = re.compile(r"\b(disable|turn off|switch off|do not|don't|dont|hide|uncheck|stop|deactivate|no longer)\b",
+                      re.IGNORECASE)
+ON_CUES = re.compile(r"\b(enable|turn on|switch on|show|use|check|activate|allow|display)\b", re.IGNORECASE)
+_QUOTED = re.compile(r"""(?<![A-Za-z])['"‘“]([^'"’”]{1,80})['"’”](?![A-Za-z])""")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+_NUMBER = re.compile(r"(?<![\w:])\+?\d+(?:[:.,]\d+)*%?(?![\w])")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*|[A-Z]{3,}\d*)\b")
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split()) if i >= 2}
+_NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b(?=\s+\w)", re.IGNORECASE)
+# Verbs right before a value are what to do with it ("call 911"), not a description of its field.
+_VERBS = frozenset({"call", "send", "play", "open", "search", "find", "add", "delete", "remove", "create", "type",
+                    "write", "enter", "check", "show", "display", "print", "export", "rename"})
+# The word right before a slot that says it is typed ("named 'X'", "type 'X'", "number 555…").
+_INPUT_CUES = ("named", "called", "it", "titled", "title", "type", "text", "message", "content", "number", "phone",
+               "mobile", "email", "mail", "write", "enter", "password", "label", "is", "as")
+_EXTENSIONS = r"(ics|vcf|pdf|txt|csv|json|zip|png|jpg|mp3|xml)"
+_FILE = re.compile(rf"^([\w\- ]+)\.{_EXTENSIONS}$", re.IGNORECASE)
+_FILE_NAME = re.compile(rf"(?<![\w.])[\w\-]+\.{_EXTENSIONS}\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A value of the intent: `text` as written; `kind` quoted | email | number | name.
+
+    `role` says how the intent uses it: "input" (to type: "named 'X'", "type 'X'", "search for 'X'",
+    "number 555…"), "select" (to pick: "delete the note 'X'", "the '7:00 am' alarm") or "either"
+    (a person's name: typed into name fields, else picked). `cue` is the word before it.
+    """
+
+    text: str
+    kind: str
+    role: str = "select"
+    cue: str = ""
+    context: tuple[str, ...] = ()  # stemmed words right before it ("mobile number"): done when the slot is
+
+    @property
+    def typed(self) -> str:
+        """What goes into a field: a file name loses its extension (save dialogs add it)."""
+        m = _FILE.match(self.text)
+        return m.group(1) if m else self.text
+
+
+@dataclass(frozen=True)
+class Intent:
+    text: str
+    terms: tuple[str, ...]  # stemmed content words, slots and generic verbs excluded
+    slots: tuple[Slot, ...]
+    wants: str  # "on" | "off" | "" (either)
+
+    def input_slots(self) -> tuple[Slot, ...]:
+        """Slots the intent says to type."""
+        return tuple(s for s in self.slots if s.role == "input")
+
+
+def stem(word: str) -> str:
+    """A light English stemmer: enough to make 'notes' meet 'note' and 'sorting' meet 'sort'.
+
+    Stems are compared with `same_term`, which forgives the endings this leaves ('clos' ~ 'close').
+    """
+    w = word.lower()
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if w.endswith(("ing", "ed")) and len(w) - (3 if w.endswith("ing") else 2) >= 4:
+        return w[: -3 if w.endswith("ing") else -2]
+    if w.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return w[:-2]
+    if w.endswith("s") and not w.endswith(("ss", "us", "is")) and len(w) > 3:
+        return w[:-1]
+    return w
+
+
+_ENDINGS = frozenset({"e", "s", "es", "ed", "d", "y", "ing", "ion"})
+
+
+def same_term(a: str, b: str) -> bool:
+    """Whether two stems are the same word ('clos' and 'close', 'creat' and 'create')."""
+    if a == b:
+        return True
+    short, long_ = sorted((a, b), key=len)
+    # Only an ending that the stemmer may have cut: 'timer' is not 'time'.
+    return len(short) >= 4 and long_.startswith(short) and long_[len(short):] in _ENDINGS
+
+
+def words(text: str) -> list[str]:
+    """Stemmed content words of `text` (stop words dropped), in order."""
+    return [stem(t) for t in re.findall(r"[A-Za-z]+|\d+", text) if t.lower() not in STOP and len(t) > 1
+            or t.isdigit()]
+
+
+def label_words(label: str) -> list[str]:
+    """Words of a label, plus each pair of neighbours written as one ('Font size' also gives 'fontsize')."""
+    ws = words(label)
+    return ws + [a + b for a, b in zip(ws, ws[1:], strict=False)]
+
+
+def parse_intent(text: str) -> Intent:
+    """Read an intent (see the module docstring)."""
+    slots: list[Slot] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(m: re.Match[str], kind: str, group: int = 0) -> None:
+        if any(a <= m.start() < b for a, b in taken):
+            return
+        value = m.group(group).strip()
+        if value and all(s.text.lower() != value.lower() for s in slots):
+            before = re.findall(r"[A-Za-z]+", text[:m.start()].lower())[-3:]
+            cue = "search" if "search" in before else before[-1] if before else ""
+            if kind == "name":
+                role = "either"
+            elif kind == "email" or cue in _INPUT_CUES or "search" in before:
+                role = "input"
+            else:
+                role = "select"
+            context = tuple(stem(w) for w in before[-2:] if w not in STOP and w not in GENERIC and w not in _VERBS)
+            slots.append(Slot(value, kind, role, cue, context))
+        taken.append((m.start(), m.end()))
+
+    for m in _QUOTED.finditer(text):
+        add(m, "quoted", 1)
+    for m in _FILE_NAME.finditer(text):
+        add(m, "quoted")
+    for m in _EMAIL.finditer(text):
+        add(m, "email")
+    for m in _NUMBER.finditer(text):
+        add(m, "number")
+    for m in _NAME.finditer(text):
+        add(m, "name", 1)
+    for m in _NUMBER_WORD.finditer(text):  # "five minutes" is 5 minutes; the word stays a term too
+        if not any(a <= m.start() < b for a, b in taken):
+            slots.append(Slot(_NUMBER_WORDS[m.group(1).lower()], "number"))
+    rest = text
+    for a, b in sorted(taken, reverse=True):
+        rest = rest[:a] + " " + rest[b:]
+    # Names stay words too: 'Sunday' and 'Favorites' are also words of the labels to act on.
+    names = " ".join(s.text for s in slots if s.kind == "name")
+    terms = tuple(dict.fromkeys(t for t in words(rest + " " + names) if t not in GENERIC and not t.isdigit()))
+    wants = "off" if OFF_CUES.search(text) else "on" if ON_CUES.search(text) else ""
+    return Intent(text=text, terms=terms, slots=tuple(slots), wants=wants)

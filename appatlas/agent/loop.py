@@ -1,0 +1,224 @@
+"""The on-device loop: observe -> localize -> act (on plan, replanned, or decided) -> verify -> done?
+
+    observe     a snapshot of the device
+    localize    find the screen in the atlas (appatlas.agent.localize)
+    on plan     the plan's next step starts here: take it (its typed text bound from the test)
+    off plan    replan from here: the shortest path over the atlas graph back to where the plan goes on
+    no plan     the policy decides (graph first, the model only when the graph cannot answer;
+                interruptions such as permission dialogs are handled before it)
+    verify      after a plan step, the screen must be the one it expects; a miss puts the run off plan
+    done        the policy's end oracle, or for a plan: every step taken and the end screen reached
+
+A step limit bounds every run. The Verdict carries, per step, the screen key, the screenshot
+path, the action, who decided and why. `record_experience` writes an executed path back to the
+atlas as a recorded task with origin "agent", so the next run (and retrieval) can use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.localize import Place, Retriever, localize
+from appatlas.agent.policy import Decision, Policy, PolicyConfig
+from appatlas.agent.progress import Taken, taken
+from appatlas.devices.base import Device
+from appatlas.errors import ActionRefused, AppCrashed, DeviceError, SelectorNotFound
+from appatlas.graph.atlas import Atlas, RecordedStep, RecordedTask
+from appatlas.graph.planner import edge_cost
+from appatlas.types import Action, Screen, TestCase, Verdict
+
+__all__ = ["Agent", "RunConfig", "RunResult", "record_experience"]
+
+log = logging.getLogger(__name__)
+StepHook = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    max_steps: int = 30
+    evidence_dir: Path | None = None  # screenshots of every step go here (None: not kept)
+    launch: bool = False  # start the app before the first step
+
+
+@dataclass
+class RunResult:
+    """A run's verdict plus what the agent went through (for experience and reports)."""
+
+    verdict: Verdict
+    screens: list[Screen] = field(default_factory=list)  # observed before each action, then the last one
+    actions: list[Action] = field(default_factory=list)
+    decisions_ms: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Agent:
+    """Runs intents and test cases on a device, deciding from `knowledge` and, when lost, from `llm`."""
+
+    def __init__(self, knowledge: Knowledge, *, llm: object | None = None, config: PolicyConfig | None = None,
+                 retriever: Retriever | None = None) -> None:
+        self.knowledge = knowledge
+        self.policy = Policy(knowledge, llm=llm, config=config or PolicyConfig())
+        self.retriever = retriever
+
+    def run(self, device: Device, intent: str, *, plan: TestCase | None = None, name: str = "",
+            config: RunConfig = RunConfig(), on_step: StepHook | None = None) -> RunResult:
+        """Carry out `intent` (following `plan` when given) on `device`; never raises for a failing app."""
+        name = name or (plan.name if plan is not None else intent)
+        run = _Run(self, device, intent, plan, name, config, on_step)
+        return run.go()
+
+
+class _Run:
+    def __init__(self, agent: Agent, device: Device, intent: str, plan: TestCase | None, name: str,
+                 config: RunConfig, on_step: StepHook | None) -> None:
+        self.agent, self.device, self.intent, self.plan, self.name = agent, device, intent, plan, name
+        self.config, self.on_step = config, on_step
+        self.history: list[Taken] = []
+        self.steps: list[dict[str, Any]] = []
+        self.result = RunResult(Verdict(name, False, "not run"))
+        self.cursor = 0  # next plan step
+        if config.evidence_dir is not None:
+            config.evidence_dir.mkdir(parents=True, exist_ok=True)
+
+    def go(self) -> RunResult:
+        if self.config.launch:
+            self.device.launch()
+        reason, passed = f"gave up after {self.config.max_steps} steps without finishing", False
+        try:
+            for index in range(self.config.max_steps):
+                screen = self.device.snapshot()
+                place = localize(screen, self.agent.knowledge, retriever=self.agent.retriever)
+                began = time.perf_counter()
+                decision = self._decide(screen, place)
+                self.result.decisions_ms.append(1000 * (time.perf_counter() - began))
+                self.result.screens.append(screen)
+                if decision.done:
+                    passed, reason = self._judge(place, decision)
+                    self._record(index, screen, place, decision, outcome="done")
+                    break
+                assert decision.action is not None
+                self._record(index, screen, place, decision, outcome="")
+                try:
+                    self.device.perform(decision.action)
+                except (SelectorNotFound, ActionRefused) as exc:
+                    # The screen would not take it: note it and decide again from what is there now.
+                    self.steps[-1]["outcome"] = f"not performed: {exc}"
+                    if decision.source == "plan":
+                        self.cursor += 1
+                    continue
+                self.result.actions.append(decision.action)
+                self.history.append(taken(decision.action, screen))
+                self._verify(decision)
+            else:
+                self.result.screens.append(self.device.snapshot())
+        except AppCrashed as exc:
+            reason, passed = f"the app crashed: {exc}", False
+        except DeviceError:
+            raise  # the device is gone: a campaign moves the case elsewhere
+        self.result.warnings = list(self.agent.policy.warnings)
+        self.result.verdict = Verdict(self.name, passed, reason, tuple(self.steps))
+        return self.result
+
+    # --- deciding -------------------------------------------------------------------------------
+
+    def _decide(self, screen: Screen, place: Place) -> Decision:
+        plan = self.plan
+        if plan is not None and self.cursor < len(plan.steps):
+            step = plan.steps[self.cursor]
+            here = plan.start if self.cursor == 0 else plan.steps[self.cursor - 1].expect
+            if not here or place.known_as == here or place.key == here:
+                return Decision(step.action, f"plan step {self.cursor + 1}: {step.action.describe()}"
+                                + (f" ({step.note})" if step.note else ""), "plan")
+            detour = self._replan(place, here)
+            if detour is not None:
+                return detour
+        if plan is not None and self.cursor >= len(plan.steps) and plan.end and place.known_as != plan.end:
+            detour = self._replan(place, plan.end)
+            if detour is not None:
+                return detour
+        if plan is not None and self.cursor >= len(plan.steps):
+            return Decision(None, "every step of the plan was taken and the end screen holds", "oracle")
+        return self.agent.policy.decide(self.intent, screen, self.history, known_as=place.known_as or None)
+
+    def _replan(self, place: Place, target: str) -> Decision | None:
+        """The first action of the cheapest path from here to `target` over the atlas graph."""
+        source = place.known_as or place.key
+        graph = self.agent.knowledge.graph()
+        if source not in graph or target not in graph:
+            return None
+        try:
+            path = nx.shortest_path(graph, source, target,
+                                    weight=lambda u, v, d: min(edge_cost(x) for x in d.values()))
+        except nx.NetworkXNoPath:
+            return None
+        if len(path) < 2:
+            return None
+        edges = graph.get_edge_data(path[0], path[1])
+        data = min(edges.values(), key=edge_cost)
+        return Decision(data["action"], f"off plan: back towards {target[:8]}… in {len(path) - 1} step(s)", "replan")
+
+    def _verify(self, decision: Decision) -> None:
+        if decision.source != "plan" or self.plan is None:
+            return
+        expect = self.plan.steps[self.cursor].expect
+        screen = self.device.snapshot()
+        place = localize(screen, self.agent.knowledge, retriever=self.agent.retriever)
+        ok = not expect or place.known_as == expect or place.key == expect
+        self.steps[-1]["verified"] = ok
+        if ok:
+            self.cursor += 1
+        else:
+            # Off plan: the next iteration replans from wherever this is.
+            self.steps[-1]["outcome"] = f"expected screen {expect[:8]}…, got {place.key[:8]}…"
+            self.cursor += 1
+
+    def _judge(self, place: Place, decision: Decision) -> tuple[bool, str]:
+        if self.plan is not None:
+            missed = [s for s in self.steps if s.get("verified") is False]
+            if self.plan.end and place.known_as != self.plan.end and place.key != self.plan.end:
+                return False, f"ended on {place.key[:8]}…, not on the test's end screen {self.plan.end[:8]}…"
+            if missed:
+                return True, f"reached the end screen; {len(missed)} step(s) landed off plan and were repaired"
+            return True, "every step landed where the test expects and the end screen holds"
+        return True, decision.reason
+
+    # --- evidence ---------------------------------------------------------------------------------
+
+    def _record(self, index: int, screen: Screen, place: Place, decision: Decision, *, outcome: str) -> None:
+        shot = ""
+        if self.config.evidence_dir is not None and screen.screenshot:
+            suffix = ".jpg" if screen.screenshot[:3] == b"\xff\xd8\xff" else ".png"
+            path = self.config.evidence_dir / f"step-{index + 1:02d}{suffix}"
+            path.write_bytes(screen.screenshot)
+            shot = str(path)
+        step = {"index": index + 1, "screen": place.key, "known_as": place.known_as, "localized": place.how,
+                "screenshot": shot, "action": decision.action.describe() if decision.action else "done",
+                "source": decision.source, "reason": decision.reason, "outcome": outcome}
+        if decision.warning:
+            step["warning"] = decision.warning
+        self.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
+
+
+def record_experience(atlas: Atlas, result: RunResult, *, intent: str, name: str = "") -> None:
+    """Write an executed run into `atlas`: its screens and transitions, and a recorded task (origin agent)."""
+    if not result.actions:
+        return
+    states = [atlas.add_state(s, origin="") for s in result.screens[:len(result.actions) + 1]]
+    for (a, b), action in zip(zip(states, states[1:], strict=False), result.actions, strict=False):
+        atlas.add_transition(a, action, b, origin="agent")
+    steps = [RecordedStep(s.id, a) for s, a in zip(states, result.actions, strict=False)]
+    if result.verdict.passed and len(states) > len(result.actions):
+        steps.append(RecordedStep(states[len(result.actions)].id, None))
+    label = name or f"agent: {intent}"
+    atlas.add_task(RecordedTask(name=label, intent=intent, steps=tuple(steps), origin="agent"))
+

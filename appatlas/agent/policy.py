@@ -1,0 +1,405 @@
+"""One decision: which option to take on this screen for this intent, or "done".
+
+Graph first. Each option is valued by what it adds to the intent's progress:
+
+    own        the intent's uncovered words on its label (IDF-weighted), a slot it names or
+               types, a toggle that is not yet in the wanted state
+    look-ahead the best such value on the screens the atlas says it leads to, discounted per hop
+    memory     what recorded tasks with a similar intent did on this screen
+
+The best option is taken when it is worth taking (value >= theta). Then, if a change was made and
+not confirmed, the confirming button; then the end oracle: nothing worth doing is left, so the
+intent's key actions have happened -> done. The model is asked only when the graph cannot answer:
+near ties between the best options, and screens the atlas does not know. A model that fails is
+dropped with a warning and the graph decides alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_term, stem
+from appatlas.agent.interrupts import interruption
+from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.lookahead import VERTICAL, LookAhead
+from appatlas.agent.options import Option, describe_option, is_dialog, options
+from appatlas.agent.progress import Progress, Taken
+from appatlas.agent.prompt import choice_context
+from appatlas.agent.valuing import (
+    confirming,
+    digit,
+    field_fit,
+    is_keypad,
+    pick_value,
+    precision,
+    same_option,
+    submits,
+    text_for,
+)
+from appatlas.errors import LLMError
+from appatlas.graph.fingerprint import structure_key
+from appatlas.types import Action, ActionKind, Screen
+
+__all__ = ["Decision", "Policy", "PolicyConfig"]
+
+log = logging.getLogger(__name__)
+_OPEN_VERBS = re.compile(r"\b(open|play|select|choose|call|view|launch|start|listen|check|go to)\b", re.IGNORECASE)
+DONE_TEXT = "stop: the task is complete"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    gamma: float = 0.7  # look-ahead discount per hop
+    depth: int = 3  # hops of look-ahead
+    theta: float = 0.5  # an option worth less is not worth taking
+    slot_pick: float = 6.0  # an element named by a slot
+    slot_type: float = 5.0  # typing a slot into a fitting field
+    memory: float = 2.0  # a similar recorded task did this here
+    memory_min: float = 0.3  # similarity below which a recorded task is ignored
+    tie: float = 1e-6  # options this close to the best are a tie the model breaks (measured: wider hurts)
+    llm_top: int = 6  # options shown to the model
+    back_toll: float = 0.5
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do next: an action (None = done), why, and who decided."""
+
+    action: Action | None
+    reason: str
+    source: str  # interrupt | graph | confirm | oracle | llm | fallback
+    option: Option | None = None
+    text: str = ""
+    scores: tuple[tuple[str, float], ...] = ()  # the best options and their values, for the evidence
+    warning: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.action is None
+
+
+@dataclass
+class _Valued:
+    option: Option
+    value: float
+    text: str = ""
+    why: list[str] = field(default_factory=list)
+    memory: float = 0.0  # the part of `value` that only recorded tasks vouch for
+
+
+class Policy:
+    """Decides steps for intents over one app's knowledge, asking `llm` (optional) when the graph cannot."""
+
+    def __init__(self, knowledge: Knowledge, *, llm: object | None = None, config: PolicyConfig = PolicyConfig()):
+        self.knowledge = knowledge
+        self.llm = llm
+        self.config = config
+        self.warnings: list[str] = []
+        self.ahead = LookAhead(knowledge, gamma=config.gamma, depth=config.depth, slot_pick=config.slot_pick)
+        app_words = {stem(w) for w in re.split(r"[._]", knowledge.package.lower()) if w}
+        self._app_words = app_words | {"app", "application"}
+
+    # --- the decision -----------------------------------------------------------------------------
+
+    def decide(self, intent: Intent | str, screen: Screen, history: Sequence[Taken], *,
+               known_as: str | None = None) -> Decision:
+        """The next step for `intent` on `screen`, given the steps taken so far.
+
+        `known_as` is the known screen this one was localized to (when its own structure key is new).
+        """
+        intent = parse_intent(intent) if isinstance(intent, str) else intent
+        key = known_as or structure_key(screen)
+        progress = Progress(intent, history, current=key)
+        stop = interruption(screen)
+        if stop is not None:
+            return Decision(stop.option.action(screen), stop.reason, "interrupt", stop.option)
+        valued = self._value_all(intent, progress, screen, key)
+        ranked = sorted(valued, key=lambda v: -v.value)
+        # Fill the fields first: a value the intent gives for a field here goes in before the button
+        # that submits the form.
+        typing = next((v for v in ranked if v.option.kind is ActionKind.TYPE and v.text
+                       and v.value >= self.config.theta), None)
+        submit = confirming(options(screen, scroll=False))
+        ruled = False  # a rule of form-filling chose the order: no tie for the model to break
+        if typing is not None and ranked and ranked[0] is not typing and (
+                submits(ranked[0].option) or (submit is not None and ranked[0].option.widget is submit.widget)):
+            ranked.remove(typing)
+            ranked.insert(0, typing)
+            ruled = True
+        # Confirm last: while something else here is worth doing, OK / Save wait.
+        if ranked and submits(ranked[0].option):
+            other = next((v for v in ranked if not submits(v.option) and v.value - v.memory >= self.config.theta
+                          and v.option.kind is not ActionKind.BACK), None)
+            if other is not None:
+                ranked.remove(other)
+                ranked.insert(0, other)
+                ruled = True
+        scores = tuple((describe_option(v.option, text=v.text), round(v.value, 3)) for v in ranked[:5])
+        cfg = self.config
+        best = ranked[0] if ranked else None
+        # Memory re-ranks what is worth doing; it cannot by itself keep a finished intent going.
+        if best is not None and best.value >= cfg.theta and best.value - best.memory >= cfg.theta:
+            tied = [v for v in ranked if abs(v.value - best.value) <= cfg.tie and not submits(v.option)]
+            if len(tied) > 1 and self.llm is not None and not ruled:
+                asked = self._ask(intent, progress, screen, tied[:cfg.llm_top], allow_done=False)
+                if asked is not None:
+                    return asked
+            return self._act(screen, best, "graph", scores)
+        opened = bool(history) and is_dialog(screen) and not history[-1].dialog
+        if progress.pending_change() or opened:
+            confirm = confirming(options(screen, scroll=False), form=progress.typed_last())
+            if confirm is not None:
+                why = "confirm the change" if progress.pending_change() else "confirm what the last step asked for"
+                return Decision(confirm.action(screen), f"{why} with '{confirm.label}'", "confirm", confirm,
+                                scores=scores)
+        look = self._scroll_for_slot(intent, progress, screen)
+        if look is not None:
+            return Decision(look.action(screen), f"scroll '{look.label}': a value of the intent may be further down",
+                            "graph", look, scores=scores)
+        # The graph cannot answer: a screen it does not know, and the intent is not done yet.
+        here = [w for o in options(screen, scroll=False) for w in label_words(o.label)]
+        reachable = [t for t in progress.uncovered() if not self.knowledge.screens  # knowing nothing, all is open
+                     or self.knowledge.weight(t) < self.knowledge.default_idf  # a word some screen shows
+                     or any(same_term(t, w) for w in here)]
+        unfinished = bool(reachable) or any(s.role == "input" and not progress.done_with(s) for s in intent.slots)
+        if key not in self.knowledge.screens and self.llm is not None and ranked and unfinished:
+            asked = self._ask(intent, progress, screen, ranked[:cfg.llm_top], allow_done=True)
+            if asked is not None:
+                return asked
+        left = progress.uncovered()
+        reason = ("every part of the intent was acted on" if not left else
+                  f"nothing here or ahead advances the rest ({', '.join(left)})")
+        return Decision(None, reason, "oracle", scores=scores)
+
+    def _scroll_for_slot(self, intent: Intent, progress: Progress, screen: Screen) -> Option | None:
+        """A list to scroll when an item the intent names is not in view (at most three scrolls in a row)."""
+        scrolls = 0
+        for t in reversed(progress.history):
+            if t.kind is not ActionKind.SCROLL:
+                break
+            scrolls += 1
+        if scrolls >= 3:
+            return None
+        shown = " ".join(screen.texts).lower()
+        wanted = [s for s in intent.slots if s.role != "input" and s.text.lower() not in self._app_words
+                  and s.text not in progress.picked and s.text not in progress.typed and s.text.lower() not in shown]
+        if not wanted:
+            return None
+        return next((o for o in options(screen) if o.kind is ActionKind.SCROLL and o.widget is not None
+                     and o.widget.class_name.endswith(VERTICAL)), None)
+
+    def _act(self, screen: Screen, v: _Valued, source: str, scores: tuple[tuple[str, float], ...]) -> Decision:
+        why = "; ".join(v.why) or "best option"
+        return Decision(v.option.action(screen, text=v.text), f"{describe_option(v.option, text=v.text)}: {why}",
+                        source, v.option, v.text, scores)
+
+    # --- asking the model ---------------------------------------------------------------------------
+
+    def _ask(self, intent: Intent, progress: Progress, screen: Screen, among: list[_Valued], *,
+             allow_done: bool) -> Decision | None:
+        texts = [describe_option(v.option, text=v.text) for v in among] + ([DONE_TEXT] if allow_done else [])
+        context = choice_context(intent.text, [t.describe() for t in progress.history], screen)
+        try:
+            index, raw = self.llm.choose(context, texts)  # type: ignore[union-attr]
+        except (LLMError, RuntimeError, ValueError, OSError) as exc:  # a local model's own failures too
+            warning = f"the model failed ({exc}); deciding from the graph alone from now on"
+            log.warning(warning)
+            self.warnings.append(warning)
+            self.llm = None
+            return None
+        scores = tuple((t, round(float(s), 3)) for t, s in zip(texts, raw, strict=False))
+        if allow_done and index == len(among):
+            return Decision(None, "the model judged the task complete", "llm", scores=scores)
+        v = among[index]
+        return Decision(v.option.action(screen, text=v.text),
+                        f"{texts[index]}: the model's choice among {len(among)} options", "llm", v.option, v.text,
+                        scores)
+
+    # --- valuing options ----------------------------------------------------------------------------
+
+    def _value_all(self, intent: Intent, progress: Progress, screen: Screen, key: str) -> list[_Valued]:
+        opts = [o for o in options(screen) if not o.negative]
+        covered = set(progress.covered)
+        # A toggle already in the wanted state is done: its words count as covered.
+        for o in opts:
+            if o.checkable and self._satisfied(o, intent):
+                covered |= set(self._matches(o.label, intent.terms))
+        uncovered = [t for t in intent.terms if t not in covered]
+        inside = {id(d) for o in opts if o.receiver is not None for d in o.receiver.walk()}
+        shown = {w.text.strip().lower() for w in screen.widgets()
+                 if w.text and id(w) not in inside and not (w.clickable or w.editable or w.checkable)}
+        slots = [s for s in self._open_slots(intent, progress, opts)
+                 if not (s.role == "select" and s.text.lower() in shown)]  # the item is open already
+        visible = {o.label for o in opts}
+        out = [self._value(o, intent, progress, screen, key, uncovered, slots, visible) for o in opts]
+        self._remember(out, intent, progress, key)
+        return out
+
+    def _open_slots(self, intent: Intent, progress: Progress, opts: Sequence[Option]) -> list[Slot]:
+        """Slots still to type or pick (not the app's own name, not one a field already holds)."""
+        reopen = bool(_OPEN_VERBS.search(intent.text))
+        slots = []
+        for s in intent.slots:
+            if s.text.lower() in self._app_words or s.text in progress.picked:
+                continue
+            if s.text in progress.typed and not reopen:
+                continue
+            slots.append(s)
+        return slots
+
+    def _known(self, text: str) -> bool:
+        """Whether the app shows `text` somewhere (then a slot naming it is an item to pick, not to type)."""
+        want = text.lower()
+        return any(want == label.lower() for info in self.knowledge.screens.values() for label, _ in info.labels)
+
+    def _value(self, o: Option, intent: Intent, progress: Progress, screen: Screen, key: str,
+               uncovered: list[str], slots: list[Slot], visible: set[str]) -> _Valued:
+        cfg = self.config
+        v = _Valued(o, 0.0)
+        if o.kind is ActionKind.TYPE:
+            self._value_field(v, intent, progress, slots, uncovered, screen)
+        elif o.kind in (ActionKind.TAP, ActionKind.LONG_TAP):
+            # A toggle the intent wants flipped counts all its words: reaching it by a row of the same
+            # name ("Quiet hours" > "Quiet hours" switch) is not turning it on.
+            terms = intent.terms if o.checkable and intent.wants and not o.radio else uncovered
+            matched = self._matches(o.label, terms)
+            own = sum(self._weight(t) for t in matched) * precision(o.label, matched)
+            if o.checkable and self._satisfied(o, intent):
+                own = 0.0
+            if own:
+                v.why.append(f"its label has {', '.join(matched)}")
+            for rank, s in enumerate(slots):
+                if s.role == "input" and s.text not in progress.typed:
+                    continue  # a value to type first (picking an existing 'Groceries' is not creating one)
+                pick = pick_value(s, o.label) * cfg.slot_pick * (1 - 0.05 * rank)  # in the intent's order
+                # A choice already made is made, except in a list dialog: tapping it is how one answers.
+                if pick and (not (o.checkable and self._satisfied(o, intent)) or (o.in_dialog and pick >= 4)):
+                    v.why.append(f"it is '{s.text}'")
+                    own += pick
+                    break
+            keypad = self._keypad_value(o, intent, progress) if is_keypad(screen) else 0.0
+            if keypad:
+                v.why.append("the next key of a number")
+                own += keypad
+            v.value = own * (0.3 if o.kind is ActionKind.LONG_TAP else 1.0)
+        elif o.kind is ActionKind.SCROLL:
+            hidden = self.ahead.hidden(o, key, uncovered, slots, visible)
+            if hidden:
+                v.why.append("what the intent names is further down this screen")
+                v.value = cfg.gamma * hidden
+        # Typing nothing leads nowhere; a toggle changes this screen, it does not go anywhere.
+        ahead = 0.0 if ((o.kind is ActionKind.TYPE and not v.text) or o.checkable) else self.ahead.value(
+            o, key, uncovered, slots, been={t.screen for t in progress.history})
+        if ahead > 0:
+            v.why.append(f"it leads towards the rest (+{ahead:.2f})")
+        v.value += ahead
+        if o.kind is ActionKind.BACK:
+            v.value -= cfg.back_toll
+        if o.kind is ActionKind.SCROLL and [t.kind for t in progress.history[-2:]] == [ActionKind.SCROLL] * 2:
+            v.value = 0.0  # scrolled twice already: what was wanted is not further down
+        if o.kind is not ActionKind.BACK and progress.repeats(o.label, o.kind) \
+                and not (is_keypad(screen) and self._keypad_value(o, intent, progress)):
+            v.value *= 0.3  # done before in this run: again is usually a loop
+        return v
+
+    def _value_field(self, v: _Valued, intent: Intent, progress: Progress, slots: list[Slot],
+                     uncovered: list[str], screen: Screen) -> None:
+        o = v.option
+        assert o.widget is not None
+        held = o.widget.text.strip().lower()
+        if any(held == s.typed.lower() for s in intent.slots if s.text in progress.typed):
+            return  # it already holds what was typed
+        # A field holding one of the intent's values is the "from" of "from A to B": B goes here.
+        holds = next((i for i, s in enumerate(intent.slots) if held and held == s.text.lower()), None)
+        best, best_fit = None, 0.0
+        for s in slots:
+            if s.text in progress.typed or s.text.lower() == held:
+                continue
+            fit = field_fit(o, s, intent)
+            named = bool(s.context) and bool(self._matches(o.label, list(s.context)))
+            if s.role == "select" and not (s.kind == "quoted" and not self._known(s.text)) and not named:
+                fit = 0.0  # an item to pick, not a value to type
+            elif named:
+                fit = max(fit, 1.2)  # "due in 3 days" -> the field "Due in (days)"
+            if holds is not None and intent.slots.index(s) > holds and s.kind != "name":
+                fit = max(fit, 1.0)
+            if fit > best_fit:
+                best, best_fit = s, fit
+        if best is None:
+            return
+        label_value = sum(self.knowledge.weight(t) for t in self._matches(o.label, uncovered))
+        v.text = text_for(best, o)
+        # Forms are filled top to bottom: among fitting fields the higher one goes first.
+        place = 1.0 - o.widget.bounds.y1 / max(screen.height, 1)
+        v.value = self.config.slot_type * min(best_fit, 1.0) + 0.2 * place + 0.5 * label_value
+        v.why.append(f"type the intent's '{v.text}' here")
+
+    def _satisfied(self, o: Option, intent: Intent) -> bool:
+        """Whether a toggle already is as the intent wants it (radio buttons always want on)."""
+        want = "on" if o.radio or not intent.wants else intent.wants
+        return o.checked == (want == "on")
+
+    def _matches(self, label: str, terms: Sequence[str]) -> list[str]:
+        ws = label_words(label)
+        hits = [t for t in terms if any(same_term(t, w) for w in ws)]
+        # "dial pad" in the intent is "Dialpad" on the screen.
+        for a, b in zip(terms, terms[1:], strict=False):
+            if a + b in ws:
+                hits += [x for x in (a, b) if x not in hits]
+        return hits
+
+    def _weight(self, term: str) -> float:
+        """A word's weight; the app's own name ("clock" in the Clock app) names the app, not a place in it."""
+        w = self.knowledge.weight(term)
+        return 0.3 * w if term in self._app_words else w
+
+    def _keypad_value(self, o: Option, intent: Intent, progress: Progress) -> float:
+        key = digit(o.label)
+        if not key:
+            return 0.0
+        for s in intent.slots:
+            digits = s.text.replace(" ", "")
+            if s.kind != "number" or not digits.isdigit() or s.text in progress.typed:
+                continue
+            keys = ""
+            for t in reversed(progress.history):
+                if t.kind is ActionKind.TAP and digit(t.label):
+                    keys = digit(t.label) + keys
+                else:
+                    break
+            if digits.startswith(keys) and len(keys) < len(digits) and digits[len(keys)] == key:
+                return self.config.slot_type
+        return 0.0
+
+    # --- memory of recorded tasks ------------------------------------------------------------------------
+
+    def _remember(self, valued: list[_Valued], intent: Intent, progress: Progress, key: str) -> None:
+        cfg = self.config
+        for task in self.knowledge.tasks:
+            sim = self._similarity(intent, task.intent)
+            if sim < cfg.memory_min:
+                continue
+            for step in task.steps:
+                if step.action is None or self.knowledge.state_key.get(step.state) != key:
+                    continue
+                for v in valued:
+                    if v.option.kind is ActionKind.TYPE and not v.text:
+                        continue  # typing nothing is not what that task did
+                    if progress.repeats(v.option.label, v.option.kind):
+                        continue
+                    if same_option(step.action, v.option):
+                        v.value += cfg.memory * sim
+                        v.memory += cfg.memory * sim
+                        v.why.append(f"'{task.intent}' did this here")
+
+    def _similarity(self, a: Intent, other: str) -> float:
+        b = parse_intent(other)
+        ta, tb = set(a.terms), set(b.terms)
+        if not ta or not tb:
+            return 0.0
+        shared = sum(self.knowledge.weight(t) for t in ta if any(same_term(t, u) for u in tb))
+        total = sum(self.knowledge.weight(t) for t in ta | tb)
+        return 2 * shared / (total + shared) if total else 0.0

@@ -1,0 +1,183 @@
+"""What has been done towards an intent: the actions taken, and which of the intent's words and
+slots they have covered. The policy values options by what they would add to this; the end
+oracle says "done" only when nothing worth doing is left, so an intent is done by its actions,
+never because a screen looks like the end.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from appatlas.agent.intent import Intent, Slot, label_words, same_term, words
+from appatlas.agent.options import Option, is_dialog, options
+from appatlas.devices.base import locate
+from appatlas.errors import SelectorNotFound
+from appatlas.graph.fingerprint import structure_key
+from appatlas.types import Action, ActionKind, Screen
+
+__all__ = ["Progress", "Taken", "names_slot", "taken"]
+
+
+@dataclass(frozen=True)
+class Taken:
+    """One action already taken, as the agent remembers it."""
+
+    kind: ActionKind
+    label: str = ""
+    text: str = ""  # typed text
+    title: str = ""  # the element's name (a row's first line); what acting on it covers
+    screen: str = ""  # structure key of the screen it was taken on
+    changed: bool = False  # it typed, or flipped a toggle / picked a radio
+    confirm: bool = False  # it pressed a confirming button (OK, Save, Yes, …)
+    toggles: tuple[tuple[str, bool, bool], ...] = ()  # (label, checked, radio) of the screen's toggles then
+    dialog: bool = False  # it was taken on a dialog
+    button: bool = False  # it pressed a plain button (a form's submit, whatever it says)
+
+    def describe(self) -> str:
+        if self.kind is ActionKind.TYPE:
+            return f"type '{self.text}' into '{self.label}'"
+        if self.kind is ActionKind.BACK:
+            return "press back"
+        if self.kind is ActionKind.SCROLL:
+            return f"scroll in '{self.label}'"
+        return f"tap '{self.label}'"
+
+
+def taken(action: Action, screen: Screen) -> Taken:
+    """Remember `action` as taken on `screen` (its element's label and what kind of step it was)."""
+    key = structure_key(screen)
+    toggles = tuple((o.label, o.checked, o.radio) for o in options(screen, scroll=False) if o.checkable and o.label)
+    dialog = is_dialog(screen)
+    if action.target is None:
+        return Taken(action.kind, screen=key, toggles=toggles, dialog=dialog)
+    try:
+        widget = locate(action.target, screen)
+    except SelectorNotFound:
+        return Taken(action.kind, label=action.target.text or action.target.content_desc, text=action.text, screen=key,
+                     toggles=toggles, dialog=dialog)
+    opt = _option_for(widget, screen)
+    label = opt.label if opt is not None else (widget.label or "")
+    title = opt.name if opt is not None else label
+    checkable = opt.checkable if opt is not None else widget.checkable
+    positive = opt.positive if opt is not None else False
+    button = action.kind is ActionKind.TAP and widget.class_name.endswith(".Button") and not checkable
+    return Taken(action.kind, label=label, text=action.text, screen=key, title=title,
+                 changed=action.kind is ActionKind.TYPE or checkable, confirm=positive, toggles=toggles, dialog=dialog,
+                 button=button)
+
+
+def _option_for(widget, screen: Screen) -> Option | None:  # noqa: ANN001 - a Widget
+    opts = options(screen, scroll=False)
+    for o in opts:
+        if o.widget is widget or o.receiver is widget:
+            return o
+    for o in opts:  # the finger hit a label inside the option's row
+        if o.receiver is not None and any(d is widget for d in o.receiver.walk()):
+            return o
+    return None
+
+
+class Progress:
+    """The intent's words and slots covered by `history`."""
+
+    def __init__(self, intent: Intent, history: Sequence[Taken], *, current: str = "") -> None:
+        self.intent = intent
+        self.history = list(history)
+        # Acting on a row covers what it is (its title), not the value it shows ("quiet hours" in the
+        # subtitle of "Notifications" is still to be done on the next screen).
+        acted = [w for t in history if t.kind is not ActionKind.BACK for w in label_words(t.title or t.label)]
+        acted += [w for t in history for w in words(t.text)]
+        # A toggle seen already as the intent wants it needs no action: its words count as done. A
+        # checked radio button is a choice made; a checkbox must name at least half of the intent, so
+        # a neighbour sharing one word does not count.
+        for t in history:
+            for label, on, radio in t.toggles:
+                ws = label_words(label)
+                hits = [x for x in intent.terms if any(same_term(x, w) for w in ws)]
+                if radio and on and hits:
+                    acted += ws
+                elif not radio and on == (intent.wants != "off") and hits and 2 * len(hits) >= len(intent.terms):
+                    acted += ws
+        self.covered = {t for t in intent.terms if any(same_term(t, w) for w in acted)}
+        typed = [t.text.lower() for t in history if t.kind is ActionKind.TYPE and t.text]
+        self.typed = {s.text for s in intent.slots if any(_typed_as(s, x) for x in typed)}
+        self.typed |= {s.text for s in intent.slots if s.kind == "number" and _keyed(s, history)}
+        labels = [t.label.lower() for t in history if t.kind in (ActionKind.TAP, ActionKind.LONG_TAP)]
+        self.picked = {s.text for s in intent.slots if any(_names(s, lab) for lab in labels)}
+        # The words describing a value ("mobile number 555…") are done when the value is.
+        for s in intent.slots:
+            if s.text in self.typed or s.text in self.picked:
+                self.covered |= {t for t in intent.terms if any(same_term(t, c) for c in s.context)}
+        self.current = current
+
+    def uncovered(self) -> list[str]:
+        return [t for t in self.intent.terms if t not in self.covered]
+
+    def done_with(self, slot: Slot) -> bool:
+        return slot.text in self.typed or slot.text in self.picked
+
+    @property
+    def actions(self) -> int:
+        return len(self.history)
+
+    def pending_change(self) -> bool:
+        """A change (typing, a toggle) was made recently and no confirming button was pressed since."""
+        # A tap that left the screen as it was (a row picked in a list, a key of a keypad) changed its form.
+        after = [t.screen for t in self.history[1:]] + [self.current]
+        last_change = max((i for i, t in enumerate(self.history)
+                           if t.changed or (t.kind is ActionKind.TAP and t.screen == after[i] and self.current)),
+                          default=-1)
+        last_confirm = max((i for i, t in enumerate(self.history) if t.confirm or t.button), default=-1)
+        return last_change > last_confirm and last_change >= len(self.history) - 4
+
+    def typed_last(self) -> bool:
+        """Whether the latest change was typing (a form to submit) rather than a toggle (saved at once)."""
+        changes = [t for t in self.history if t.changed]
+        return bool(changes) and changes[-1].kind is ActionKind.TYPE
+
+    def repeats(self, label: str, kind: ActionKind) -> bool:
+        """Whether this was already done (same label, same kind) earlier in the run."""
+        return any(t.label == label and t.kind is kind for t in self.history)
+
+
+def _typed_as(slot: Slot, typed: str) -> bool:
+    want = slot.typed.lower()
+    return typed == want or (slot.kind == "name" and typed in want.split())
+
+
+def _names(slot: Slot, label: str) -> bool:
+    """Whether an element's label names the slot ('30 minutes' names 30, 'Bob' names Bob)."""
+    return names_slot(slot, label) >= 0.7
+
+
+def names_slot(slot: Slot, label: str) -> float:
+    """1 if `label` is the slot, 0.7 if it starts with it as a word ('30 minutes' for 30), 0.3 if it holds
+    it as a word elsewhere ('Max reminder duration 5 minutes' for 5), else 0."""
+    want, have = slot.text.lower(), label.lower().strip()
+    if not have:
+        return 0.0
+    if have == want:
+        return 1.0
+    m = re.search(rf"(?<![\w@.]){re.escape(want)}(?![\w@])", have)
+    if m is None:
+        return 0.0
+    return 0.7 if m.start() == 0 else 0.3
+
+
+_DIGITS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
+
+
+def _keyed(slot: Slot, history: Sequence[Taken]) -> bool:
+    """A number entered on a keypad: the last taps of digit keys spell it."""
+    keys = ""
+    for t in reversed(history):
+        label = t.label.strip().lower()
+        digit = label if len(label) == 1 and label.isdigit() else _DIGITS.get(label, "")
+        if t.kind is ActionKind.TAP and digit:
+            keys = digit + keys
+        else:
+            break
+    digits = slot.text.replace(" ", "")
+    return len(digits) > 1 and keys.endswith(digits)

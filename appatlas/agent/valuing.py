@@ -1,0 +1,121 @@
+"""How an option is valued, piece by piece: the helpers of `appatlas.agent.policy`.
+
+    submits / confirming   the button that ends a form or a dialog
+    is_keypad / digit      a dial pad, and the digit a key enters
+    precision              how much of a label the matched words are
+    pick_value             how well a label names a slot
+    field_fit / text_for   which field a value goes into, and what exactly is typed there
+    same_option            whether a recorded action is this option (for the graph and for memory)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from appatlas.agent.intent import Intent, Slot, words
+from appatlas.agent.options import CONFIRM_WORDS, Option
+from appatlas.agent.progress import names_slot
+from appatlas.graph.inputs import field_kind
+from appatlas.types import Action, ActionKind, Screen
+
+__all__ = ["confirming", "digit", "field_fit", "is_keypad", "pick_value", "precision", "same_option", "submits",
+           "text_for"]
+
+
+def submits(o: Option) -> bool:
+    """A button that ends a form or a dialog (OK, Save, Done…), whatever kind of view draws it."""
+    return o.positive or (o.kind is ActionKind.TAP and o.label.strip().lower() in CONFIRM_WORDS)
+
+
+def confirming(opts: Sequence[Option], *, form: bool = True) -> Option | None:
+    """The button that submits this screen: a positive one (OK, Save, …), else — on a form that was
+    typed into — its only plain button ("Unlock", "Add task")."""
+    positive = next((o for o in opts if o.positive and not o.negative), None)
+    if positive is not None or not form:
+        return positive
+    buttons = [o for o in opts if o.kind is ActionKind.TAP and o.widget is not None and not o.negative
+               and o.widget.class_name.endswith(".Button")]
+    return buttons[0] if len(buttons) == 1 else None
+
+
+DIGITS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
+
+
+def is_keypad(screen: Screen) -> bool:
+    """Whether the screen shows a key for every digit (a dial pad), not just some numbers (a date picker)."""
+    return len({digit(w.label) for w in screen.widgets() if digit(w.label)}) == 10
+
+
+def digit(label: str) -> str:
+    """The digit a keypad key enters ('7', 'Seven'), or ''."""
+    label = label.strip().lower()
+    return label if len(label) == 1 and label.isdigit() else DIGITS.get(label, "")
+
+
+def precision(label: str, matched: list[str]) -> float:
+    """Between 0.5 and 1: how much of the label the matched words are ('Light' beats 'Auto light / dark')."""
+    n = len(words(label))
+    return 0.5 + 0.5 * min(1.0, len(matched) / n) if n else 1.0
+
+
+def pick_value(slot: Slot, label: str) -> float:
+    return names_slot(slot, label)
+
+
+def field_fit(o: Option, slot: Slot, intent: Intent) -> float:
+    """How well a field suits a slot (0 = not at all)."""
+    assert o.widget is not None
+    kind = field_kind(o.widget)
+    label = o.label.lower()
+    cue_fits = bool(slot.cue) and slot.cue in label
+    if kind == "search" and not re.search(r"\b(search|find|look for|filter)", intent.text, re.IGNORECASE):
+        return 0.0  # a search box takes what the intent says to search for, nothing else
+    if re.search(r"[\d_]", o.widget.text) and not cue_fits:
+        return 0.0  # a field holding content (a date, a file name) is rewritten only when named
+    if slot.kind == "name":
+        if kind != "name":
+            return 0.0
+        return 1.0 if len(slot.text.split()) > 1 or not re.search(r"\b(first|given|sur|last|family)", label) else 0.8
+    if slot.kind == "email":
+        return 1.0 if kind == "email" else 0.4
+    if slot.kind == "number" or slot.text.replace("+", "").isdigit():
+        fit = 1.0 if kind in ("phone", "number") else 0.6 if kind in ("text", "search") else 0.3
+    else:
+        fit = 0.9 if kind in ("name", "text", "search") else 0.6
+    return fit + (0.5 if cue_fits or ("search" in label and "search" in slot.cue) else 0.0)
+
+
+def text_for(slot: Slot, o: Option) -> str:
+    """The text to type: a two-word name splits over first-name and surname fields."""
+    parts = slot.typed.split()
+    label = o.label.lower()
+    if slot.kind == "name" and len(parts) > 1:
+        if re.search(r"\b(first|given)\b", label):
+            return parts[0]
+        if re.search(r"(surname|last name|family)", label):
+            return " ".join(parts[1:])
+    return slot.typed
+
+
+def same_option(action: Action, o: Option) -> bool:
+    """Whether a recorded action is this option (same kind, same element by signature and words or place)."""
+    if o.kind is ActionKind.BACK:
+        return action.kind is ActionKind.BACK
+    if action.target is None or o.widget is None:
+        return False
+    kinds = {o.kind} | ({ActionKind.TAP} if o.kind is ActionKind.TYPE else set())
+    if action.kind not in kinds:
+        return False
+    t, w = action.target, o.widget
+    candidates = [w] + ([o.receiver] if o.receiver is not None else [])
+    for c in candidates:
+        if t.class_name and t.class_name != c.class_name or t.resource_id != c.resource_id:
+            continue
+        if (t.content_desc and t.content_desc == c.content_desc) or (t.text and t.text == c.text and
+                                                                      action.kind is not ActionKind.TYPE):
+            return True
+        if t.bounds is not None and t.bounds == c.bounds:
+            return True
+    return False
+

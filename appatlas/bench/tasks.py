@@ -1,0 +1,395 @@
+"""`appatlas bench tasks` (BENCHMARKS.md §1): the agent on recorded tasks, step-wise and free run.
+
+For each app folder: import the recording into an atlas (the *phone*: a replay device over all of
+it) and build the agent's knowledge — by import (the same recording) or by crawling the replay with
+a fixed budget. Then for every task:
+
+- step-wise (the AutoDroid metric): the replay device is put on each recorded step's screen; the
+  agent gets the task text and the recorded steps so far and names its next action, compared with
+  the recorded one: the same element (the widget's content-free signature, and the same widget when
+  several on the screen share it) and the same typed text (case-insensitive); "done" on the last.
+- free run: from the task's first screen until the agent says done or takes 2 x step_num + 5
+  actions. Success = the recorded screens (by content, consecutive repeats collapsed) appear in
+  order among the screens the agent was on, and it said done on the recorded final screen.
+
+Honesty: with `atlas="import"` the task under evaluation is removed from the agent's knowledge
+together with its demonstration (`Knowledge.without`): its recorded task entry, one observation of
+every transition between its consecutive steps (transitions seen only in the demonstration
+disappear) and the states seen only in it. Other tasks stay: they are the app's experience.
+
+A step that was scrolled through lists several states; the agent is put on the one where the
+recorded action starts (the element is visible there), and the free run must pass all of them.
+Evidence for a back action: `signature` is "" (only back has no element).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean, median
+from typing import Any
+
+from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.options import options
+from appatlas.agent.policy import Decision, Policy
+from appatlas.agent.progress import Taken, taken
+from appatlas.devices.base import locate
+from appatlas.devices.replay import RecordedApp, ReplayDevice
+from appatlas.errors import AppatlasError, SelectorNotFound
+from appatlas.graph.atlas import Atlas
+from appatlas.graph.droidbot import import_droidbot, load_droidbot_screen
+from appatlas.graph.fingerprint import SYSTEM_CHROME
+from appatlas.graph.replay import recorded_app
+from appatlas.types import Action, ActionKind, Screen
+
+__all__ = ["SUMMARY_KEYS", "BenchStep", "BenchTask", "read_tasks", "run_tasks_bench", "score_app"]
+
+log = logging.getLogger(__name__)
+SUMMARY_KEYS = ("action_accuracy", "completion_rate", "goal_success_rate", "mean_steps_ratio", "decision_ms_p50",
+                "decision_ms_p95", "tasks", "steps")
+Progress = Callable[[str, str], None]
+
+
+def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "import", apps: tuple[str, ...] = (),
+                    crawl_budget: int = 1000, llm_model: str | None = None,
+                    progress: Progress | None = None) -> dict[str, Any]:
+    """Run the tasks benchmark over the app folders under `data`; write the JSON to `out` and return it."""
+    from appatlas.agent.llm import make_llm
+
+    if atlas not in ("import", "crawl"):
+        raise ValueError(f"--atlas must be import or crawl, not {atlas!r}")
+    folders = sorted(p for p in Path(data).iterdir() if p.is_dir() and (p / "states").is_dir()
+                     and any(p.glob("task*.yaml")))
+    if apps:
+        folders = [p for p in folders if p.name in apps]
+    if not folders:
+        raise FileNotFoundError(f"no app folders with states/ and task*.yaml under {data}")
+    model = make_llm(llm, model=llm_model)
+    per_app: dict[str, dict[str, Any]] = {}
+    evidence: list[dict[str, Any]] = []
+    all_ms: list[float] = []
+    sources: Counter[str] = Counter()
+    for folder in folders:
+        if progress is not None:
+            progress(folder.name, "importing")
+        with tempfile.TemporaryDirectory() as tmp:
+            import_droidbot(folder, Path(tmp) / "rec.atlas")
+            with Atlas.open(Path(tmp) / "rec.atlas") as rec:
+                full = Knowledge.from_atlas(rec)
+                replay = recorded_app(rec)
+            tasks = read_tasks(folder, full)
+            base = full if atlas == "import" else _crawled(replay, Path(tmp), crawl_budget, progress, folder.name)
+        rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=base, llm=model,
+                             leave_out=atlas == "import", progress=progress, sources=sources)
+        evidence += rows
+        all_ms += ms
+        per_app[folder.name] = _summary(rows, ms)
+    doc = {"benchmark": "tasks", "data": str(data), "llm": llm, "llm_name": getattr(model, "name", "none"),
+           "atlas": atlas, "summary": _summary(evidence, all_ms), "apps": per_app, "tasks": evidence,
+           "decided_by": dict(sources.most_common())}  # how many decisions each source made
+    Path(out).write_text(json.dumps(doc, indent=2))
+    return doc
+
+
+@dataclass(frozen=True)
+class BenchStep:
+    origin: str  # recorded state_str of the screen the agent is put on
+    state: int  # its state id
+    states: tuple[int, ...]  # every state of the step (scroll positions), in order
+    action: Action | None  # the recorded action; None when done or unresolved
+    done: bool = False  # the last step: the right answer is "done"
+    label: str = ""  # the chosen element's text, kept when no widget of the screen carries it
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    name: str
+    intent: str
+    steps: tuple[BenchStep, ...]
+
+    @property
+    def records(self) -> list[tuple[int, ...]]:
+        return [s.states for s in self.steps]
+
+
+_ELEMENT = re.compile(r"<(\w+) id=(\d+)(?: text='([^']*)')?[^>]*>(.*?)</\1>", re.DOTALL)
+
+
+def read_tasks(folder: Path, full: Knowledge) -> list[BenchTask]:
+    """The `task*.yaml` of a DroidTask app folder, resolved against the imported recording `full`."""
+    import yaml
+
+    ids: dict[str, int] = {}
+    for path in sorted((folder / "states").glob("state_*.json")):
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+            sid = full.state_of(load_droidbot_screen(raw, source=str(path)))
+        except (ValueError, KeyError, TypeError, AppatlasError):
+            continue  # the importer skipped it too
+        if sid is not None:
+            ids[str(raw.get("state_str", path.stem))] = sid
+    hops: dict[tuple[int, int], list[Action]] = {}
+    for t in full.transitions:
+        hops.setdefault((t.source, t.target), []).append(t.action)
+    out = []
+    for path in sorted(folder.glob("task*.yaml"), key=lambda p: (len(p.name), p.name)):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        records = raw.get("records") if isinstance(raw, dict) else None
+        if not isinstance(records, list) or not records:
+            continue
+        groups = []
+        for rec in records:
+            strs = rec["state_str"] if isinstance(rec["state_str"], list) else [rec["state_str"]]
+            groups.append([(str(x), ids[str(x)]) for x in strs if str(x) in ids])
+        if not all(groups):
+            log.warning("%s/%s: a step's screen is not in the recording; task skipped", folder.name, path.name)
+            continue
+        steps = []
+        for i, (rec, group) in enumerate(zip(records, groups, strict=True)):
+            states = tuple(sid for _, sid in group)
+            if int(rec.get("Choice", -1)) == -1 or i + 1 == len(records):
+                origin, sid = group[-1]
+                steps.append(BenchStep(origin, sid, states, None, done=True))
+                continue
+            following = {sid for _, sid in groups[i + 1]}
+            found = [(o, s, a) for o, s in reversed(group) for t in following for a in hops.get((s, t), ())]
+            if found:
+                # Several events joined these screens (a back and a tap): the one on the chosen element.
+                label = _choice(rec)[1]
+                event = next((e for e in found if _names_label(e[2], label)), found[0])
+                steps.append(BenchStep(event[0], event[1], states, event[2]))
+            else:
+                steps.append(_from_choice(rec, group, full))
+        out.append(BenchTask(path.stem, str(raw.get("task_name", "")), tuple(steps)))
+    return out
+
+
+def _choice(rec: dict[str, Any]) -> tuple[str, str]:
+    """(tag, text) of the step's chosen element in its State list."""
+    elements = {int(m.group(2)): (m.group(1), re.sub(r"<br>", " ", m.group(3) or m.group(4) or "").strip())
+                for m in _ELEMENT.finditer(str(rec.get("State", "")))}
+    return elements.get(int(rec["Choice"]), ("", ""))
+
+
+def _names_label(action: Action, label: str) -> bool:
+    if action.kind is ActionKind.BACK:
+        return label == "go back"
+    t = action.target
+    return t is not None and bool(label) and label in (t.text, t.content_desc)
+
+
+def _from_choice(rec: dict[str, Any], group: list[tuple[str, int]], full: Knowledge) -> BenchStep:
+    """The step's action from its `Choice` element, found on one of its screens by its text."""
+    tag, label = _choice(rec)
+    typed = str(rec.get("Input", "null"))
+    states = tuple(sid for _, sid in group)
+    if tag == "button" and label == "go back":
+        return BenchStep(group[-1][0], group[-1][1], states, Action(ActionKind.BACK))
+    for origin, sid in reversed(group):
+        screen = full.state_screens[sid]
+        for o in options(screen, scroll=False):
+            if o.widget is not None and label and o.label.replace("\n", " ") == label:
+                action = o.action(screen, text=typed if typed != "null" else "")
+                if typed == "null" and action.kind is ActionKind.TYPE:
+                    action = Action(ActionKind.TAP, target=action.target)
+                return BenchStep(origin, sid, states, action)
+    log.info("the chosen element %r is on none of the step's screens", label)
+    return BenchStep(group[-1][0], group[-1][1], states, None, label=label)
+
+
+def _crawled(replay: RecordedApp, tmp: Path, budget: int, progress: Progress | None, name: str) -> Knowledge:
+    from appatlas.graph.crawler import CrawlConfig, crawl
+
+    if progress is not None:
+        progress(name, f"crawling ({budget} actions)")
+    with Atlas.create(tmp / "crawl.atlas", app=replay.package) as atlas:
+        crawl(ReplayDevice(replay, screenshots=False), atlas, package=replay.package,
+              config=CrawlConfig(budget=budget, saturation=budget))
+        return Knowledge.from_atlas(atlas)
+
+
+def score_app(app: str, tasks: list[BenchTask], *, replay: RecordedApp, full: Knowledge, base: Knowledge,
+              llm: object | None, leave_out: bool = True, progress: Progress | None = None,
+              sources: Counter[str] | None = None) -> tuple[list[dict[str, Any]], list[float]]:
+    """Evidence rows (one per task) and decision times (ms) for one app; `sources` counts who decided."""
+    rows, ms = [], []
+    sources = sources if sources is not None else Counter()
+    for task in tasks:
+        if progress is not None:
+            progress(app, task.name)
+        knowledge = base.without(task.name, records=task.records) if leave_out else base
+        policy = Policy(knowledge, llm=llm)
+        device = ReplayDevice(replay, screenshots=False, start=task.steps[0].state)
+        steps = _stepwise(task, device, policy, ms, sources)
+        run = _free_run(task, device, policy, full, ms, sources)
+        rows.append({"app": app, "task": f"{task.name}.yaml", "text": task.intent, "steps": steps, "run": run})
+        if policy.llm is None and llm is not None:
+            llm = None  # the model failed and was dropped: the rest runs graph-only, as the agent would
+    return rows, ms
+
+
+def _stepwise(task: BenchTask, device: ReplayDevice, policy: Policy, ms: list[float],
+              sources: Counter[str]) -> list[dict[str, Any]]:
+    out = []
+    history: list[Taken] = []
+    for step in task.steps:
+        device.reset(step.state)
+        screen = device.snapshot()
+        began = time.perf_counter()
+        decision = policy.decide(task.intent, screen, history)
+        ms.append(1000 * (time.perf_counter() - began))
+        sources[decision.source] += 1
+        if step.done:
+            expected: dict[str, Any] | str = "done"
+        elif step.action is None:
+            expected = {"signature": "?", "text": ""}  # unresolved: no widget carries the chosen text
+        else:
+            expected = _expected(_describe(step.action, screen))
+        predicted = _describe(decision.action, screen) if decision.action is not None else "done"
+        correct = decision.action is None if step.done else (
+            step.action is not None and _correct(step.action, decision.action, screen))
+        out.append({"state": step.origin, "expected": expected, "predicted": predicted, "correct": correct})
+        if step.action is not None:
+            history.append(taken(step.action, screen))
+    return out
+
+
+def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowledge, ms: list[float],
+              sources: Counter[str]) -> dict[str, Any]:
+    device.reset(task.steps[0].states[0])
+    limit = 2 * len(task.steps) + 5
+    history: list[Taken] = []
+    screen = device.snapshot()
+    seen = [_content(screen)]
+    actions: list[dict[str, Any]] = []
+    said_done = False
+    while len(actions) < limit:
+        began = time.perf_counter()
+        decision: Decision = policy.decide(task.intent, screen, history)
+        ms.append(1000 * (time.perf_counter() - began))
+        sources[decision.source] += 1
+        if decision.action is None:
+            said_done = True
+            break
+        actions.append(_describe(decision.action, screen))
+        history.append(taken(decision.action, screen))
+        device.perform(decision.action)
+        screen = device.snapshot()
+        seen.append(_content(screen))
+    # A step scrolled through was recorded at several positions: any of them is that step's screen.
+    recorded = [{_content(full.state_screens[sid]) for sid in step.states} for step in task.steps]
+    recorded = [r for i, r in enumerate(recorded) if i == 0 or r != recorded[i - 1]]
+    success = said_done and seen[-1] in recorded[-1] and _in_order(recorded, _collapse(seen))
+    origins = _origins(full)
+    visited = [origins.get(k) for k in seen]
+    return {"visited": visited, "actions": actions, "said_done": said_done, "success": success}
+
+
+def _content(screen: Screen) -> str:
+    """A screen's content for comparing runs: every widget's signature, texts and checked/selected state,
+    in order — positions left out, so the same screen scrolled by a few pixels is the same content."""
+    h = hashlib.sha256(f"{screen.package}/{screen.activity}".encode())
+    for w in screen.widgets():
+        if w.package in SYSTEM_CHROME:
+            continue
+        h.update("\x1f".join((w.signature, w.text, w.content_desc, f"{w.checked:d}{w.selected:d}")).encode(
+            "utf-8", "surrogatepass") + b"\x1e")
+    return h.hexdigest()
+
+
+_ORIGINS: dict[int, dict[str, str]] = {}
+
+
+def _origins(full: Knowledge) -> dict[str, str]:
+    """Content (as `_content`) -> the recording's state_str of the first state showing it."""
+    if id(full) not in _ORIGINS:
+        _ORIGINS.clear()
+        table: dict[str, str] = {}
+        for sid in sorted(full.state_screens):
+            if sid in full.origins:
+                table.setdefault(_content(full.state_screens[sid]), full.origins[sid])
+        _ORIGINS[id(full)] = table
+    return _ORIGINS[id(full)]
+
+
+def _collapse(keys: list[str]) -> list[str]:
+    return [k for i, k in enumerate(keys) if i == 0 or k != keys[i - 1]]
+
+
+def _in_order(needles: list[set[str]], hay: list[str]) -> bool:
+    it = iter(hay)
+    return all(any(h in k for h in it) for k in needles)
+
+
+def _describe(action: Action, screen: Screen) -> dict[str, Any]:
+    """{kind, signature, label, text} of an action on `screen` (signature "" for back)."""
+    if action.target is None:
+        return {"kind": action.kind.value, "signature": "", "label": "", "text": action.text}
+    try:
+        w = locate(action.target, screen)
+        signature, label = w.signature, _label(w, screen)
+    except SelectorNotFound:
+        signature, label = action.target.signature, action.target.text or action.target.content_desc
+    return {"kind": action.kind.value, "signature": signature, "label": label, "text": action.text}
+
+
+def _label(widget, screen: Screen) -> str:  # noqa: ANN001 - a Widget
+    for o in options(screen, scroll=False):
+        if o.widget is widget:
+            return o.label
+    return widget.label
+
+
+def _expected(described: dict[str, Any] | str) -> dict[str, Any] | str:
+    if isinstance(described, str):
+        return described
+    return {"signature": described["signature"], "text": described["text"]}
+
+
+def _correct(expected: Action, predicted: Action | None, screen: Screen) -> bool:
+    if predicted is None:
+        return False
+    if expected.kind is ActionKind.BACK or predicted.kind is ActionKind.BACK:
+        return expected.kind is predicted.kind
+    if expected.target is None or predicted.target is None:
+        return False
+    try:
+        want, got = locate(expected.target, screen), locate(predicted.target, screen)
+    except SelectorNotFound:
+        return False
+    if want.signature != got.signature or expected.text.strip().lower() != predicted.text.strip().lower():
+        return False
+    # Rows of a list share a signature: then only the same widget is the same element.
+    twins = sum(1 for w in screen.widgets() if w.signature == want.signature)
+    return twins == 1 or got is want
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _summary(rows: list[dict[str, Any]], ms: list[float]) -> dict[str, Any]:
+    steps = [s for r in rows for s in r["steps"]]
+    ratios = [len(r["run"]["actions"]) / max(sum(s["expected"] != "done" for s in r["steps"]), 1)
+              for r in rows if r["run"]["success"]]
+    return {
+        "action_accuracy": sum(s["correct"] for s in steps) / max(len(steps), 1),
+        "completion_rate": sum(all(s["correct"] for s in r["steps"]) for r in rows) / max(len(rows), 1),
+        "goal_success_rate": sum(r["run"]["success"] for r in rows) / max(len(rows), 1),
+        "mean_steps_ratio": mean(ratios) if ratios else 0.0,
+        "decision_ms_p50": median(ms) if ms else 0.0,
+        "decision_ms_p95": _percentile(ms, 0.95),
+        "tasks": len(rows),
+        "steps": len(steps),
+    }

@@ -1,0 +1,55 @@
+"""The tasks benchmark on one recorded app: the JSON interface of BENCHMARKS.md §1, and honest leave-out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from appatlas.bench.tasks import SUMMARY_KEYS, read_tasks, run_tasks_bench
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def doc(droidtask: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "tasks.json"
+    result = run_tasks_bench(data=droidtask, out=out, llm="none", apps=("applauncher",))
+    assert json.loads(out.read_text()) == result
+    return result
+
+
+def test_the_summary_has_exactly_the_specified_fields(doc) -> None:
+    assert set(doc["summary"]) == set(SUMMARY_KEYS) and set(doc["apps"]["applauncher"]) == set(SUMMARY_KEYS)
+
+
+def test_every_task_carries_its_evidence(doc) -> None:
+    for task in doc["tasks"]:
+        assert set(task) == {"app", "task", "text", "steps", "run"}
+        assert set(task["run"]) == {"visited", "actions", "said_done", "success"}
+        for step in task["steps"]:
+            assert set(step) == {"state", "expected", "predicted", "correct"}
+            assert step["predicted"] == "done" or set(step["predicted"]) == {"kind", "signature", "label", "text"}
+        assert task["steps"][-1]["expected"] == "done"
+
+
+def test_accuracy_is_the_share_of_correct_steps(doc) -> None:
+    steps = [s for t in doc["tasks"] for s in t["steps"]]
+    assert doc["summary"]["steps"] == len(steps)
+    assert doc["summary"]["action_accuracy"] == pytest.approx(sum(s["correct"] for s in steps) / len(steps))
+
+
+def test_a_task_is_evaluated_without_its_own_demonstration(droidtask: Path, imported) -> None:
+    from appatlas.agent.knowledge import Knowledge
+    from appatlas.graph.atlas import Atlas
+
+    _, folder = imported("applauncher")
+    with Atlas.open(folder) as atlas:
+        full = Knowledge.from_atlas(atlas)
+    task = read_tasks(droidtask / "applauncher", full)[0]
+    left = full.without(task.name, records=task.records)
+    hops = {(a, b) for x, y in zip(task.records, task.records[1:], strict=False) for a in x for b in y}
+    before = sum(t.count for t in full.transitions if (t.source, t.target) in hops)
+    after = sum(t.count for t in left.transitions if (t.source, t.target) in hops)
+    assert task.name not in [t.name for t in left.tasks] and after <= before - (len(task.records) - 1)

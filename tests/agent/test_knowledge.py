@@ -1,0 +1,60 @@
+"""Knowledge from an atlas, and leaving a task out together with its demonstration."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.localize import localize
+from appatlas.devices.virtual import open_app
+from appatlas.graph.atlas import RecordedStep, RecordedTask
+
+
+def _with_demo(k: Knowledge) -> tuple[Knowledge, RecordedTask]:
+    """The knowledge plus a recorded task demonstrated along one of its transitions (observed once)."""
+    t = next(t for t in k.transitions if t.count == 1 and t.source_key != t.target_key)
+    task = RecordedTask("task1", "do it", (RecordedStep(t.source, t.action), RecordedStep(t.target, None)), "droidtask")
+    return Knowledge.build(package=k.package, screens=k.state_screens, state_key=k.state_key, content=k.content,
+                           transitions=k.transitions, tasks=[task]), task
+
+
+def test_leaving_a_task_out_drops_its_entry(demo_knowledge) -> None:
+    k, task = _with_demo(demo_knowledge)
+    assert [t.name for t in k.without("task1").tasks] == []
+
+
+def test_leaving_a_task_out_drops_a_transition_only_its_demonstration_showed(demo_knowledge) -> None:
+    k, task = _with_demo(demo_knowledge)
+    a, b = task.steps[0].state, task.steps[1].state
+    assert not any(t.source == a and t.target == b for t in k.without("task1").transitions)
+
+
+def test_a_transition_seen_more_often_loses_one_observation(demo_knowledge) -> None:
+    k, task = _with_demo(demo_knowledge)
+    a, b = task.steps[0].state, task.steps[1].state
+    seen_twice = [replace(t, count=2) if (t.source, t.target) == (a, b) else t for t in k.transitions]
+    k2 = Knowledge.build(package=k.package, screens=k.state_screens, state_key=k.state_key, content=k.content,
+                         transitions=seen_twice, tasks=k.tasks)
+    left = [t for t in k2.without("task1").transitions if (t.source, t.target) == (a, b)]
+    assert [t.count for t in left] == [1]
+
+
+def test_rare_words_weigh_more_than_common_ones(demo_knowledge) -> None:
+    assert demo_knowledge.weight("quiet") > demo_knowledge.weight("note")
+
+
+def test_a_recorded_screen_is_localized_exactly(demo_knowledge) -> None:
+    place = localize(open_app("demo", screenshots=False).snapshot(), demo_knowledge)
+    assert place.how == "exact" and place.known
+
+
+def test_a_screen_with_new_content_is_localized_by_structure(demo_knowledge) -> None:
+
+    screen = open_app("demo", screenshots=False).snapshot()
+    changed = replace(screen, root=_retext(screen.root, "Groceries", "Shopping"))
+    assert localize(changed, demo_knowledge).how == "structure"
+
+
+def _retext(w, old: str, new: str):
+    kids = tuple(_retext(c, old, new) for c in w.children)
+    return replace(w, text=w.text.replace(old, new), children=kids)

@@ -1,0 +1,116 @@
+"""One decision at a time: toggles, typing, the end oracle, interruptions, and when the model is asked."""
+
+from __future__ import annotations
+
+import pytest
+
+from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.options import options
+from appatlas.agent.policy import Policy
+from appatlas.agent.progress import taken
+from appatlas.devices.virtual import open_app
+from appatlas.types import ActionKind, Bounds, Screen, Widget
+
+W, H = 1080, 2280
+
+
+def _walk(device, labels):
+    """Tap the options with these labels in turn; returns the history the agent would remember."""
+    history = []
+    for label in labels:
+        screen = device.snapshot()
+        opt = next(o for o in options(screen) if o.label.startswith(label))
+        action = opt.action(screen)
+        history.append(taken(action, screen))
+        device.perform(action)
+    return history
+
+
+def _empty() -> Knowledge:
+    return Knowledge.build(package="com.x", screens={}, state_key={}, content={}, transitions=[], tasks=[])
+
+
+def _buttons(*labels: str) -> Screen:
+    kids = tuple(Widget("android.widget.Button", Bounds(0, 200 * i, W, 200 * i + 150), text=t, clickable=True,
+                        package="com.x", resource_id=f"com.x:id/b{i}") for i, t in enumerate(labels))
+    frame = Widget("android.widget.FrameLayout", Bounds(0, 0, W, H), package="com.x", children=kids)
+    return Screen("com.x", "com.x.Main", Widget("hierarchy", Bounds(0, 0, W, H), children=(frame,)), W, H)
+
+
+def test_a_toggle_already_as_wanted_is_not_flipped(demo_knowledge) -> None:
+    device = open_app("demo", screenshots=False)
+    history = _walk(device, ["Settings", "Notifications"])
+    decision = Policy(demo_knowledge).decide("turn on task reminders", device.snapshot(), history)
+    assert decision.done
+
+
+def test_a_toggle_not_yet_as_wanted_is_flipped(demo_knowledge) -> None:
+    device = open_app("demo", screenshots=False)
+    history = _walk(device, ["Settings", "Notifications"])
+    decision = Policy(demo_knowledge).decide("turn on the sound", device.snapshot(), history)
+    assert decision.option is not None and decision.option.label == "Sound"
+
+
+def test_each_value_goes_into_the_field_that_fits_it(demo_knowledge) -> None:
+    device = open_app("demo", screenshots=False)
+    history = _walk(device, ["Tasks", "New task"])
+    policy, typed = Policy(demo_knowledge), {}
+    for _ in range(2):
+        screen = device.snapshot()
+        decision = policy.decide("add a task called 'Pay rent' due in 2 days", screen, history)
+        assert decision.action.kind is ActionKind.TYPE
+        typed[decision.action.text] = decision.option.label
+        history.append(taken(decision.action, screen))
+        device.perform(decision.action)
+    assert typed == {"Pay rent": "What needs doing?", "2": "Due in (days)"}
+
+
+def test_done_is_never_said_before_the_intents_actions(demo_knowledge) -> None:
+    device = open_app("demo", screenshots=False)
+    decision = Policy(demo_knowledge).decide("turn on quiet hours in the notification settings",
+                                             device.snapshot(), [])
+    assert not decision.done and decision.option.label == "Settings"
+
+
+def test_a_permission_dialog_is_answered_with_allow(demo_knowledge) -> None:
+    device = open_app("demo", screenshots=False)
+    history = _walk(device, ["Groceries", "Attach photo"])
+    decision = Policy(demo_knowledge).decide("attach a photo to the note 'Groceries'", device.snapshot(), history)
+    assert decision.source == "interrupt" and decision.option.label == "Allow"
+
+
+def test_an_unknown_screen_with_nothing_to_go_on_asks_the_model(scripted) -> None:
+    llm = scripted(prefer=["Beta"])
+    decision = Policy(_empty(), llm=llm).decide("do the thing", _buttons("Alpha", "Beta"), [])
+    assert decision.source == "llm" and decision.option.label == "Beta" and llm.asked
+
+
+def test_the_model_may_say_the_task_is_complete(scripted) -> None:
+    decision = Policy(_empty(), llm=scripted(prefer=["complete"])).decide("do the thing", _buttons("Alpha"), [])
+    assert decision.done and decision.source == "llm"
+
+
+def test_a_near_tie_is_broken_by_the_model(scripted) -> None:
+    llm = scripted(prefer=["car"])
+    decision = Policy(_empty(), llm=llm).decide("tap red", _buttons("Red apple", "Red car"), [])
+    assert decision.source == "llm" and decision.option.label == "Red car"
+
+
+def test_a_clear_winner_is_decided_without_the_model(scripted) -> None:
+    llm = scripted(prefer=["Alpha"])
+    decision = Policy(_empty(), llm=llm).decide("open the settings", _buttons("Alpha", "Settings"), [])
+    assert decision.source == "graph" and decision.option.label == "Settings" and not llm.asked
+
+
+def test_a_failing_model_is_dropped_with_a_warning_and_the_graph_decides(scripted) -> None:
+    policy = Policy(_empty(), llm=scripted(fail=True))
+    decision = policy.decide("tap red", _buttons("Red apple", "Red car"), [])
+    assert decision.source == "graph" and policy.llm is None
+    assert policy.warnings and "graph alone" in policy.warnings[0]
+
+
+@pytest.mark.model
+def test_smollm2_picks_one_of_the_options_on_an_unknown_screen(smollm2) -> None:
+    decision = Policy(_empty(), llm=smollm2).decide("open the settings of the app", _buttons("Help", "Preferences"),
+                                                    [])
+    assert decision.source == "llm" and (decision.done or decision.option.label in ("Help", "Preferences"))
