@@ -4,7 +4,8 @@ The app runs on a virtual phone behind the local adb + uiautomator2 server, so t
 through the real uiautomator2 client — the same path as a phone on USB. Stages:
 
 1. crawl the app into an atlas (screenshots included) and check every screen of it was found;
-2. plan tests for a few intents from the atlas alone (when the retrieval stage is installed).
+2. plan tests for a few intents from the atlas alone (captions, index, retrieval, shortest paths);
+3. run those tests as a small campaign on two virtual phones, with JUnit XML and an HTML report.
 
 It writes `summary.md` and `summary.json` beside the atlas in the result folder.
 """
@@ -70,6 +71,7 @@ def run_demo(out: Path, *, budget: int = 600, through_u2: bool = True,
                          "missing": sorted(expected - visited)},
     }
     summary["plans"] = _plan(out, say)
+    summary["campaign"] = _campaign(out, say)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / _MARKER).write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(_markdown(summary))
@@ -111,6 +113,15 @@ def _plan(out: Path, say: Callable[[str], None]) -> dict[str, Any]:
     return demo_retrieval(out / "demo.atlas", out / "tests", list(DEMO_INTENTS))
 
 
+def _campaign(out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    try:
+        from appatlas.agent.demo import demo_campaign
+    except ImportError:
+        return {"skipped": "the agent stage is not installed in this build"}
+    say("running the planned tests as a campaign on two virtual phones through the local u2 server")
+    return demo_campaign(out / "demo.atlas", out / "tests", out / "campaign", devices=2)
+
+
 def _markdown(s: dict[str, Any]) -> str:
     c, a = s["crawl"], s["spec_screens"]
     lines = [
@@ -131,8 +142,19 @@ def _markdown(s: dict[str, Any]) -> str:
     if "skipped" in plans:
         lines.append(f"- {plans['skipped']}")
     else:
-        lines.append("```json")
-        lines.append(json.dumps(plans, indent=2)[:4000])
-        lines.append("```")
+        for t in plans.get("tests", []):
+            if "error" in t:
+                lines.append(f"- “{t['intent']}”: no plan ({t['error']})")
+            else:
+                lines.append(f"- “{t['intent']}”: {t['steps']} steps → `{Path(t['file']).name}`")
+    lines += ["", "## Campaign"]
+    camp = s.get("campaign", {})
+    if "skipped" in camp:
+        lines.append(f"- {camp['skipped']}")
+    else:
+        counts = ", ".join(f"{n} {k}" for k, n in camp.get("counts", {}).items())
+        lines.append(f"- {camp.get('cases')} test cases on {len(camp.get('devices', []))} phones: {counts}.")
+        lines.append(f"- Report: `{Path(camp.get('report', '')).relative_to(Path(camp.get('report', '')).parents[1])}`, "
+                     f"JUnit: `{Path(camp.get('junit', '')).relative_to(Path(camp.get('junit', '')).parents[1])}`.")
     lines += ["", "Open `demo.atlas` with `appatlas info appatlas-demo/demo.atlas`."]
     return "\n".join(lines) + "\n"
