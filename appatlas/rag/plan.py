@@ -1,0 +1,129 @@
+"""From an intent to a runnable test: retrieve, route through the key transitions, bind the slots.
+
+`plan_intent(atlas_folder, intent)` is what `appatlas plan ATLAS "intent"` calls; it opens the
+atlas and its index (refusing a stale one), retrieves, and returns the TestCase with its
+alternatives and the retrieval that explains it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from appatlas.graph.atlas import Atlas
+from appatlas.graph.planner import Edge, Route, to_test_case
+from appatlas.rag.retrieve import Retrieval, Retriever
+from appatlas.rag.slots import Slot, field_affinity
+from appatlas.rag.store import RagStore
+from appatlas.rag.views import AtlasViews
+from appatlas.types import ActionKind, TestCase
+
+__all__ = ["IntentPlan", "bind_inputs", "coverage_tests", "plan_from_retrieval", "plan_intent", "test_name"]
+
+
+@dataclass
+class IntentPlan:
+    test: TestCase
+    retrieval: Retrieval
+    alternatives: list[TestCase] = field(default_factory=list)
+
+
+def test_name(intent: str) -> str:
+    """A file- and identifier-friendly name for a test of `intent`."""
+    words = re.findall(r"[a-z0-9]+", intent.lower())[:8]
+    return "_".join(words) or "test"
+
+
+def bind_inputs(views: AtlasViews, r: Route, retrieval: Retrieval) -> dict[Edge, str]:
+    """The text to type on each TYPE edge of `r`: the slot retrieval chose for it, else the best
+    remaining typed slot whose field suits it."""
+    inputs: dict[Edge, str] = {}
+    used: set[int] = set()
+    for kt in retrieval.key_transitions:
+        if kt.slot is not None and kt.edge in r.edges:
+            inputs[kt.edge] = kt.slot.value
+            used.add(id(kt.slot))
+    left: list[Slot] = [s for s in retrieval.slots if s.typed and id(s) not in used]
+    for e in r.edges:
+        if e in inputs or not left:
+            continue
+        action = views.graph.edges[e]["action"]
+        if action.kind is not ActionKind.TYPE:
+            continue
+        tid = views.graph.edges[e]["transition"]
+        label = views.transitions[tid].facts.label if tid in views.transitions else ""
+        slot = max(left, key=lambda s: field_affinity(s, label))
+        inputs[e] = slot.value
+        left.remove(slot)
+    return inputs
+
+
+def plan_from_retrieval(views: AtlasViews, retrieval: Retrieval, *, name: str = "") -> IntentPlan:
+    """The test (and alternatives) for routes a retrieval found. Raises NoPlan when it found none."""
+    from appatlas.errors import NoPlan
+
+    if not retrieval.routes:
+        raise NoPlan(f"no route in the atlas realises {retrieval.intent!r}; crawl more of the app, or name the "
+                     "start screen with --start")
+    name = name or test_name(retrieval.intent)
+    notes = {kt.edge: kt.reason for kt in retrieval.key_transitions}
+    slots = _unique_slots(retrieval.slots)
+    tests = [_dialogs_return(views, to_test_case(views.plan_graph, r, name=name if i == 0 else f"{name}_alt{i}",
+                                                 intent=retrieval.intent, inputs=bind_inputs(views, r, retrieval),
+                                                 slots=slots, notes=notes))
+             for i, r in enumerate(retrieval.routes)]
+    return IntentPlan(test=tests[0], retrieval=retrieval, alternatives=tests[1:])
+
+
+def _dialogs_return(views: AtlasViews, test: TestCase) -> TestCase:
+    """Expect the opener after a dialog closes (see AtlasViews.expected_screens), noting where that differs."""
+    edges = []
+    here = test.start
+    for step in test.steps:
+        edges.append((here, step.expect, step.action.key))
+        here = step.expect
+    expected = views.expected_screens(test.start, edges)
+    if expected == [s.expect for s in test.steps]:
+        return test
+    steps = tuple(s if e == s.expect else replace(s, expect=e, note=(s.note + "; " if s.note else "") +
+                                                   "the dialog returns to the screen that opened it")
+                  for s, e in zip(test.steps, expected, strict=True))
+    return replace(test, steps=steps, end=expected[-1] if expected else test.end)
+
+
+def _unique_slots(slots: list[Slot]) -> tuple[tuple[str, str], ...]:
+    """(name, value) of the typed slots, names made unique ("name", "name_2")."""
+    out, seen = [], {}
+    for s in slots:
+        if not s.typed:
+            continue
+        seen[s.name] = seen.get(s.name, 0) + 1
+        out.append((s.name if seen[s.name] == 1 else f"{s.name}_{seen[s.name]}", s.value))
+    return tuple(out)
+
+
+def plan_intent(atlas_folder: str | Path, intent: str, *, start: str | None = None, screenshot: bytes | None = None,
+                k: int = 3, name: str = "") -> IntentPlan:
+    """Plan a test of `intent` on the atlas at `atlas_folder` (its index must be up to date)."""
+    with Atlas.open(atlas_folder) as atlas:
+        store = RagStore.open(atlas)
+        retriever = Retriever(atlas, store)
+        retrieval = retriever.retrieve(intent, start=start, screenshot=screenshot, k=k)
+        return plan_from_retrieval(retriever.views, retrieval, name=name)
+
+
+def coverage_tests(atlas: Atlas, *, edges: bool = False, views: AtlasViews | None = None) -> list[TestCase]:
+    """The smallest set of tests from the launch screen that visits every screen (or takes every
+    transition, with `edges=True`): greedy set cover over shortest paths (graph.planner)."""
+    from appatlas.graph.planner import coverage_suite
+    from appatlas.rag.views import atlas_views
+
+    views = views if views is not None else atlas_views(atlas)
+    if not views.launch:
+        return []
+    routes = coverage_suite(views.graph, views.launch[0], edges=edges)
+    what = "transition" if edges else "screen"
+    return [to_test_case(views.graph, r, name=f"coverage_{what}s_{i + 1:02d}",
+                         intent=f"visit {len(set(r.edges if edges else r.screens))} {what}s from the launch screen")
+            for i, r in enumerate(routes)]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import typer
+from typer.testing import CliRunner
+
+from appatlas.cli.rag import register
+from appatlas.graph.testcases import load_tests
+
+
+def _app() -> typer.Typer:
+    app, bench = typer.Typer(), typer.Typer()
+    app.add_typer(bench, name="bench")
+    register(app, bench)
+    return app
+
+
+def test_plan_saves_a_test_that_export_turns_into_pytest(notes_atlas, tmp_path, embedder) -> None:
+    runner = CliRunner()
+    out = tmp_path / "milk.yaml"
+    result = runner.invoke(_app(), ["plan", str(notes_atlas), "Create a note named 'Milk'", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    suite = load_tests(out)
+    assert suite.app == "com.example.notes" and ("name", "Milk") in suite.tests[0].inputs
+    result = runner.invoke(_app(), ["export", "pytest", str(out), "--out", str(tmp_path / "test_milk.py")])
+    assert result.exit_code == 0, result.output
+    compile((tmp_path / "test_milk.py").read_text(), "test_milk.py", "exec")
+
+
+def test_plan_on_a_stale_index_says_to_run_index(notes_atlas, embedder) -> None:
+    from appatlas.graph.atlas import Atlas
+    from tests.rag.conftest import about_screen
+
+    with Atlas.open(notes_atlas) as atlas:
+        atlas.add_state(about_screen())
+    result = CliRunner().invoke(_app(), ["plan", str(notes_atlas), "show word count"])
+    assert result.exit_code == 2 and "IndexStale" in result.output and "appatlas index" in result.output
+    assert CliRunner().invoke(_app(), ["index", str(notes_atlas)]).exit_code == 0
+    assert CliRunner().invoke(_app(), ["plan", str(notes_atlas), "show word count"]).exit_code == 0
+
+
+def test_the_coverage_suite_visits_every_screen(notes_atlas, tmp_path) -> None:
+    out = tmp_path / "coverage.yaml"
+    result = CliRunner().invoke(_app(), ["plan", str(notes_atlas), "--suite", "coverage", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    tests = load_tests(out).tests
+    visited = {t.start for t in tests} | {s.expect for t in tests for s in t.steps}
+    assert len(visited) == 5  # every app screen reachable from the launch screen (not the launcher)
+
+
+def test_each_command_explains_itself_with_an_example() -> None:
+    for command in (["caption"], ["index"], ["plan"], ["export", "pytest"], ["bench", "retrieval"]):
+        result = CliRunner().invoke(_app(), [*command, "--help"])
+        assert result.exit_code == 0 and "Example: appatlas" in result.output
+
+
+def test_the_demo_hook_plans_and_saves_each_intent(notes_atlas, tmp_path, embedder) -> None:
+    from appatlas.rag.demo import demo_retrieval
+
+    summary = demo_retrieval(notes_atlas, tmp_path / "tests", ["Create a note named 'Milk'", "show word count"])
+    assert [t["intent"] for t in summary["tests"]] == ["Create a note named 'Milk'", "show word count"]
+    for row in summary["tests"]:
+        assert load_tests(row["file"]).tests[0].intent == row["intent"] and row["steps"] > 0

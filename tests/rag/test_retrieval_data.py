@@ -1,0 +1,38 @@
+"""Retrieval on a real DroidTask app meets a floor (skips without ../shared/data)."""
+
+from __future__ import annotations
+
+import pytest
+
+from appatlas.bench.retrieval import score_task, synthetic_query_bench
+from appatlas.graph.atlas import Atlas
+from appatlas.graph.droidbot import import_droidbot
+from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
+from appatlas.rag.retrieve import Retriever
+from appatlas.rag.store import RagStore, build_index
+
+
+@pytest.mark.data
+@pytest.mark.model
+def test_notes_tasks_find_their_screens_and_plans(droidtask, tmp_path, embedder) -> None:
+    folder = tmp_path / "notes.atlas"
+    import_droidbot(droidtask / "notes", folder)
+    with Atlas.open(folder) as atlas:
+        caption_atlas(atlas, HeuristicCaptioner())
+        build_index(atlas, screenshots="off", embedder=embedder)
+        retriever = Retriever(atlas, RagStore.open(atlas, embedder=embedder))
+        keys = {s.id: s.structure_key for s in atlas.states()}
+        rows = [score_task(task, keys, retriever) for task in atlas.tasks()]
+    ends = [r["end"] for r in rows if "end" in r]
+    assert len(rows) == 14
+    assert sum(r["start"]["ok"] for r in rows) / len(rows) >= 0.9
+    assert sum(e["top5"] for e in ends) / len(ends) >= 0.8
+    assert sum(r["plan"]["valid"] for r in rows) / len(rows) >= 0.5
+
+
+@pytest.mark.model
+def test_a_query_costs_the_same_at_any_atlas_size(embedder) -> None:
+    # The 10,000-screen figure lives in the benchmark; here only that search does not grow with the atlas.
+    small = synthetic_query_bench(200, queries=12, embedder=embedder)
+    large = synthetic_query_bench(4000, queries=12, embedder=embedder)
+    assert large["search_ms_p50"] < max(40.0, 10 * small["search_ms_p50"])

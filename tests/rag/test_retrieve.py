@@ -1,0 +1,104 @@
+"""Retrieval and planning on the generated notes atlas: invariants, slot binding, experience."""
+
+from __future__ import annotations
+
+import pytest
+
+from appatlas.errors import IndexStale
+from appatlas.graph.planner import Waypoint, takes_in_order
+from appatlas.rag.experience import add_experience
+from appatlas.rag.plan import plan_from_retrieval
+from appatlas.rag.retrieve import Retriever
+from appatlas.rag.store import RagStore, build_index
+from appatlas.types import ActionKind
+
+
+@pytest.fixture
+def retriever(open_atlas, embedder) -> Retriever:
+    atlas = open_atlas()
+    return Retriever(atlas, RagStore.open(atlas, embedder=embedder))
+
+
+def _valid_path(retriever: Retriever, retrieval, test) -> bool:
+    """The route is a path of the atlas graph, and the test follows it step by step."""
+    g, here = retriever.views.graph, retrieval.routes[0].start
+    for (u, v, key), step in zip(retrieval.routes[0].edges, test.steps, strict=True):
+        if u != here or not g.has_edge(u, v, key) or step.action.key != key:
+            return False
+        if step.expect != v and "dialog returns" not in step.note:
+            return False
+        here = v
+    return test.start == retrieval.routes[0].start and (test.end == here or "dialog returns" in test.steps[-1].note)
+
+
+INTENTS = ["Create a note named 'Milk'", "disable autosave notes", "set the font size to 125%", "show word count",
+           "delete the note"]
+
+
+@pytest.mark.parametrize("intent", INTENTS)
+def test_the_plan_is_a_path_of_the_atlas_graph_from_the_retrieved_start(retriever, intent: str) -> None:
+    retrieval = retriever.retrieve(intent)
+    test = plan_from_retrieval(retriever.views, retrieval).test
+    assert test.start == retrieval.starts[0].key
+    assert _valid_path(retriever, retrieval, test)
+
+
+@pytest.mark.parametrize("intent", INTENTS)
+def test_the_plan_takes_the_key_transitions_in_order(retriever, intent: str) -> None:
+    retrieval = retriever.retrieve(intent)
+    assert takes_in_order(retrieval.routes[0], [Waypoint(edge=k.edge) for k in retrieval.key_transitions])
+
+
+def test_a_typed_value_is_bound_to_the_field_that_takes_it_and_the_dialog_is_confirmed(retriever) -> None:
+    test = plan_from_retrieval(retriever.views, retriever.retrieve("Create a note named 'Milk'")).test
+    typed = [s for s in test.steps if s.action.kind is ActionKind.TYPE]
+    assert [(s.action.target.resource_id, s.action.text) for s in typed] == [("com.example.notes:id/note_title", "Milk")]
+    assert test.steps[-1].action.target.text == "OK"
+    assert ("name", "Milk") in test.inputs
+
+
+def test_a_setting_intent_ends_on_the_toggle_it_names(retriever) -> None:
+    retrieval = retriever.retrieve("disable autosave notes")
+    last = retrieval.key_transitions[-1]
+    assert retriever.views.transitions[last.id].facts.label == "Autosave notes"
+    assert retrieval.ends[0].key == last.edge[1]
+
+
+def test_the_start_is_where_the_app_opens(retriever) -> None:
+    retrieval = retriever.retrieve("show word count")
+    assert retrieval.starts[0].key == retriever.views.launch[0]
+    assert "opens" in retrieval.starts[0].reason
+
+
+def test_every_candidate_carries_a_score_and_a_reason(retriever) -> None:
+    retrieval = retriever.retrieve("set the font size to 125%")
+    for c in retrieval.starts + retrieval.ends:
+        assert c.reason and isinstance(c.score, float)
+    assert all(k.reason for k in retrieval.key_transitions)
+
+
+def test_a_task_left_out_is_not_used_as_experience(retriever) -> None:
+    assert "task1" in [n for n, _ in retriever.retrieve("Create a note called 'Eggs'").experience]
+    assert "task1" not in [n for n, _ in retriever.retrieve("Create a note called 'Eggs'",
+                                                            exclude_tasks=["task1"]).experience]
+
+
+def test_written_back_experience_is_found_after_the_index_is_updated(open_atlas, embedder) -> None:
+    atlas = open_atlas()
+    retriever = Retriever(atlas, RagStore.open(atlas, embedder=embedder))
+    test = plan_from_retrieval(retriever.views, retriever.retrieve("show word count")).test
+    task = add_experience(atlas, "show how many words a note has", test)
+    with pytest.raises(IndexStale):
+        RagStore.open(atlas, embedder=embedder)
+    build_index(atlas, screenshots="off", embedder=embedder)
+    fresh = Retriever(atlas, RagStore.open(atlas, embedder=embedder))
+    assert task.name in [n for n, _ in fresh.retrieve("show the number of words").experience]
+
+
+def test_a_screenshot_of_a_screen_makes_it_the_start(retriever) -> None:
+    from appatlas.devices.render import render_png
+
+    key = next(k for k, v in retriever.views.screens.items() if v.facts.kind == "settings")
+    screen = retriever.views.screens[key].example
+    shot = render_png(screen.root, width=screen.width, height=screen.height)
+    assert retriever.retrieve("show word count", screenshot=shot).starts[0].key == key
