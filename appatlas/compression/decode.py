@@ -168,3 +168,40 @@ class GreedyDecoder:
             tokens.append(token)
             pos += 1
         return DecodeResult(tokens, prefill, time.perf_counter() - tick)
+
+
+@torch.inference_mode()
+def compare_greedy(reference: GreedyDecoder, candidate: GreedyDecoder, prompt: list[int], new_tokens: int,
+                   *, tie_margin: float = 0.1) -> dict[str, object]:
+    """How closely ``candidate`` follows ``reference``'s greedy output on one prompt.
+
+    Free-running: are the two continuations identical (and where do they first differ)? Teacher-forced:
+    feeding both the reference's tokens, how often do their argmaxes agree, and were the disagreements
+    near-ties (reference top-2 logits closer than ``tie_margin``), where any numerical difference flips
+    the choice?
+    """
+    ref = reference.generate(prompt, new_tokens).tokens
+    got = candidate.generate(prompt, new_tokens).tokens
+    first = next((i for i, (a, b) in enumerate(zip(ref, got, strict=True)) if a != b), None)
+    ids = torch.tensor(prompt + ref[:-1])
+    ref_logits = [reference.forward(ids[: len(prompt)], 0)]
+    cand_logits = [candidate.forward(ids[: len(prompt)], 0)]
+    for pos in range(len(prompt), len(ids)):
+        token, p = ids[pos : pos + 1], torch.tensor([pos])
+        ref_logits.append(reference.step(token, p))
+        cand_logits.append(candidate.step(token, p))
+    agree, margins = 0, []
+    for r, c in zip(ref_logits, cand_logits, strict=True):
+        top2 = torch.topk(r, 2).values
+        if int(r.argmax()) == int(c.argmax()):
+            agree += 1
+        else:
+            margins.append(float(top2[0] - top2[1]))
+    return {
+        "same_free_running": first is None,
+        "first_difference": first,
+        "teacher_forced_agreement": agree / len(ref_logits),
+        "disagreements_beyond_tie": sum(m >= tie_margin for m in margins),
+        "disagreement_margins": margins,
+        "max_logit_diff": max(float((r - c).abs().max()) for r, c in zip(ref_logits, cand_logits, strict=True)),
+    }

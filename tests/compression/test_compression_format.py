@@ -116,3 +116,16 @@ def test_quantize_head_keeps_tied_embedding(tiny_model):
     quant = quantize_head(tiny_model)
     assert quant.bits == 8 and quant.scales.shape[1] == 1
     assert tiny_model.get_input_embeddings().weight.data_ptr() == tiny_model.get_output_embeddings().weight.data_ptr()
+
+
+def test_compare_greedy_reports_agreement(tiny_model, calib_ids):
+    from appatlas.compression.decode import compare_greedy
+
+    report = compress(tiny_model, None, CompressSpec("rtn", 4))
+    quant = {n: r.quant for n, r in report.layers.items() if r.quant is not None}
+    ref = GreedyDecoder(tiny_model, kernels=False, max_len=64)
+    same = compare_greedy(ref, GreedyDecoder(tiny_model, kernels=False, max_len=64), calib_ids[0, :8].tolist(), 6)
+    assert same["same_free_running"] and same["teacher_forced_agreement"] == 1.0
+    emulated = GreedyDecoder(tiny_model, quant=quant, kernels=True, emulate=True, max_len=64)
+    result = compare_greedy(ref, emulated, calib_ids[0, :8].tolist(), 6)
+    assert 0.0 <= result["teacher_forced_agreement"] <= 1.0 and result["max_logit_diff"] < 1.0

@@ -1,22 +1,24 @@
 """appatlas block-aware pruning, in the spirit of LLM-Barber (Su et al., 2024).
 
-1. One-shot mask per layer (SparseGPT by default), true-sequential inside the block.
+1. One-shot mask per layer (SparseGPT), true-sequential inside the block.
 2. Rebuild the mask over the whole block — attention and MLP together — from the block objective
-   ``L = ‖f_block(X; Ŵ) - f_block(X; W)‖² / n`` (sparse vs dense block on the same inputs).
-   The first-order Taylor term of ``L`` for weight ``w`` is ``w · ∂L/∂w`` (LLM-Barber's
-   ``|W ⊙ ∇W L|``); it tells how removing a kept weight, or restoring a pruned one, moves the block
-   error, including how errors in q/k pass through softmax and attention errors reach the MLP.
-   A first-order term alone is blind to a weight's own contribution at a least-squares optimum, so it
-   is completed with the diagonal second-order term ``½ D w²``, ``D_rc = γ_r · H_cc``: ``H_cc`` from
-   the layer input, ``γ_r`` the block's gain for output row ``r`` (Hutchinson: backprop a random
-   probe). Then
-       cost of removing kept ``w``     = ½ D w² − w ∂L/∂w
-       benefit of restoring pruned ``w`` = −(½ D w² + w ∂L/∂w)     (``w`` its dense value)
-   Unstructured: the best-benefit pruned weights swap with the lowest-cost kept weights across all
-   linears of the block (sparsity moves between layers, within ``max_shift`` of the target).
-   2:4: every group of 4 keeps its 2 highest importances (pattern stays per layer).
-3. Re-solve the kept weights for the new masks (SparseGPT with a fixed mask) and keep the rebuild
-   only if the block error went down.
+   ``L = ‖f_block(X; Ŵ) − f_block(X; W)‖² / n`` (sparse vs dense block on the same inputs).
+   Its first-order Taylor term ``w · ∂L/∂w`` (LLM-Barber's ``|W ⊙ ∇W L|``) says how removing a kept
+   weight or restoring a pruned one moves the *block* error — through softmax for q/k, into the MLP
+   for attention weights — which layer-wise criteria cannot see. It is completed with the diagonal
+   Gauss-Newton term so that kept and pruned weights are comparable:
+
+       cost of removing kept w          = D w² − w ∂L/∂w        (w its current value)
+       benefit of restoring pruned w    = −(D w² + w ∂L/∂w)     (w its dense value)
+       D_rc = γ_r · E[x_c²]             (γ_r: the block's gain for output row r, from backpropagating
+                                          a random Hutchinson probe; E[x_c²] from the layer input)
+
+   Single changes are predicted well, many simultaneous ones are not, so each round changes only the
+   most confident few: at most one change per row and per column of a layer, none whose predicted
+   effect exceeds ``trust`` × L (massive-activation channels break the quadratic model). Unstructured:
+   the best restorations pair with the cheapest removals anywhere in the block, so sparsity moves
+   between layers (within ``max_shift``). 2:4: the best swap inside each group of 4; the pattern stays.
+3. Keep a round only if the measured block error went down.
 """
 
 from __future__ import annotations
@@ -32,62 +34,57 @@ from ..layerwise import LayerwiseProcessor
 from ..result import LayerResult
 from ..sequential import BlockInputs, LoopContext, forward_block
 from .magnitude import PruneConfig
-from .masks import nm_mask, parse_pattern
+from .masks import parse_pattern
 from .sparsegpt import SparseGPT
-from .wanda import Wanda
 
 
 @dataclass(frozen=True)
 class BlockAwareConfig:
-    """Options; ``rounds`` rebuild/re-solve cycles swapping up to ``fraction`` of kept weights each."""
+    """Options: ``rounds`` of at most ``fraction`` · (kept weights) changes each."""
 
     prune: PruneConfig = field(default_factory=PruneConfig)
-    init: str = "sparsegpt"  # "sparsegpt" | "wanda"
-    rounds: int = 2
-    fraction: float = 0.05
+    rounds: int = 3
+    fraction: float = 0.002
+    trust: float = 0.02  # ignore single changes predicted to move L by more than this fraction
     max_shift: float = 0.1  # unstructured: a layer's sparsity stays within target ± max_shift
     grad_chunks: int = 2  # calibration chunks used for the block objective
 
 
 def block_error(block: nn.Module, inputs: BlockInputs, targets: list[torch.Tensor]) -> float:
-    """``‖f(X) - Y‖² / n`` over the chunks."""
+    """``‖f(X) − Y‖² / n`` over the chunks."""
     with torch.no_grad():
         outs = forward_block(block, inputs)
     return sum(float(((o - y) ** 2).sum()) for o, y in zip(outs, targets, strict=True)) / inputs.n_tokens
 
 
 def taylor_terms(block: nn.Module, linears: dict[str, nn.Linear], inputs: BlockInputs, targets: list[torch.Tensor]):
-    """Per layer: gradient ``∂L/∂W`` and the diagonal curvature ``D`` (same shape as ``W``)."""
-    weights = [layer.weight for layer in linears.values()]
-    saved = [w.requires_grad for w in block.parameters()]
+    """Per layer: the gradient ``∂L/∂W`` and the diagonal curvature ``D`` (both shaped like ``W``)."""
+    saved = [p.requires_grad for p in block.parameters()]
     for p in block.parameters():
         p.requires_grad_(False)
-    for w in weights:
-        w.requires_grad_(True)
-        w.grad = None
-    outs: dict[str, list[torch.Tensor]] = {n: [] for n in linears}
+    for layer in linears.values():
+        layer.weight.requires_grad_(True)
+        layer.weight.grad = None
+    outs: dict[str, torch.Tensor] = {}
     sq_in = {n: torch.zeros(layer.in_features) for n, layer in linears.items()}
+    gamma = {n: torch.zeros(layer.out_features) for n, layer in linears.items()}
     handles = []
     for name, layer in linears.items():
 
         def hook(_m, inp, out, name=name):
-            outs[name].append(out)
+            outs[name] = out
             sq_in[name] += (inp[0].detach().float() ** 2).reshape(-1, inp[0].shape[-1]).sum(0)
 
         handles.append(layer.register_forward_hook(hook))
-    gamma = {n: torch.zeros(layer.out_features) for n, layer in linears.items()}
     try:
         with torch.enable_grad():
             for h, kw, y in zip(inputs.hidden, inputs.kwargs, targets, strict=True):
-                for lst in outs.values():
-                    lst.clear()
                 out = block(h, **kw)
                 out = out[0] if isinstance(out, tuple) else out
-                loss = ((out - y) ** 2).sum() / inputs.n_tokens
-                loss.backward(retain_graph=True)
-                names = list(linears)
-                probe = torch.randn_like(out)  # Hutchinson probe of JᵀJ's diagonal per output row
-                grads = torch.autograd.grad(out, [outs[n][0] for n in names], grad_outputs=probe, allow_unused=True)
+                (((out - y) ** 2).sum() / inputs.n_tokens).backward(retain_graph=True)
+                names = list(outs)
+                probe = torch.randn_like(out)  # Hutchinson: E[(Jᵀu)_r²] = ‖J e_r‖², the gain of row r
+                grads = torch.autograd.grad(out, [outs[n] for n in names], grad_outputs=probe, allow_unused=True)
                 for n, g in zip(names, grads, strict=True):
                     if g is not None:
                         gamma[n] += (g.float() ** 2).reshape(-1, g.shape[-1]).sum(0)
@@ -97,66 +94,105 @@ def taylor_terms(block: nn.Module, linears: dict[str, nn.Linear], inputs: BlockI
         for p, s in zip(block.parameters(), saved, strict=True):
             p.requires_grad_(s)
     n = inputs.n_tokens
-    result = {}
+    terms = {}
     for name, layer in linears.items():
-        G = layer.weight.grad.detach().float().clone()
+        terms[name] = (layer.weight.grad.detach().float().clone(), (gamma[name] / n)[:, None] * (sq_in[name] / n)[None, :])
         layer.weight.grad = None
-        result[name] = (G, (gamma[name] / n)[:, None] * (sq_in[name] / n)[None, :])
-    return result
+    return terms
 
 
-def rebuild_masks(
+def _unique_picks(order: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor | None, layer: torch.Tensor, k: int,
+                  used: set) -> list[int]:
+    """Walk candidates in ``order``; keep at most one per (layer, row) and per (layer, column)."""
+    picks = []
+    for i in order.tolist():
+        keys = [(int(layer[i]), "r", int(rows[i]))]
+        if cols is not None:
+            keys.append((int(layer[i]), "c", int(cols[i])))
+        if any(key in used for key in keys):
+            continue
+        used.update(keys)
+        picks.append(i)
+        if len(picks) == k:
+            break
+    return picks
+
+
+def plan_changes(
     dense: dict[str, torch.Tensor], current: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
-    terms: dict[str, tuple[torch.Tensor, torch.Tensor]], cfg: BlockAwareConfig,
-) -> dict[str, torch.Tensor]:
-    """New masks from the Taylor importances (see module docstring)."""
-    importance = {}
-    for name, mask in masks.items():
-        G, D = terms[name]
-        w = torch.where(mask, current[name], dense[name])
-        first, second = w * G, 0.5 * D * w**2
-        # kept: cost of removing; pruned: benefit of restoring -> "value of having the weight"
-        importance[name] = torch.where(mask, second - first, -(second + first))
-    nm = parse_pattern(cfg.prune.pattern)
-    if nm is not None:
-        return {name: nm_mask(importance[name], *nm) for name in masks}
-
+    terms: dict[str, tuple[torch.Tensor, torch.Tensor]], cfg: BlockAwareConfig, loss: float,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """New (masks, weights) for one round (see module docstring)."""
     names = list(masks)
-    kept_v, kept_i, pruned_v, pruned_i = [], [], [], []
-    for li, name in enumerate(names):
-        flat, m = importance[name].flatten(), masks[name].flatten()
-        idx = torch.arange(flat.numel())
-        kept_v.append(flat[m])
-        kept_i.append(torch.stack([torch.full_like(idx[m], li), idx[m]], 1))
-        pruned_v.append(flat[~m])
-        pruned_i.append(torch.stack([torch.full_like(idx[~m], li), idx[~m]], 1))
-    kv, ki = torch.cat(kept_v), torch.cat(kept_i)
-    pv, pi = torch.cat(pruned_v), torch.cat(pruned_i)
-    k = int(cfg.fraction * kv.numel())
-    low = torch.topk(kv, min(k, kv.numel()), largest=False)
-    high = torch.topk(pv, min(k, pv.numel()), largest=True)
-    n_swaps = int((high.values > low.values).sum())  # both sorted: swap while restoring beats removing
-    sizes = [masks[n].numel() for n in names]
-    pruned_now = [int((~masks[n]).sum()) for n in names]
-    lo_b = [int(s * max(cfg.prune.sparsity - cfg.max_shift, 0.0)) for s in sizes]
-    hi_b = [int(s * min(cfg.prune.sparsity + cfg.max_shift, 0.99)) for s in sizes]
-    new = {n: masks[n].clone().flatten() for n in names}
-    drop, grow = ki[low.indices[:n_swaps]].tolist(), pi[high.indices[:n_swaps]].tolist()
-    di = gi = 0
-    while di < len(drop) and gi < len(grow):
-        (dl, dpos), (gl, gpos) = drop[di], grow[gi]
-        if pruned_now[dl] + 1 > hi_b[dl]:
-            di += 1
-            continue
-        if pruned_now[gl] - 1 < lo_b[gl]:
-            gi += 1
-            continue
-        new[names[dl]][dpos], new[names[gl]][gpos] = False, True
-        pruned_now[dl] += 1
-        pruned_now[gl] -= 1
-        di += 1
-        gi += 1
-    return {n: new[n].view_as(masks[n]) for n in names}
+    cost, benefit = {}, {}
+    for name in names:
+        G, D = terms[name]
+        w, wd = current[name], dense[name]
+        cost[name] = torch.where(masks[name], D * w**2 - w * G, torch.inf)
+        benefit[name] = torch.where(masks[name], -torch.inf, -(D * wd**2 + wd * G))
+    limit = cfg.trust * loss
+    n_kept = sum(int(m.sum()) for m in masks.values())
+    k = max(1, int(cfg.fraction * n_kept))
+    new_masks = {n: masks[n].clone() for n in names}
+    new_weights = {n: current[n].clone() for n in names}
+    nm = parse_pattern(cfg.prune.pattern)
+    used: set = set()
+    if nm is None:
+        flat = lambda d: torch.cat([d[n].flatten() for n in names])  # noqa: E731
+        c, b = flat(cost), flat(benefit)
+        layer = torch.cat([torch.full((masks[n].numel(),), i) for i, n in enumerate(names)])
+        offsets = torch.tensor([0] + [masks[n].numel() for n in names]).cumsum(0)
+        local = torch.arange(c.numel()) - offsets[layer]
+        cols_of = torch.tensor([masks[n].shape[1] for n in names])[layer]
+        rows, cols = local // cols_of, local % cols_of
+        c = torch.where(c.abs() <= limit, c, torch.inf)
+        b = torch.where(b.abs() <= limit, b, -torch.inf)
+        drop = _unique_picks(torch.topk(c, min(8 * k, c.numel()), largest=False).indices, rows, cols, layer, k, used)
+        grow = _unique_picks(torch.topk(b, min(8 * k, b.numel())).indices, rows, cols, layer, k, used)
+        sizes = [masks[n].numel() for n in names]
+        pruned = [int((~masks[n]).sum()) for n in names]
+        lo = [int(s * max(cfg.prune.sparsity - cfg.max_shift, 0.0)) for s in sizes]
+        hi = [int(s * min(cfg.prune.sparsity + cfg.max_shift, 0.99)) for s in sizes]
+        for d, g in zip(drop, grow, strict=False):
+            if not b[g] - c[d] > 0:
+                break
+            ld, lg = int(layer[d]), int(layer[g])
+            if pruned[ld] + 1 > hi[ld] or pruned[lg] - 1 < lo[lg]:
+                continue
+            pruned[ld] += 1
+            pruned[lg] -= 1
+            dn, gn = names[ld], names[lg]
+            new_masks[dn].view(-1)[local[d]] = False
+            new_weights[dn].view(-1)[local[d]] = 0.0
+            new_masks[gn].view(-1)[local[g]] = True
+            new_weights[gn].view(-1)[local[g]] = dense[gn].view(-1)[local[g]]
+        return new_masks, new_weights
+    m = nm[1]
+    gains, moves = [], []
+    for li, name in enumerate(names):  # best swap inside every group of m: restore b, remove a
+        rows_, cols_ = masks[name].shape
+        cg, bg = cost[name].view(rows_, cols_ // m, m), benefit[name].view(rows_, cols_ // m, m)
+        cmin, a = cg.min(-1)
+        bmax, bidx = bg.max(-1)
+        ok = (cmin.abs() <= limit) & (bmax.abs() <= limit)
+        gains.append(torch.where(ok, bmax - cmin, -torch.inf).flatten())
+        moves.append((li, a.flatten(), bidx.flatten(), cols_ // m))
+    gain = torch.cat(gains)
+    layer = torch.cat([torch.full((g.numel(),), i) for i, g in enumerate(gains)])
+    offsets = torch.tensor([0] + [g.numel() for g in gains]).cumsum(0)
+    local = torch.arange(gain.numel()) - offsets[layer]
+    groups_per_row = torch.tensor([mv[3] for mv in moves])[layer]
+    order = torch.topk(gain, min(8 * k, gain.numel())).indices
+    order = order[gain[order] > 0]
+    picks = _unique_picks(order, local // groups_per_row, None, layer, k, used)
+    for i in picks:
+        li, a, bidx, gpr = moves[int(layer[i])]
+        name, j = names[li], int(local[i])
+        r, grp = divmod(j, gpr)
+        ca, cb = grp * m + int(a[j]), grp * m + int(bidx[j])
+        new_masks[name][r, ca], new_weights[name][r, ca] = False, 0.0
+        new_masks[name][r, cb], new_weights[name][r, cb] = True, dense[name][r, cb]
+    return new_masks, new_weights
 
 
 @dataclass
@@ -170,52 +206,31 @@ class BlockAwareProcessor:
         linears = block_linears(block, ctx.family)
         dense = {n: layer.weight.detach().float().clone() for n, layer in linears.items()}
         probe_inputs = inputs.subset(self.cfg.grad_chunks)
-        targets = [y.detach() for y in forward_block_no_grad(block, probe_inputs)]
-        solvers: dict[str, SparseGPT | Wanda] = {}
-        prefix = f"{ctx.family.blocks}.{ctx.block_index}."
-
-        def solve(full: str, solver):
-            solvers[full.removeprefix(prefix)] = solver  # keep H for the re-solve
-            return solver.prune(self.cfg.prune)
-
-        init = SparseGPT if self.cfg.init == "sparsegpt" else Wanda
-        results = LayerwiseProcessor(init, solve)(block, inputs, _quiet(ctx))
-        best_err = block_error(block, probe_inputs, targets)
-        first_err = best_err
+        with torch.no_grad():
+            targets = forward_block(block, probe_inputs)
+        quiet = LoopContext(ctx.family, ctx.block_index, ctx.n_blocks, ctx.device, None, ctx.state)
+        results = LayerwiseProcessor(SparseGPT, lambda _n, s: s.prune(self.cfg.prune))(block, inputs, quiet)
+        first = best = block_error(block, probe_inputs, targets)
+        masks = {n: r.mask for n, r in results.items()}
+        weights = {n: r.weight for n, r in results.items()}
+        kept_rounds = 0
         for _ in range(self.cfg.rounds):
-            masks = {n: r.mask for n, r in results.items()}
-            current = {n: layer.weight.detach().float().clone() for n, layer in linears.items()}
             terms = taylor_terms(block, linears, probe_inputs, targets)
-            new_masks = rebuild_masks(dense, current, masks, terms, self.cfg)
-            trial = {}
-            for name, layer in linears.items():
-                with torch.no_grad():
-                    layer.weight.copy_(dense[name])
-                resolver = SparseGPT(layer, device=ctx.device)
-                resolver.H, resolver.nsamples = solvers[name].H, solvers[name].nsamples
-                trial[name] = resolver.prune(self.cfg.prune, mask=new_masks[name])
-                with torch.no_grad():
-                    layer.weight.copy_(trial[name].weight)
+            new_masks, new_weights = plan_changes(dense, weights, masks, terms, self.cfg, best)
+            with torch.no_grad():
+                for name, layer in linears.items():
+                    layer.weight.copy_(new_weights[name])
             err = block_error(block, probe_inputs, targets)
-            if err < best_err:
-                best_err, results = err, trial
-            else:
+            if err >= best:  # the round did not help: undo it and stop
                 with torch.no_grad():
                     for name, layer in linears.items():
-                        layer.weight.copy_(results[name].weight)
+                        layer.weight.copy_(weights[name])
                 break
+            best, masks, weights, kept_rounds = err, new_masks, new_weights, kept_rounds + 1
         seconds = time.perf_counter() - tick
         for name, result in results.items():
+            result.weight, result.mask = weights[name], masks[name]
             result.seconds = seconds / len(results)
-            result.extra.update(block_error_init=first_err, block_error=best_err)
+            result.extra.update(block_error_init=first, block_error=best, rebuild_rounds=kept_rounds)
             ctx.report(name, result)
         return results
-
-
-def forward_block_no_grad(block: nn.Module, inputs: BlockInputs) -> list[torch.Tensor]:
-    with torch.no_grad():
-        return forward_block(block, inputs)
-
-
-def _quiet(ctx: LoopContext) -> LoopContext:
-    return LoopContext(ctx.family, ctx.block_index, ctx.n_blocks, ctx.device, None, ctx.state)

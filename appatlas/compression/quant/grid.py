@@ -44,7 +44,7 @@ def _grid(wmin: torch.Tensor, wmax: torch.Tensor, bits: int, zero_on_grid: bool)
 def find_params(w: torch.Tensor, bits: int, *, zero_on_grid: bool = False, clip: bool = False) -> GroupParams:
     """Min/max grid for each row of ``w`` (shape ``[rows, group]``).
 
-    With ``clip`` the range is shrunk towards its centre where that lowers ``Σ|w - Q(w)|^2.4`` (the
+    With ``clip`` the range is shrunk towards its centre where that lowers ``Σ(w - Q(w))²`` (the
     search of the GPTQ reference code, on a coarser grid of 10 steps); the unshrunk range is always a candidate,
     so weights already on a grid stay lossless.
     """
@@ -73,7 +73,7 @@ CLIP_STEPS = tuple(1.0 - 0.05 * i for i in range(1, 11))  # shrink factors 0.95 
 
 def _clip_error(w: torch.Tensor, params: GroupParams, bits: int) -> torch.Tensor:
     q = dequantize_codes(quantize_codes(w, params, bits), params)
-    return (q - w).abs_().pow_(2.4).sum(1)
+    return ((q - w) ** 2).sum(1)
 
 
 def static_groups(W: torch.Tensor, bits: int, group_size: int, *, zero_on_grid: bool = False,

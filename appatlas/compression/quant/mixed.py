@@ -9,8 +9,8 @@ to a layer's weight is taken in Kronecker form ``H_ℓ ⊗ F_ℓ`` (K-FAC / Gaus
 layer's outputs, obtained by backpropagating the loss through the whole model. Because that gradient
 flows back through softmax(QKᵀ)V, the q/k/v weights are scored by how their errors actually move the
 attention output and everything after it — not by their own output error (APTQ's point).
-For a weight error ``ΔW_b`` at ``b`` bits (measured with a GPTQ solve per width) the expected loss
-increase is
+For a weight error ``ΔW_b`` at ``b`` bits (GPTQ solves at 2 and 3 bits; wider ones from round-to-nearest
+scaled by the layer's GPTQ/RTN ratio at 3 bits) the expected loss increase is
 
     Ω_ℓ(b) = Σ_r F_ℓ,r · [ΔW_b (H_ℓ/2) ΔW_bᵀ]_rr      (output-Fisher-weighted output error)
 
@@ -35,7 +35,7 @@ from ..layerwise import LayerwiseProcessor
 from ..result import LayerResult
 from ..sequential import sequential_compress
 from .gptq import GPTQ, GPTQConfig
-from .rtn import RTN, RTNConfig
+from .grid import assemble, quantize_codes, resolve_group_size, static_groups
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class MixedPrecisionConfig:
     choices: tuple[int, ...] = (2, 3, 4, 8)
     group_size: int = 32
     sensitivity_chunks: int = 2  # calibration chunks backpropagated for H and F
+    exact_bits: tuple[int, ...] = (2, 3)  # widths whose damage is solved exactly with GPTQ
     act_order: bool = True
     percdamp: float = 0.01
 
@@ -71,18 +72,32 @@ class LayerSensitivity(GPTQ):
     def _add_grad(self, grad: torch.Tensor) -> None:
         self.F += (grad.detach().float() ** 2).reshape(-1, self.rows).sum(0).to(self.device)
 
-    def damage(self, config: GPTQConfig, *, mask: torch.Tensor | None = None) -> float:
-        """``Ω_ℓ(b)``: expected loss increase of this layer quantized with ``config``.
-
-        8-bit errors are tiny next to the others, so 8 bits is scored by round-to-nearest (4x cheaper).
-        """
-        if config.bits >= 8:
-            result = RTN.quantize(self, RTNConfig(config.bits, config.group_size), mask=mask)
-        else:
-            result = self.quantize(config, mask=mask)
-        delta = self.weight() - result.weight
+    def _omega(self, What: torch.Tensor) -> float:
+        delta = self.weight() - What
         row_error = 0.5 * ((delta @ self.H) * delta).sum(1)  # mean squared output error per row
         return float((self.F / max(self.tokens, 1) * row_error).sum())
+
+    def damage(self, cfg: MixedPrecisionConfig, *, mask: torch.Tensor | None = None) -> dict[int, float]:
+        """``Ω_ℓ(b)`` for every width: the expected loss increase of this layer quantized at ``b`` bits.
+
+        Widths in ``cfg.exact_bits`` (the low ones, where errors are large and GPTQ matters most) are
+        solved with GPTQ. Wider ones use the cheap round-to-nearest damage on the same grids, scaled by
+        the layer's GPTQ/RTN ratio at the widest exact width.
+        """
+        W = self.weight()
+        Wm = W if mask is None else W * mask
+        exact = {b: self._omega(self.quantize(cfg.gptq(b), mask=mask).weight) for b in cfg.exact_bits}
+        ref = max(cfg.exact_bits)
+        rtn_bits = [b for b in cfg.choices if b not in exact] + [ref]
+        rtn = {b: self._omega(self._rtn(Wm, b, cfg, mask is not None)) for b in rtn_bits}
+        ratio = exact[ref] / rtn[ref] if rtn[ref] > 0 else 1.0
+        return {b: exact[b] if b in exact else ratio * rtn[b] for b in cfg.choices}
+
+    def _rtn(self, W: torch.Tensor, bits: int, cfg: MixedPrecisionConfig, zero_on_grid: bool) -> torch.Tensor:
+        g = resolve_group_size(cfg.gptq(bits).group_size, self.columns)
+        groups = static_groups(W, bits, g, zero_on_grid=zero_on_grid, clip=True)
+        codes = torch.cat([quantize_codes(W[:, i * g : (i + 1) * g], p, bits) for i, p in enumerate(groups)], 1)
+        return assemble(codes, groups, bits=bits, group_size=g).dequantize()
 
     def trace(self) -> float:
         """Average attention-aware Hessian trace ``mean(F) · tr(H)/2 / columns``."""
@@ -179,7 +194,7 @@ def mixed_precision_compress(
     device = torch.device(loop.get("device", "cpu"))
     tick = time.perf_counter()
     sens = measure_sensitivity(model, calib[: cfg.sensitivity_chunks * batch], family, batch_size=batch, device=device)
-    costs = {n: {b: s.damage(cfg.gptq(b), mask=masks.get(n)) for b in cfg.choices} for n, s in sens.items()}
+    costs = {n: s.damage(cfg, mask=masks.get(n)) for n, s in sens.items()}
     sensitivity_s = time.perf_counter() - tick
     sizes = {n: s.rows * s.columns for n, s in sens.items()}
     traces = {n: s.trace() for n, s in sens.items()}
