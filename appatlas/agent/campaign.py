@@ -2,8 +2,9 @@
 
 - A case that fails is run once more on another device (when one is left): passing then makes it
   *flaky*, failing again makes it *broken*.
-- A device that drops out (disconnected, timed out, its UI server dead) stops its worker; the case
-  it was running goes back to the queue and the other devices finish the suite.
+- A device that hiccups (a timeout, its UI server dead past the client's own restart) is reconnected
+  and its case goes back to the queue; a device that is gone (disconnected, or failing again right
+  after a reconnect) stops its worker, and the other devices finish the suite.
 - Progress is a JSON state file rewritten atomically after every case, so an interrupted campaign
   resumes where it stopped (finished cases are not run again).
 - Results: `results.json`, JUnit XML (`junit.xml`) and a self-contained HTML report (`report.html`).
@@ -25,7 +26,7 @@ from typing import Any
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.loop import Agent, RunConfig
 from appatlas.devices.base import Device
-from appatlas.errors import DeviceError
+from appatlas.errors import DeviceDisconnected, DeviceError
 from appatlas.types import TestCase
 
 __all__ = ["CampaignResult", "CaseResult", "load_suite", "run_campaign"]
@@ -33,6 +34,7 @@ __all__ = ["CampaignResult", "CaseResult", "load_suite", "run_campaign"]
 log = logging.getLogger(__name__)
 DeviceFactory = Callable[[str], Device]
 STATE_FILE = "campaign-state.json"
+RECONNECTS = 2  # per device and campaign: more hiccups than this and the device is taken out
 
 
 @dataclass
@@ -209,6 +211,7 @@ class _Campaign:
             self.drop(serial, f"could not connect: {exc}")
             return
         agent = Agent(self.knowledge, llm=self.llm)
+        reconnects = 0
         while (name := self.take(serial)) is not None:
             case = self.cases[name]
             self.say(f"{serial}: running {name}")
@@ -221,7 +224,15 @@ class _Campaign:
             except DeviceError as exc:
                 with self.lock:
                     self.busy -= 1
-                    self.work.put((name, ""))  # not the case's fault: it runs again elsewhere
+                    self.work.put((name, ""))  # not the case's fault: it runs again
+                if not isinstance(exc, DeviceDisconnected) and reconnects < RECONNECTS:
+                    reconnects += 1
+                    self.say(f"{serial}: {type(exc).__name__} ({exc}); reconnecting ({reconnects} of {RECONNECTS})")
+                    try:
+                        device = self.connect(serial)
+                        continue
+                    except DeviceError as again:
+                        exc = again
                 self.drop(serial, f"{type(exc).__name__}: {exc}")
                 return
             attempt = {"device": serial, "passed": res.verdict.passed, "reason": res.verdict.reason,

@@ -1,4 +1,4 @@
-"""`appatlas bench faults`: inject each fault into a real crawl through the local device server.
+"""`appatlas bench faults`: inject each fault into a real crawl and a real campaign through the local device server.
 
 Each row says whether the run survived (finished, or stopped with the typed error and resumed),
 how many already-recorded transitions were lost (must be 0), and how long recovery took.
@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from appatlas.bench.campaign_faults import CAMPAIGN_SCENARIOS
 from appatlas.devices.fakeadb import FakeAdbServer
 from appatlas.devices.u2 import U2Device, connect
 from appatlas.devices.virtual import open_app
@@ -208,6 +209,7 @@ SCENARIOS: list[tuple[str, Callable[[Path], FaultRow]]] = [
                                        note="findings recorded, relaunched")),
     ("disk full", _disk_full),
     ("corrupt", _corrupt_at_start),
+    *((name, lambda d, run=run: FaultRow(**run(d))) for name, run in CAMPAIGN_SCENARIOS),
 ]
 
 

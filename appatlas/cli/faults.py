@@ -16,10 +16,13 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
 
 def bench_faults(out: Path = typer.Option(Path("bench-faults.json"), "--out", help="Where to write the JSON.")) -> None:
-    """Inject each fault into a real crawl through the local device server; print survived / lost / recovery.
+    """Inject each fault into a real crawl and a real campaign through the local device server.
 
-    Faults: kill -9 then --resume, UI server killed, connection dropped, device removed, slow and empty
-    dumps, an app crash loop, a full disk, a corrupt atlas at start.
+    Prints, per fault, whether the run survived, what it lost (must be 0) and how long recovery took.
+    Crawl: kill -9 then --resume, UI server killed, connection dropped, device removed, slow and empty
+    dumps, an app crash loop, a full disk, a corrupt atlas at start. Campaign (two phones): kill -9 then
+    resume, device removed, UI server killed, slow and empty dumps, a crash loop, the LLM endpoint down
+    or timing out. Takes about a minute.
 
     Example: appatlas bench faults --out faults.json
     """

@@ -63,6 +63,7 @@ class Faults:
     slow_dumps: int | None = None  # how many dumps are delayed; None = all of them
     empty_dumps: int = 0
     relaunch_fails: bool = False  # app_process dies at once (e.g. another tool holds UiAutomation)
+    crashing_launches: int = 0  # the next launches of the app crash at once (a crash loop)
 
     def take_empty(self) -> bool:
         if self.empty_dumps > 0:
@@ -200,6 +201,9 @@ class Phone:
     def launch(self, app: str) -> None:
         self.crash = None
         self.device.launch(app)
+        if self.faults.crashing_launches > 0:
+            self.faults.crashing_launches -= 1
+            self.crash = Crash(app or self.package, anr=False)
 
     def stop(self, package: str) -> None:
         if self.crash is not None and self.crash.package == package:

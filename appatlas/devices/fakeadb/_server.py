@@ -186,6 +186,12 @@ class FakeAdbServer:
 
         self._in_loop(crash)
 
+    def crash_on_launch(self, serial: str, launches: int) -> None:
+        """A crash loop: each of the next `launches` launches of the app crashes at once."""
+        if launches < 0:
+            raise ValueError("launches must be >= 0")
+        self._set(self._phone(serial).faults, crashing_launches=launches)
+
     def clear_faults(self, serial: str) -> None:
         """Forget injected faults and any crash dialog."""
         self._set(self._phone(serial), faults=Faults(), crash=None)
