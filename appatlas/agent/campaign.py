@@ -228,6 +228,9 @@ class _Campaign:
                 if not isinstance(exc, DeviceDisconnected) and reconnects < RECONNECTS:
                     reconnects += 1
                     self.say(f"{serial}: {type(exc).__name__} ({exc}); reconnecting ({reconnects} of {RECONNECTS})")
+                    close = getattr(device, "close", None)
+                    if close is not None:
+                        close()
                     try:
                         device = self.connect(serial)
                         continue
