@@ -88,7 +88,7 @@ class _Crawl:
             self.model = CrawlModel.from_atlas(atlas, explore=self._in_app, deny=config.deny)
         else:
             self.model = CrawlModel(deny=config.deny, on_drop=atlas.drop)
-            self.model.on_pass = lambda: atlas.set_meta("crawl_pass", "fine")
+            self.model.on_pass = lambda name: atlas.set_meta("crawl_pass", name)
         self.strategy = make_strategy(config.strategy, seed=config.seed + (atlas.counts()["observations"]
                                                                             if resume else 0))
         self.inputs = InputBook()

@@ -3,7 +3,8 @@
 random  Monkey-like: uniform over the screen's candidate actions (back included)
 dfs     DroidBot's greedy depth-first: an untried action on this screen, else back
 atlas   ours, model-based: untried actions ranked by expected novelty; when this screen is
-        exhausted, walk the shortest known path to the nearest screen with untried actions
+        exhausted, walk the most reliable known path to the nearest screen (in later passes, state)
+        with untried actions; the passes are described in `appatlas.graph.model.CrawlModel`
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections import Counter, deque
 from typing import Protocol
 
 from appatlas.graph.atlas import State
-from appatlas.graph.model import BACK, Candidate, CrawlModel
+from appatlas.graph.model import BACK, Candidate, CrawlModel, button_role
 from appatlas.types import Action, ActionKind
 
-__all__ = ["STRATEGIES", "AtlasStrategy", "DfsStrategy", "RandomStrategy", "Strategy", "make_strategy"]
+__all__ = ["STRATEGIES", "AtlasStrategy", "DfsStrategy", "RandomStrategy", "Strategy", "button_role",
+           "make_strategy"]
 
 
 class Strategy(Protocol):
@@ -46,8 +48,8 @@ class DfsStrategy:
         del seed
 
     def choose(self, state: State, model: CrawlModel) -> Candidate | Action | None:
-        for cand in model.candidates_of(state):
-            if cand.action.kind is not ActionKind.BACK and not model.is_tried(state, cand):
+        for cand in model.candidates_of(state):  # every candidate, in screen order, as DroidBot does
+            if cand.action.kind is not ActionKind.BACK and not model.tried_on_screen(state, cand):
                 return cand
         return BACK
 
@@ -58,17 +60,18 @@ class AtlasStrategy:
 
     def __init__(self, *, seed: int = 0) -> None:
         del seed  # deterministic: ties are broken by position on the screen
-        self._walk: deque[tuple[str, Action]] = deque()  # (screen to act on, action)
-        self._goal = ""
+        # (screen to act on, state to act on or None for any state of that screen, action)
+        self._walk: deque[tuple[str, int | None, Action]] = deque()
+        self._goal: str | int = ""  # a screen (first pass) or a state (second pass)
         self._lost = 0  # walks in a row that ended somewhere unexpected
-        self._attempts: Counter[str] = Counter()  # walks started towards each screen
+        self._attempts: Counter[str | int] = Counter()  # walks started towards each goal
 
     def choose(self, state: State, model: CrawlModel) -> Candidate | Action | None:
         skey = state.structure_key
-        if skey == self._goal:
-            self._attempts[skey] = 0
-        if self._walk and self._walk[0][0] == skey:
-            return self._walk.popleft()[1]
+        if self._goal in (skey, state.id):
+            self._attempts[self._goal] = 0
+        if self._walk and self._walk[0][0] == skey and self._walk[0][1] in (None, state.id):
+            return self._walk.popleft()[2]
         if self._walk:  # the app went somewhere else than the walk expected
             self._walk.clear()
             self._lost += 1
@@ -81,37 +84,52 @@ class AtlasStrategy:
             self._lost = 0
         untried = [(i, c) for i, c in enumerate(model.candidates_of(state)) if not model.is_tried(state, c)]
         if untried:
-            return max(untried, key=lambda ic: (self._novelty(ic[1], skey, model), -ic[0]))[1]
-        # What is left untried on this screen was seen in other content (a row that is gone now):
-        # it cannot be reached from here, so it must not keep drawing the crawl back.
-        here = {c.key for c in model.candidates_of(state)}
-        if model.fine:
-            # In the second pass the frontier belongs to other states of this screen, which no walk can
-            # aim at; coming here found none of them, so stop coming.
-            model.frontier[skey].clear()
-        else:
-            model.drop(skey, sorted(k for k in model.frontier[skey] if k not in here))
-        # Screens that several walks never reached are given up: their state must depend on
+            return max(untried, key=lambda ic: (self._novelty(ic[1], state, model), -ic[0]))[1]
+        # Goals that several walks never reached are given up: their state must depend on
         # something the graph does not show (data, history).
         hopeless = {k for k, n in self._attempts.items() if n >= self.MAX_ATTEMPTS}
-        found = model.path_to_frontier(skey, skip=hopeless)
-        if found is None:
-            return None
-        goal, path = found
+        if model.fine:
+            # Later passes: every state (the same screen with other content: the note just created,
+            # a ticked box) gets its untried actions; walks aim at states.
+            model.state_frontier[state.id].clear()
+            found_state = model.path_to_state(state.id, skip={k for k in hopeless if isinstance(k, int)})
+            if found_state is None:
+                return None
+            goal: str | int = found_state[0]
+            steps = [(model.key_of[sid], sid, action) for sid, action in found_state[1]]
+        else:
+            # What is left untried on this screen is in another state of it (another tab of one pager, a row
+            # of other content): walk there. What no known state offers (a row that is gone now, rows that
+            # wait for a later pass) must not keep drawing the crawl back.
+            holders = model.states_with_untried(skey) - {state.id} - {k for k in hopeless if isinstance(k, int)}
+            found_state = model.path_to_state(state.id, targets=holders) if holders else None
+            if found_state is not None:
+                goal = found_state[0]
+                steps = [(model.key_of[sid], sid, action) for sid, action in found_state[1]]
+            else:
+                model.drop(skey, sorted(model.frontier[skey]))
+                found = model.path_to_frontier(skey, skip={k for k in hopeless if isinstance(k, str)})
+                if found is None:
+                    return None
+                goal = found[0]
+                steps = [(key, None, action) for key, action in found[1]]
         self._goal = goal
         self._attempts[goal] += 1
-        self._walk.extend(path[1:])
-        return path[0][1]
+        self._walk.extend(steps[1:])
+        return steps[0][2]
 
     @staticmethod
-    def _novelty(c: Candidate, skey: str, model: CrawlModel) -> float:
-        """Higher first: fill forms, then widgets unique to this screen; rows like tried rows, no-op spots, back last."""
+    def _novelty(c: Candidate, state: State, model: CrawlModel) -> float:
+        """Higher first: fill forms, submit them, widgets unique to this screen; rows like tried rows, no-op
+        spots, dismissing buttons, views not marked clickable, back last."""
         kind = c.action.kind
         if kind is ActionKind.BACK:
             return -5.0
+        skey = state.structure_key
         score = 0.0
         if kind is ActionKind.TYPE:
-            score += 3.0
+            # A field typed on this screen before is no longer news: what the form does with it is.
+            score += 0.5 if (skey, c.key) in model.tried_anyhow else 3.0
         if c.widget is not None:
             screens = model.signature_screens.get(f"{c.widget.signature}|{c.widget.label}", set())
             if len(screens) <= 1:
@@ -120,6 +138,13 @@ class AtlasStrategy:
                 score -= 2.5  # another row of this list was tried: this one likely does the same
             if str(c.widget.bounds) in model.noop_spots.get(skey, ()):
                 score -= 3.0
+            role = button_role(c.widget) if kind is ActionKind.TAP else ""
+            if role == "submit" and model.form(state):
+                score += 2.5  # a filled form (a ticked option) is submitted before anything undoes it
+            elif role == "dismiss":
+                score -= 2.0  # cancel leads back where we came from: try it after what may lead on
+            if c.loose:
+                score -= 2.5
         if kind is ActionKind.LONG_TAP:
             score -= 1.0
         if kind is ActionKind.SCROLL:
