@@ -58,6 +58,7 @@ class Slot:
     role: str = "select"
     cue: str = ""
     context: tuple[str, ...] = ()  # stemmed words right before it ("mobile number"): done when the slot is
+    kind_word: str = ""  # the stemmed word right after a name or number saying what it is ("DCIM folder", "5 minutes")
 
     @property
     def typed(self) -> str:
@@ -104,7 +105,11 @@ def same_term(a: str, b: str) -> bool:
         return True
     short, long_ = sorted((a, b), key=len)
     # Only an ending that the stemmer may have cut: 'timer' is not 'time'.
-    return len(short) >= 4 and long_.startswith(short) and long_[len(short):] in _ENDINGS
+    if len(short) >= 4 and long_.startswith(short) and long_[len(short):] in _ENDINGS:
+        return True
+    # 'vibrate' and 'vibration', 'delete' and 'deletion': the same word before its ending.
+    root = short[:-1] if short.endswith("e") else ""
+    return len(root) >= 5 and long_.startswith(root) and long_[len(root):] in _ENDINGS
 
 
 def words(text: str) -> list[str]:
@@ -130,15 +135,27 @@ def parse_intent(text: str) -> Intent:
         value = m.group(group).strip()
         if value and all(s.text.lower() != value.lower() for s in slots):
             before = re.findall(r"[A-Za-z]+", text[:m.start()].lower())[-3:]
-            cue = "search" if "search" in before else before[-1] if before else ""
-            if kind == "name":
+            searched = "search" in re.findall(r"[A-Za-z]+", text[:m.start()].lower())[-4:]
+            cue = "search" if searched else before[-1] if before else ""
+            last4 = re.findall(r"[A-Za-z]+", text[:m.start()].lower())[-4:]
+            written = any(w in ("type", "write", "enter") or (w == "text" and nxt in ("to", "the", "a"))
+                          for w, nxt in zip(last4, [*last4[1:], ""], strict=False))
+            if searched or written:
+                role = "input"  # "search for the DCIM folder", "text to the group 'Hi'": typed
+            elif kind == "name":
                 role = "either"
-            elif kind == "email" or cue in _INPUT_CUES or "search" in before:
+            elif kind == "email" or cue in _INPUT_CUES or (cue == "to" and any(x.cue == "from" for x in slots)):
                 role = "input"
             else:
                 role = "select"
-            context = tuple(stem(w) for w in before[-2:] if w not in STOP and w not in GENERIC and w not in _VERBS)
-            slots.append(Slot(value, kind, role, cue, context))
+            # "mobile number 555…" describes the value; "a message to Bob" does not describe Bob.
+            # ("… mobile number from '222222'": the words before the preposition describe it).
+            near = before[:-1] if before and before[-1] == "from" else before
+            context = () if before and before[-1] in ("to", "for", "with") else tuple(
+                stem(w) for w in near[-2:] if w not in STOP and w not in GENERIC and w not in _VERBS)
+            after = re.match(r"\s+([A-Za-z]+)", text[m.end():]) if kind in ("name", "number") else None
+            kind_word = stem(after.group(1)) if after and after.group(1).lower() not in STOP else ""
+            slots.append(Slot(value, kind, role, cue, context, kind_word))
         taken.append((m.start(), m.end()))
 
     for m in _QUOTED.finditer(text):

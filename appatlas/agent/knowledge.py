@@ -24,10 +24,12 @@ from appatlas.agent.intent import label_words, words
 from appatlas.agent.options import options
 from appatlas.graph.atlas import Atlas, RecordedTask, StoredTransition
 from appatlas.graph.fingerprint import content_key, structure_tokens
+from appatlas.graph.inputs import field_kind
 from appatlas.types import Screen
 
 __all__ = ["Knowledge", "ScreenInfo"]
 
+_VERTICAL = ("ScrollView", "ListView", "RecyclerView")
 MAX_STATES_PER_SCREEN = 12  # enough examples to know a screen's words; a long crawl has hundreds
 
 
@@ -39,6 +41,8 @@ class ScreenInfo:
     texts: frozenset[str]  # words of static texts
     tokens: frozenset[str]  # structure tokens of its first state
     activity: str = ""
+    scrolls: frozenset[str] = frozenset()  # resource ids of its vertical scrolling containers
+    fields: frozenset[str] = frozenset()  # kinds of its text fields (appatlas.graph.inputs.field_kind)
 
 
 def _screen_info(key: str, states: Sequence[int], screens: dict[int, Screen]) -> ScreenInfo:
@@ -54,8 +58,11 @@ def _screen_info(key: str, states: Sequence[int], screens: dict[int, Screen]) ->
             if w.text and not (w.clickable or w.editable):
                 texts.update(words(w.text))
     first = screens[states[0]]
+    scrolls = frozenset(w.resource_id for w in first.widgets() if w.scrollable and w.resource_id
+                        and w.class_name.endswith(_VERTICAL))
+    fields = frozenset(field_kind(w) for w in first.widgets() if w.editable)
     return ScreenInfo(key, tuple(states), tuple(labels.items()), frozenset(texts), structure_tokens(first),
-                      first.activity)
+                      first.activity, scrolls, fields)
 
 
 @dataclass
@@ -75,6 +82,7 @@ class Knowledge:
         self._graph: nx.MultiDiGraph | None = None
         self._out: dict[str, list[StoredTransition]] | None = None
         self._by_state: dict[int, str] | None = None
+        self._pages: dict[str, list[str]] | None = None
         self._labels: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
         df: Counter[str] = Counter()
         seen: set[str] = set()
@@ -141,6 +149,17 @@ class Knowledge:
                 data["reliability"] = (data["count"] + 1) / (data["count"] + data["failures"] + 2)
             self._graph = g
         return self._graph
+
+    def pages(self, key: str) -> list[str]:
+        """Other screens that are this one scrolled elsewhere: the same activity and vertical scrolling
+        container, not a dialog over it (a long settings page recorded at several positions)."""
+        if self._pages is None:
+            groups: dict[tuple[str, frozenset[str]], list[str]] = defaultdict(list)
+            for k, info in self.screens.items():
+                if info.scrolls:
+                    groups[(info.activity, info.scrolls)].append(k)
+            self._pages = {k: [x for x in ks if x != k] for ks in groups.values() for k in ks}
+        return self._pages.get(key, [])
 
     def labels_of(self, state_id: int) -> list[tuple[str, tuple[str, ...]]]:
         """(label, words) of the options of one known state."""

@@ -7,6 +7,8 @@ from (nor, for back, the screens already passed: going back there is not progres
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from appatlas.agent.intent import Slot, same_term
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.options import Option
@@ -19,46 +21,62 @@ VERTICAL = ("ScrollView", "ListView", "RecyclerView")  # containers whose scroll
 
 
 class LookAhead:
-    def __init__(self, knowledge: Knowledge, *, gamma: float, depth: int, slot_pick: float) -> None:
+    def __init__(self, knowledge: Knowledge, *, gamma: float, depth: int, slot_pick: float,
+                 weight: Callable[[str], float] | None = None) -> None:
         self.knowledge = knowledge
+        self.weight = weight or knowledge.weight  # a word's weight (the policy discounts the app's own name)
         self.gamma = gamma
         self.depth = depth
         self.slot_pick = slot_pick
 
-    def value(self, o: Option, key: str, uncovered: list[str], slots: list[Slot], *, been: set[str]) -> float:
-        """The discounted best value reachable by taking `o` on the screen `key`."""
+    def value(self, o: Option, key: str, uncovered: list[str], slots: list[Slot], *, been: set[str],
+              here: frozenset[str] | set[str] = frozenset()) -> float:
+        """The discounted best value reachable by taking `o` on the screen `key` — not counting what this
+        screen offers already (`here`, its option labels: the same toggle one screen on is no progress)."""
         if o.widget is None and o.kind is not ActionKind.BACK:
             return 0.0
         targets = {t.target_key for t in self.knowledge.out(key) if t.target_key != key and same_option(t.action, o)
-                   and not (o.kind is ActionKind.BACK and t.target_key in been)}
+                   and t.target_key not in been}
         if not targets:
             return 0.0
         memo: dict[tuple[str, int], float] = {}
-        return self.gamma * max(self._best(k, self.depth - 1, uncovered, slots, {key}, memo) for k in targets)
+        return self.gamma * max(self._best(k, self.depth - 1, uncovered, slots, {key} | been, memo, here)
+                                for k in targets)
 
     def _best(self, key: str, depth: int, uncovered: list[str], slots: list[Slot], avoid: set[str],
-              memo: dict[tuple[str, int], float]) -> float:
-        if (key, depth) in memo:
-            return memo[(key, depth)]
-        value = self._screen_value(key, uncovered, slots)
+              memo: dict[tuple[str, int], float], here: frozenset[str] | set[str]) -> float:
+        """The value of the screen `key`: its best label, or (discounted) the best of the screens after it."""
+        memo_key = (key, depth)
+        if memo_key in memo:
+            return memo[memo_key]
+        value = self._screen_value(key, uncovered, slots, here)
         if depth > 0:
             nxt = {t.target_key for t in self.knowledge.out(key)
                    if t.target_key not in avoid and t.target_key != key and t.action.kind is not ActionKind.BACK}
             if nxt:
-                ahead = max(self._best(k, depth - 1, uncovered, slots, avoid | {key}, memo) for k in nxt)
+                ahead = max(self._best(k, depth - 1, uncovered, slots, avoid | {key}, memo, here) for k in nxt)
                 value = max(value, self.gamma * ahead)
-        memo[(key, depth)] = value
+        memo[memo_key] = value
         return value
 
-    def _screen_value(self, key: str, uncovered: list[str], slots: list[Slot]) -> float:
+    def _screen_value(self, key: str, uncovered: list[str], slots: list[Slot],
+                      here: frozenset[str] | set[str] = frozenset()) -> float:
         info = self.knowledge.screens.get(key)
         if info is None:
             return 0.0
-        return max((self._label_value(label, ws, uncovered, slots, 0.5) for label, ws in info.labels), default=0.0)
+        best = max((self._label_value(label, ws, uncovered, slots, 0.5) for label, ws in info.labels
+                    if label not in here), default=0.0)
+        # A field where a value still to type fits is where the intent goes on.
+        if any(_fits(s, kind) for s in slots if s.role == "input" for kind in info.fields):
+            best = max(best, 0.5 * self.slot_pick)
+        # What the same page shows further down is a scroll away.
+        down = max((self._label_value(label, ws, uncovered, slots, 0.5) for k in self.knowledge.pages(key)
+                    for label, ws in self.knowledge.screens[k].labels), default=0.0)
+        return max(best, self.gamma * down)
 
     def _label_value(self, label: str, ws: tuple[str, ...], uncovered: list[str], slots: list[Slot],
                      pick: float) -> float:
-        v = sum(self.knowledge.weight(t) for t in uncovered if any(same_term(t, w) for w in ws))
+        v = sum(self.weight(t) for t in uncovered if any(same_term(t, w) for w in ws))
         return v + max((pick_value(s, label) * self.slot_pick * pick for s in slots), default=0.0)
 
     def hidden(self, o: Option, key: str, uncovered: list[str], slots: list[Slot], visible: set[str]) -> float:
@@ -72,5 +90,18 @@ class LookAhead:
         info = self.knowledge.screens.get(key)
         if info is not None and o.widget is not None and o.widget.class_name.endswith(VERTICAL):
             labels += list(info.labels)
+            labels += [lw for k in self.knowledge.pages(key) if o.widget.resource_id in self.knowledge.screens[k].scrolls
+                       for lw in self.knowledge.screens[k].labels]
         return max((self._label_value(label, ws, uncovered, slots, 1.0) for label, ws in labels
                     if label not in visible), default=0.0)
+
+
+def _fits(slot: Slot, kind: str) -> bool:
+    """Whether a field of `kind` can take the value (search boxes only what is searched for)."""
+    if kind == "search" or slot.cue == "search":
+        return kind == "search" and slot.cue == "search"
+    if slot.kind == "email":
+        return kind in ("email", "text")
+    if slot.kind == "number":
+        return kind in ("phone", "number", "text")
+    return kind in ("text", "name")

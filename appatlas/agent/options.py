@@ -15,13 +15,15 @@ from appatlas.devices.base import selector_for
 from appatlas.graph.fingerprint import SYSTEM_CHROME, root_windows
 from appatlas.types import Action, ActionKind, Screen, Widget
 
-__all__ = ["BACK_OPTION", "Option", "describe_option", "is_dialog", "options", "widget_label"]
+__all__ = ["BACK_OPTION", "Option", "describe_option", "is_dialog", "options", "shown_texts", "widget_label"]
 
 POSITIVE_IDS = ("android:id/button1",)
 NEGATIVE_IDS = ("android:id/button2", "android:id/button3")
 CONFIRM_WORDS = frozenset({"ok", "save", "yes", "done", "apply", "confirm", "send", "create", "delete", "allow",
                            "set", "select", "add", "continue", "export", "print", "rename", "remove", "finish",
                            "submit", "accept", "agree", "sign in", "log in", "next"})
+DESTRUCTIVE_WORDS = frozenset({"delete", "remove", "clear", "discard", "erase"})
+_LISTS = ("ListView", "RecyclerView", "GridView")
 CANCEL_WORDS = frozenset({"cancel", "no", "not now", "later", "dismiss", "close", "skip", "deny", "don't allow",
                           "never", "no thanks"})
 
@@ -62,8 +64,12 @@ class Option:
             return False
         if self.widget.resource_id in POSITIVE_IDS or (self.receiver and self.receiver.resource_id in POSITIVE_IDS):
             return True
-        # Only a button confirms: a menu item that reads "Print" or "Delete" is a choice, not an answer.
-        return self.widget.class_name.endswith("Button") and self.label.strip().lower() in CONFIRM_WORDS
+        # Only a button confirms: a menu item that reads "Print" or "Delete" is a choice, not an answer; and
+        # a "Delete" button outside a dialog is the action itself, not the answer to one.
+        label = self.label.strip().lower()
+        if label in DESTRUCTIVE_WORDS and not self.in_dialog:
+            return False
+        return self.widget.class_name.endswith("Button") and label in CONFIRM_WORDS
 
     @property
     def radio(self) -> bool:
@@ -132,13 +138,13 @@ def options(screen: Screen, *, scroll: bool = True) -> list[Option]:
     seen: set[int] = set()
     for window in windows:
         in_dialog = dialog and window is top
-        stack = [window]
+        stack = [(window, False)]
         while stack:
-            w = stack.pop()
-            stack.extend(reversed(w.children))
+            w, in_list = stack.pop()
+            stack.extend((c, in_list or w.class_name.endswith(_LISTS)) for c in reversed(w.children))
             if not w.enabled or w.bounds.area == 0 or w.package in SYSTEM_CHROME:
                 continue
-            opt = _option_of(w, in_dialog)
+            opt = _option_of(w, in_dialog, in_list)
             if opt is not None and id(opt.widget) not in seen:
                 seen.add(id(opt.widget))
                 out.append(opt)
@@ -148,12 +154,14 @@ def options(screen: Screen, *, scroll: bool = True) -> list[Option]:
     return out
 
 
-def _option_of(w: Widget, in_dialog: bool) -> Option | None:
+def _option_of(w: Widget, in_dialog: bool, in_list: bool = False) -> Option | None:
     if w.editable:
         return Option(ActionKind.TYPE, w, w.text.strip() or w.hint.strip() or widget_label(w), w, in_dialog)
     if not (w.clickable or w.checkable or w.long_clickable):
         return None
-    kind = ActionKind.TAP if (w.clickable or w.checkable) else ActionKind.LONG_TAP
+    # A row of a list that only declares a long-click listener is still opened by a tap (the list
+    # handles it; recorders tap it); elsewhere a long-clickable-only view is for long-pressing.
+    kind = ActionKind.TAP if (w.clickable or w.checkable or in_list) else ActionKind.LONG_TAP
     if w.label.strip():
         return Option(kind, w, w.label.strip(), w, in_dialog)
     inner = _texts_inside(w)
@@ -182,3 +190,12 @@ def describe_option(o: Option, *, text: str = "") -> str:
         state = " (on)" if o.checked else " (off)"
     verb = "long-press" if o.kind is ActionKind.LONG_TAP else "tap"
     return f"{verb} '{o.label}'{state}"
+
+
+def shown_texts(screen: Screen, *, fields: bool = False) -> set[str]:
+    """The texts (lower case) a screen shows as itself — a title, a name one can only long-press — not the
+    items it offers to tap; with `fields`, also what its text fields hold."""
+    inside = {id(d) for o in options(screen, scroll=False) if o.kind is ActionKind.TAP and o.receiver is not None
+              for d in o.receiver.walk()}
+    return {w.text.strip().lower() for w in screen.widgets() if w.text.strip() and id(w) not in inside
+            and ((fields and w.editable) or not (w.clickable or w.checkable or w.editable))}

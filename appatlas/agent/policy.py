@@ -25,7 +25,8 @@ from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_
 from appatlas.agent.interrupts import interruption
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
-from appatlas.agent.options import Option, describe_option, is_dialog, options
+from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
+from appatlas.agent.oracle import AppWords, realised
 from appatlas.agent.progress import Progress, Taken
 from appatlas.agent.prompt import choice_context
 from appatlas.agent.valuing import (
@@ -62,6 +63,7 @@ class PolicyConfig:
     tie: float = 1e-6  # options this close to the best are a tie the model breaks (measured: wider hurts)
     llm_top: int = 6  # options shown to the model
     back_toll: float = 0.5
+    finish: float = 0.65  # share of each clause's known words that, once acted on and committed, realises it
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class _Valued:
     text: str = ""
     why: list[str] = field(default_factory=list)
     memory: float = 0.0  # the part of `value` that only recorded tasks vouch for
+    own: float = 0.0  # the part of `value` the option itself earns (its label, a slot it names or types)
 
 
 class Policy:
@@ -98,9 +101,10 @@ class Policy:
         self.llm = llm
         self.config = config
         self.warnings: list[str] = []
-        self.ahead = LookAhead(knowledge, gamma=config.gamma, depth=config.depth, slot_pick=config.slot_pick)
         app_words = {stem(w) for w in re.split(r"[._]", knowledge.package.lower()) if w}
-        self._app_words = app_words | {"app", "application"}
+        self._app_words = AppWords(app_words | {"app", "application"})
+        self.ahead = LookAhead(knowledge, gamma=config.gamma, depth=config.depth, slot_pick=config.slot_pick,
+                               weight=self._weight)
 
     # --- the decision -----------------------------------------------------------------------------
 
@@ -122,28 +126,55 @@ class Policy:
         # that submits the form.
         typing = next((v for v in ranked if v.option.kind is ActionKind.TYPE and v.text
                        and v.value >= self.config.theta), None)
-        submit = confirming(options(screen, scroll=False))
         ruled = False  # a rule of form-filling chose the order: no tie for the model to break
-        if typing is not None and ranked and ranked[0] is not typing and (
-                submits(ranked[0].option) or (submit is not None and ranked[0].option.widget is submit.widget)):
+        # A form is filled before its other controls are touched (what a person types first is the value).
+        if typing is not None and ranked and ranked[0] is not typing and ranked[0].option.kind is not ActionKind.TYPE:
             ranked.remove(typing)
             ranked.insert(0, typing)
             ruled = True
-        # Confirm last: while something else here is worth doing, OK / Save wait.
-        if ranked and submits(ranked[0].option):
+        # Confirm last: while something else here is worth doing, OK / Save wait — on a form or a dialog;
+        # elsewhere a button that reads "Delete" is the action itself.
+        form = is_dialog(screen) or any(o.kind is ActionKind.TYPE for o in options(screen, scroll=False))
+        if ranked and submits(ranked[0].option) and form:
+            # Only for what this screen itself offers towards the intent, not for a detour the look-ahead likes.
             other = next((v for v in ranked if not submits(v.option) and v.value - v.memory >= self.config.theta
-                          and v.option.kind is not ActionKind.BACK), None)
+                          and v.own >= self.config.theta and v.option.kind is not ActionKind.BACK), None)
             if other is not None:
                 ranked.remove(other)
                 ranked.insert(0, other)
                 ruled = True
         scores = tuple((describe_option(v.option, text=v.text), round(v.value, 3)) for v in ranked[:5])
         cfg = self.config
+        finished = self._finished(intent, progress, screen)
+        if finished:
+            dialog = is_dialog(screen)
+            saved = progress.last_commit(dialog_now=dialog) >= max(progress.last_change(), 0)
+            # A choice made in a dialog returns to a form that still has to be saved.
+            unsaved = progress.last_change() > progress.last_confirm()
+            # A dialog our last step opened asks to confirm it ("Delete?"): answer it first.
+            unsaved = unsaved or (dialog and progress.history[-1].screen != key)
+            # Another app finishing what this one handed over (the system's file saver, an SMS confirmation)
+            # waits for its button.
+            elsewhere = bool(self.knowledge.package) and screen.package != self.knowledge.package
+            unsaved = unsaved or elsewhere
+            if saved and not (unsaved and confirming(options(screen, scroll=False), form=False) is not None):
+                return Decision(None, f"the intent is realised: {finished}", "oracle", scores=scores)
+            if progress.pending_change() or unsaved:
+                # Another app's screen gets its positive button only, never "the only button" there.
+                confirm = confirming(options(screen, scroll=False), form=progress.typed_last() and not elsewhere)
+                if confirm is not None and confirm.label.strip().lower() in DESTRUCTIVE_WORDS and not any(
+                        same_term(t, stem(confirm.label.strip().lower())) for t in intent.terms):
+                    confirm = None  # nothing is deleted that the intent did not say to delete
+                if confirm is not None:
+                    return Decision(confirm.action(screen), f"confirm the change with '{confirm.label}': {finished}",
+                                    "confirm", confirm, scores=scores)
         best = ranked[0] if ranked else None
         # Memory re-ranks what is worth doing; it cannot by itself keep a finished intent going.
         if best is not None and best.value >= cfg.theta and best.value - best.memory >= cfg.theta:
             tied = [v for v in ranked if abs(v.value - best.value) <= cfg.tie and not submits(v.option)]
-            if len(tied) > 1 and self.llm is not None and not ruled:
+            # Options that read the same (two 'Create group' buttons) are not a question for a model.
+            distinct = len({describe_option(v.option, text=v.text) for v in tied})
+            if distinct > 1 and self.llm is not None and not ruled:
                 asked = self._ask(intent, progress, screen, tied[:cfg.llm_top], allow_done=False)
                 if asked is not None:
                     return asked
@@ -165,7 +196,10 @@ class Policy:
                      or self.knowledge.weight(t) < self.knowledge.default_idf  # a word some screen shows
                      or any(same_term(t, w) for w in here)]
         unfinished = bool(reachable) or any(s.role == "input" and not progress.done_with(s) for s in intent.slots)
-        if key not in self.knowledge.screens and self.llm is not None and ranked and unfinished:
+        # Only where the graph sees something here, too little to act on, or knows nothing of the app: where
+        # a known app offers nothing here, its "done" stands (measured: the model then always went on, wrongly).
+        if key not in self.knowledge.screens and self.llm is not None and ranked and unfinished \
+                and (ranked[0].value > 0 or not self.knowledge.screens):
             asked = self._ask(intent, progress, screen, ranked[:cfg.llm_top], allow_done=True)
             if asked is not None:
                 return asked
@@ -173,6 +207,11 @@ class Policy:
         reason = ("every part of the intent was acted on" if not left else
                   f"nothing here or ahead advances the rest ({', '.join(left)})")
         return Decision(None, reason, "oracle", scores=scores)
+
+    def _finished(self, intent: Intent, progress: Progress, screen: Screen) -> str:
+        """Why the intent reads as realised by the steps so far, or "" (`appatlas.agent.oracle.realised`)."""
+        return realised(intent, progress, screen, self.knowledge, app_words=self._app_words, weight=self._weight,
+                        finish=self.config.finish)
 
     def _scroll_for_slot(self, intent: Intent, progress: Progress, screen: Screen) -> Option | None:
         """A list to scroll when an item the intent names is not in view (at most three scrolls in a row)."""
@@ -228,11 +267,9 @@ class Policy:
             if o.checkable and self._satisfied(o, intent):
                 covered |= set(self._matches(o.label, intent.terms))
         uncovered = [t for t in intent.terms if t not in covered]
-        inside = {id(d) for o in opts if o.receiver is not None for d in o.receiver.walk()}
-        shown = {w.text.strip().lower() for w in screen.widgets()
-                 if w.text and id(w) not in inside and not (w.clickable or w.editable or w.checkable)}
+        shown = shown_texts(screen)
         slots = [s for s in self._open_slots(intent, progress, opts)
-                 if not (s.role == "select" and s.text.lower() in shown)]  # the item is open already
+                 if not (s.role in ("select", "either") and s.text.lower() in shown)]  # the item is open already
         visible = {o.label for o in opts}
         out = [self._value(o, intent, progress, screen, key, uncovered, slots, visible) for o in opts]
         self._remember(out, intent, progress, key)
@@ -265,15 +302,21 @@ class Policy:
             # A toggle the intent wants flipped counts all its words: reaching it by a row of the same
             # name ("Quiet hours" > "Quiet hours" switch) is not turning it on.
             terms = intent.terms if o.checkable and intent.wants and not o.radio else uncovered
+            # Words describing a value still to type ("mobile number 555…") name its field, not this.
+            described = {c for s in slots if s.role == "input" and s.text not in progress.typed for c in s.context}
+            terms = [t for t in terms if not any(same_term(t, c) for c in described)]
             matched = self._matches(o.label, terms)
-            own = sum(self._weight(t) for t in matched) * precision(o.label, matched)
+            # A row's first line says what it is; the rest describes it ("Recordings" / "2 Tracks").
+            titled = set(self._matches(o.title, matched)) if o.title and o.title != o.label else set(matched)
+            own = sum(self._weight(t) * (1.0 if t in titled else 0.5) for t in matched) * precision(o.label, matched)
             if o.checkable and self._satisfied(o, intent):
                 own = 0.0
             if own:
                 v.why.append(f"its label has {', '.join(matched)}")
             for rank, s in enumerate(slots):
-                if s.role == "input" and s.text not in progress.typed:
-                    continue  # a value to type first (picking an existing 'Groceries' is not creating one)
+                if (s.role == "input" and s.text not in progress.typed) or s.cue == "from":
+                    continue  # a value to type first (picking an existing 'Groceries' is not creating one);
+                    # the old value of "from A to B" is replaced in its field, not tapped
                 pick = pick_value(s, o.label) * cfg.slot_pick * (1 - 0.05 * rank)  # in the intent's order
                 # A choice already made is made, except in a list dialog: tapping it is how one answers.
                 if pick and (not (o.checkable and self._satisfied(o, intent)) or (o.in_dialog and pick >= 4)):
@@ -284,15 +327,15 @@ class Policy:
             if keypad:
                 v.why.append("the next key of a number")
                 own += keypad
-            v.value = own * (0.3 if o.kind is ActionKind.LONG_TAP else 1.0)
+            v.value = v.own = own * (0.3 if o.kind is ActionKind.LONG_TAP else 1.0)
         elif o.kind is ActionKind.SCROLL:
             hidden = self.ahead.hidden(o, key, uncovered, slots, visible)
             if hidden:
                 v.why.append("what the intent names is further down this screen")
-                v.value = cfg.gamma * hidden
+                v.value = v.own = cfg.gamma * hidden
         # Typing nothing leads nowhere; a toggle changes this screen, it does not go anywhere.
         ahead = 0.0 if ((o.kind is ActionKind.TYPE and not v.text) or o.checkable) else self.ahead.value(
-            o, key, uncovered, slots, been={t.screen for t in progress.history})
+            o, key, uncovered, slots, been={t.screen for t in progress.history}, here=visible)
         if ahead > 0:
             v.why.append(f"it leads towards the rest (+{ahead:.2f})")
         v.value += ahead
@@ -300,9 +343,10 @@ class Policy:
             v.value -= cfg.back_toll
         if o.kind is ActionKind.SCROLL and [t.kind for t in progress.history[-2:]] == [ActionKind.SCROLL] * 2:
             v.value = 0.0  # scrolled twice already: what was wanted is not further down
-        if o.kind is not ActionKind.BACK and progress.repeats(o.label, o.kind) \
-                and not (is_keypad(screen) and self._keypad_value(o, intent, progress)):
-            v.value *= 0.3  # done before in this run: again is usually a loop
+        repeats = progress.repeats(o.label, o.kind)
+        if o.kind is not ActionKind.BACK and repeats and not (is_keypad(screen) and self._keypad_value(o, intent,
+                                                                                                       progress)):
+            v.value *= 0.3 if repeats == 1 else 0.0  # done before in this run: again is usually a loop
         return v
 
     def _value_field(self, v: _Valued, intent: Intent, progress: Progress, slots: list[Slot],
@@ -316,11 +360,14 @@ class Policy:
         holds = next((i for i, s in enumerate(intent.slots) if held and held == s.text.lower()), None)
         best, best_fit = None, 0.0
         for s in slots:
-            if s.text in progress.typed or s.text.lower() == held:
+            if s.text in progress.typed or s.text.lower() == held or text_for(s, o).lower() == held or s.cue == "from":
+                # typed already, or already here; the "from" of "from A to B" is found, never typed
                 continue
             fit = field_fit(o, s, intent)
             named = bool(s.context) and bool(self._matches(o.label, list(s.context)))
-            if s.role == "select" and not (s.kind == "quoted" and not self._known(s.text)) and not named:
+            # "… to Favorites": a name the app already shows after "to" is where it goes, not what is typed.
+            elsewhere = s.role == "either" and s.cue in ("to", "into") and self._known(s.text)
+            if (s.role == "select" and not (s.kind == "quoted" and not self._known(s.text)) and not named) or elsewhere:
                 fit = 0.0  # an item to pick, not a value to type
             elif named:
                 fit = max(fit, 1.2)  # "due in 3 days" -> the field "Due in (days)"
@@ -330,11 +377,13 @@ class Policy:
                 best, best_fit = s, fit
         if best is None:
             return
-        label_value = sum(self.knowledge.weight(t) for t in self._matches(o.label, uncovered))
+        # The words that describe the value ("mobile number 555…") name its field; they do not add to it.
+        label_value = sum(self.knowledge.weight(t) for t in self._matches(o.label, uncovered)
+                          if not any(same_term(t, c) for c in best.context))
         v.text = text_for(best, o)
         # Forms are filled top to bottom: among fitting fields the higher one goes first.
         place = 1.0 - o.widget.bounds.y1 / max(screen.height, 1)
-        v.value = self.config.slot_type * min(best_fit, 1.0) + 0.2 * place + 0.5 * label_value
+        v.value = v.own = self.config.slot_type * min(best_fit, 1.0) + 0.2 * place + 0.5 * label_value
         v.why.append(f"type the intent's '{v.text}' here")
 
     def _satisfied(self, o: Option, intent: Intent) -> bool:

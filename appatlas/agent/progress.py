@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from appatlas.agent.intent import Intent, Slot, label_words, same_term, words
-from appatlas.agent.options import Option, is_dialog, options
+from appatlas.agent.options import Option, is_dialog, options, shown_texts
 from appatlas.devices.base import locate
 from appatlas.errors import SelectorNotFound
 from appatlas.graph.fingerprint import structure_key
@@ -34,6 +34,8 @@ class Taken:
     toggles: tuple[tuple[str, bool, bool], ...] = ()  # (label, checked, radio) of the screen's toggles then
     dialog: bool = False  # it was taken on a dialog
     button: bool = False  # it pressed a plain button (a form's submit, whatever it says)
+    shown: frozenset[str] = frozenset()  # the texts the screen showed (lower case), fields' contents included
+    fields: frozenset[str] = frozenset()  # what its text fields held (lower case)
 
     def describe(self) -> str:
         if self.kind is ActionKind.TYPE:
@@ -50,13 +52,15 @@ def taken(action: Action, screen: Screen) -> Taken:
     key = structure_key(screen)
     toggles = tuple((o.label, o.checked, o.radio) for o in options(screen, scroll=False) if o.checkable and o.label)
     dialog = is_dialog(screen)
+    shown = frozenset(shown_texts(screen, fields=True))  # what the screen shows as itself, fields' contents too
+    fields = frozenset(w.text.strip().lower() for w in screen.widgets() if w.editable and w.text.strip())
     if action.target is None:
-        return Taken(action.kind, screen=key, toggles=toggles, dialog=dialog)
+        return Taken(action.kind, screen=key, toggles=toggles, dialog=dialog, shown=shown, fields=fields)
     try:
         widget = locate(action.target, screen)
     except SelectorNotFound:
         return Taken(action.kind, label=action.target.text or action.target.content_desc, text=action.text, screen=key,
-                     toggles=toggles, dialog=dialog)
+                     toggles=toggles, dialog=dialog, shown=shown, fields=fields)
     opt = _option_for(widget, screen)
     label = opt.label if opt is not None else (widget.label or "")
     title = opt.name if opt is not None else label
@@ -65,7 +69,7 @@ def taken(action: Action, screen: Screen) -> Taken:
     button = action.kind is ActionKind.TAP and widget.class_name.endswith(".Button") and not checkable
     return Taken(action.kind, label=label, text=action.text, screen=key, title=title,
                  changed=action.kind is ActionKind.TYPE or checkable, confirm=positive, toggles=toggles, dialog=dialog,
-                 button=button)
+                 button=button, shown=shown, fields=fields)
 
 
 def _option_for(widget, screen: Screen) -> Option | None:  # noqa: ANN001 - a Widget
@@ -101,15 +105,38 @@ class Progress:
                 elif not radio and on == (intent.wants != "off") and hits and 2 * len(hits) >= len(intent.terms):
                     acted += ws
         self.covered = {t for t in intent.terms if any(same_term(t, w) for w in acted)}
+        # "dial pad" in the intent is "Dialpad" on what was acted on.
+        for a, b in zip(intent.terms, intent.terms[1:], strict=False):
+            if a + b in acted:
+                self.covered |= {a, b}
         typed = [t.text.lower() for t in history if t.kind is ActionKind.TYPE and t.text]
-        self.typed = {s.text for s in intent.slots if any(_typed_as(s, x) for x in typed)}
+        self.typed = {s.text for s in intent.slots if any(_typed_as(s, x) for x in typed)
+                      or (s.kind == "name" and all(p in typed for p in s.typed.lower().split()))}
         self.typed |= {s.text for s in intent.slots if s.kind == "number" and _keyed(s, history)}
         labels = [t.label.lower() for t in history if t.kind in (ActionKind.TAP, ActionKind.LONG_TAP)]
         self.picked = {s.text for s in intent.slots if any(_names(s, lab) for lab in labels)}
+        # A name that is also a word of what was acted on ('Sunday' of "Start week on Sunday") is done too.
+        titles = [w for t in history if t.kind in (ActionKind.TAP, ActionKind.LONG_TAP)
+                  for w in label_words(t.title or t.label)]
+        for s in intent.slots:
+            ws = words(s.text)
+            if s.kind == "name" and ws and all(any(same_term(x, w) for w in titles) for x in ws):
+                self.picked.add(s.text)
+        # "open / play / check X" is done by picking X.
+        if self.picked:
+            self.covered |= {t for t in intent.terms if t in _OPENING}
+        # "from A to B": A is done once B is typed (the field that held A holds B now).
+        for i, s in enumerate(intent.slots):
+            if s.cue == "from" and any(b.text in self.typed for b in intent.slots[i + 1:]):
+                self.picked.add(s.text)
         # The words describing a value ("mobile number 555…") are done when the value is.
         for s in intent.slots:
             if s.text in self.typed or s.text in self.picked:
-                self.covered |= {t for t in intent.terms if any(same_term(t, c) for c in s.context)}
+                # … but "a checklist named 'X'" is not made a checklist by typing its name.
+                kinds = (() if s.cue in _NAMING else s.context) + ((s.kind_word,) if s.kind_word else ())
+                if s.text in self.typed:
+                    kinds += tuple(_TYPING)  # "text to the group 'Hi'": typing it is the texting
+                self.covered |= {t for t in intent.terms if any(same_term(t, c) for c in kinds)}
         self.current = current
 
     def uncovered(self) -> list[str]:
@@ -132,24 +159,60 @@ class Progress:
         last_confirm = max((i for i, t in enumerate(self.history) if t.confirm or t.button), default=-1)
         return last_change > last_confirm and last_change >= len(self.history) - 4
 
+    def last_commit(self, *, dialog_now: bool) -> int:
+        """Index of the latest step that committed a change, or -1.
+
+        A commit is a confirming or submitting button; a toggle outside a dialog (saved at once); a
+        choice in a dialog that closed it; the pick of an item the intent names.
+        """
+        dialog_after = [t.dialog for t in self.history[1:]] + [dialog_now]
+        last = -1
+        for i, t in enumerate(self.history):
+            if t.confirm or (t.button and (t.dialog or any(x.changed for x in self.history[:i]))):
+                last = i  # a plain button commits on a dialog or after a change (a form's submit), else it navigates
+            elif t.changed and t.kind is not ActionKind.TYPE and not (t.dialog and dialog_after[i]):
+                last = i
+            elif t.kind in (ActionKind.TAP, ActionKind.LONG_TAP) and not t.changed and any(_names(s, t.label.lower())
+                                                                          for s in self.intent.slots):
+                last = i
+        return last
+
+    def last_confirm(self) -> int:
+        """Index of the latest confirming or submitting button pressed, or -1."""
+        return max((i for i, t in enumerate(self.history) if t.confirm or t.button), default=-1)
+
+    def last_change(self) -> int:
+        """Index of the latest step that typed or flipped something, or -1."""
+        return max((i for i, t in enumerate(self.history) if t.changed), default=-1)
+
+    def mentioned(self, slot: Slot) -> bool:
+        """Whether the slot was typed, or an acted-on label carries it at all ('Use 24-hour time format')."""
+        if slot.text in self.typed or slot.text in self.picked or any(names_slot(slot, t.label) > 0 for t in self.history
+                                          if t.kind in (ActionKind.TAP, ActionKind.LONG_TAP)):
+            return True
+        # A value a screen we acted on already showed: a field prefilled with it, the note open by that name.
+        return any(slot.typed.lower() in (t.shown if slot.role != "input" else t.fields) for t in self.history)
+
     def typed_last(self) -> bool:
         """Whether the latest change was typing (a form to submit) rather than a toggle (saved at once)."""
         changes = [t for t in self.history if t.changed]
         return bool(changes) and changes[-1].kind is ActionKind.TYPE
 
-    def repeats(self, label: str, kind: ActionKind) -> bool:
-        """Whether this was already done (same label, same kind) earlier in the run."""
-        return any(t.label == label and t.kind is kind for t in self.history)
+    def repeats(self, label: str, kind: ActionKind) -> int:
+        """How often this was already done (same label, same kind) earlier in the run."""
+        return sum(t.label == label and t.kind is kind for t in self.history)
 
 
 def _typed_as(slot: Slot, typed: str) -> bool:
     want = slot.typed.lower()
-    return typed == want or (slot.kind == "name" and typed in want.split())
+    return typed == want or (slot.kind == "name" and len(want.split()) == 1 and typed in want.split())
 
 
 def _names(slot: Slot, label: str) -> bool:
-    """Whether an element's label names the slot ('30 minutes' names 30, 'Bob' names Bob)."""
-    return names_slot(slot, label) >= 0.7
+    """Whether an element's label names the slot ('30 minutes' names 30, 'Bob' names Bob, a track row
+    '0 test1 00:10' names 'test1'; 'Max reminder duration 5 minutes' does not name 5)."""
+    named = names_slot(slot, label)
+    return named >= 0.7 or (named > 0 and slot.kind == "quoted" and not re.fullmatch(r"[\d:.,\s]+", slot.text))
 
 
 def names_slot(slot: Slot, label: str) -> float:
@@ -163,9 +226,16 @@ def names_slot(slot: Slot, label: str) -> float:
     m = re.search(rf"(?<![\w@.]){re.escape(want)}(?![\w@])", have)
     if m is None:
         return 0.0
-    return 0.7 if m.start() == 0 else 0.3
+    if m.start() > 0:
+        return 0.3
+    # "1 minute" for "… to 1 minute": the value with the unit the intent gives is the item itself.
+    rest = words(have[m.end():])
+    return 0.9 if slot.kind_word and rest and same_term(rest[0], slot.kind_word) else 0.7
 
 
+_NAMING = frozenset({"named", "called", "titled"})
+_TYPING = frozenset({"type", "text", "write", "enter"})
+_OPENING = frozenset({"open", "play", "view", "launch", "start", "listen", "check", "see", "watch"})
 _DIGITS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
 
 

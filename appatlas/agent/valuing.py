@@ -36,9 +36,16 @@ def confirming(opts: Sequence[Option], *, form: bool = True) -> Option | None:
         return positive
     buttons = [o for o in opts if o.kind is ActionKind.TAP and o.widget is not None and not o.negative
                and o.widget.class_name.endswith(".Button")]
-    return buttons[0] if len(buttons) == 1 else None
+    if len(buttons) == 1:
+        return buttons[0]
+    # A button named for submitting by its id ("thread_send_message" under an icon that reads 'SMS').
+    named = [o for o in opts if o.kind is ActionKind.TAP and o.widget is not None and not o.negative
+             and _SUBMIT_ID.search(o.widget.resource_id.rsplit("/", 1)[-1])]
+    return named[0] if len(named) == 1 else None
 
 
+_SUBMIT_ID = re.compile(r"(^|_)(send|save|submit|confirm|apply|done)(_|$)")
+_FILE = re.compile(r"^[\w\- ]+\.[A-Za-z0-9]{2,4}$")
 DIGITS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
 
 
@@ -67,10 +74,14 @@ def field_fit(o: Option, slot: Slot, intent: Intent) -> float:
     """How well a field suits a slot (0 = not at all)."""
     assert o.widget is not None
     kind = field_kind(o.widget)
-    label = o.label.lower()
+    label = _field_words(o)
     cue_fits = bool(slot.cue) and slot.cue in label
     if kind == "search" and not re.search(r"\b(search|find|look for|filter)", intent.text, re.IGNORECASE):
         return 0.0  # a search box takes what the intent says to search for, nothing else
+    if kind == "search" and slot.cue == "search":
+        return 1.5  # "search for the DCIM folder": whatever the value is, it goes here
+    if _FILE.match(slot.text) and re.search(r"file|name", label):
+        return 1.0  # "export to test.ics": the file name field, whatever default it holds
     if re.search(r"[\d_]", o.widget.text) and not cue_fits:
         return 0.0  # a field holding content (a date, a file name) is rewritten only when named
     if slot.kind == "name":
@@ -86,10 +97,17 @@ def field_fit(o: Option, slot: Slot, intent: Intent) -> float:
     return fit + (0.5 if cue_fits or ("search" in label and "search" in slot.cue) else 0.0)
 
 
+def _field_words(o: Option) -> str:
+    """What names a field: its label, hint and resource id (a filled field's label is its content)."""
+    w = o.widget
+    rid = w.resource_id.rsplit("/", 1)[-1].replace("_", " ") if w is not None else ""
+    return " ".join((o.label, w.hint if w is not None else "", rid)).lower()
+
+
 def text_for(slot: Slot, o: Option) -> str:
     """The text to type: a two-word name splits over first-name and surname fields."""
     parts = slot.typed.split()
-    label = o.label.lower()
+    label = _field_words(o)
     if slot.kind == "name" and len(parts) > 1:
         if re.search(r"\b(first|given)\b", label):
             return parts[0]

@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import mean, median
 from typing import Any
@@ -107,6 +107,7 @@ class BenchStep:
     action: Action | None  # the recorded action; None when done or unresolved
     done: bool = False  # the last step: the right answer is "done"
     label: str = ""  # the chosen element's text, kept when no widget of the screen carries it
+    contents: tuple[str, ...] = ()  # the content (`_content`) of each recorded state of the step, as recorded
 
 
 @dataclass(frozen=True)
@@ -128,14 +129,17 @@ def read_tasks(folder: Path, full: Knowledge) -> list[BenchTask]:
     import yaml
 
     ids: dict[str, int] = {}
+    contents: dict[str, str] = {}  # state_str -> its own content (the atlas may merge states whose texts differ)
     for path in sorted((folder / "states").glob("state_*.json")):
         try:
             raw = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-            sid = full.state_of(load_droidbot_screen(raw, source=str(path)))
+            screen = load_droidbot_screen(raw, source=str(path))
+            sid = full.state_of(screen)
         except (ValueError, KeyError, TypeError, AppatlasError):
             continue  # the importer skipped it too
         if sid is not None:
             ids[str(raw.get("state_str", path.stem))] = sid
+            contents[str(raw.get("state_str", path.stem))] = _content(screen)
     hops: dict[tuple[int, int], list[Action]] = {}
     for t in full.transitions:
         hops.setdefault((t.source, t.target), []).append(t.action)
@@ -168,6 +172,8 @@ def read_tasks(folder: Path, full: Knowledge) -> list[BenchTask]:
                 steps.append(BenchStep(event[0], event[1], states, event[2]))
             else:
                 steps.append(_from_choice(rec, group, full))
+        steps = [replace(step, contents=tuple(contents[o] for o, _ in group))
+                 for step, group in zip(steps, groups, strict=True)]
         out.append(BenchTask(path.stem, str(raw.get("task_name", "")), tuple(steps)))
     return out
 
@@ -285,7 +291,8 @@ def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowl
         screen = device.snapshot()
         seen.append(_content(screen))
     # A step scrolled through was recorded at several positions: any of them is that step's screen.
-    recorded = [{_content(full.state_screens[sid]) for sid in step.states} for step in task.steps]
+    recorded = [set(step.contents) or {_content(full.state_screens[sid]) for sid in step.states}
+                for step in task.steps]
     recorded = [r for i, r in enumerate(recorded) if i == 0 or r != recorded[i - 1]]
     success = said_done and seen[-1] in recorded[-1] and _in_order(recorded, _collapse(seen))
     origins = _origins(full)

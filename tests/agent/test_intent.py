@@ -54,3 +54,28 @@ def test_stems_meet_across_endings() -> None:
 def test_any_text_parses_into_an_intent(text: str) -> None:
     intent = parse_intent(text)
     assert intent.text == text and all(s.text for s in intent.slots)
+
+
+def test_from_a_to_b_types_b_and_a_keeps_the_words_that_describe_it() -> None:
+    text = "Change Bob's mobile number from '222222' to '12345678900'"
+    old, new = _slot(text, "222222"), _slot(text, "12345678900")
+    assert new.role == "input" and old.cue == "from" and {"mobile", "number"} <= set(old.context)
+
+
+def test_texting_a_value_types_it() -> None:
+    assert _slot("text to the group 'GatheringInTheOldPlace'", "GatheringInTheOldPlace").role == "input"
+    assert _slot("Delete the text note 'Diary'", "Diary").role == "select"
+
+
+def test_a_name_after_to_is_not_described_by_the_words_before_it() -> None:
+    assert _slot("Send a text message to Bob", "Bob").context == ()
+
+
+def test_a_number_remembers_its_unit_and_a_name_what_kind_of_thing_it_is() -> None:
+    assert _slot("change alarm max reminder duration to 1 minute", "1").kind_word == "minute"
+    assert _slot("Open DCIM folder in gallery app", "DCIM").kind_word == "folder"
+
+
+def test_a_word_meets_its_noun_in_ion_but_short_words_do_not() -> None:
+    assert same_term(stem("vibrate"), stem("vibration")) and same_term(stem("delete"), stem("deletion"))
+    assert not same_term(stem("note"), stem("notion"))

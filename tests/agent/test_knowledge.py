@@ -58,3 +58,19 @@ def test_a_screen_with_new_content_is_localized_by_structure(demo_knowledge) -> 
 def _retext(w, old: str, new: str):
     kids = tuple(_retext(c, old, new) for c in w.children)
     return replace(w, text=w.text.replace(old, new), children=kids)
+
+
+def test_states_of_one_scrolling_page_are_pages_of_each_other_but_not_of_another_activity() -> None:
+    from appatlas.types import Bounds, Screen, Widget
+
+    def page(activity: str, label: str) -> Screen:
+        row = Widget("android.widget.TextView", Bounds(0, 100, 1080, 200), text=label, clickable=True,
+                     package="com.x")
+        scroll = Widget("android.widget.ScrollView", Bounds(0, 0, 1080, 2000), scrollable=True, package="com.x",
+                        resource_id="com.x:id/settings_scroll", children=(row,))
+        return Screen("com.x", activity, Widget("hierarchy", Bounds(0, 0, 1080, 2280), children=(scroll,)), 1080, 2280)
+
+    screens = {1: page("Settings", "Font size"), 2: page("Settings", "Show word count"), 3: page("Main", "Notes")}
+    k = Knowledge.build(package="com.x", screens=screens, state_key={1: "top", 2: "down", 3: "main"}, content={},
+                        transitions=[], tasks=[])
+    assert k.pages("top") == ["down"] and k.pages("down") == ["top"] and k.pages("main") == []

@@ -66,3 +66,22 @@ def test_a_checkbox_describes_its_state() -> None:
     box = Widget("android.widget.CheckBox", Bounds(0, 100, W, 200), text="Autosave notes", checkable=True,
                  checked=True, clickable=True, package="com.x")
     assert describe_option(options(_screen(box))[0]) == "tap 'Autosave notes' (on)"
+
+
+def test_a_delete_button_outside_a_dialog_is_an_action_not_a_confirmation() -> None:
+    page = Widget("android.widget.Button", Bounds(0, 100, W, 200), text="Delete", clickable=True, package="com.x")
+    assert not options(_screen(page))[0].positive
+    asked = Widget("android.widget.Button", Bounds(700, 1400, 900, 1500), text="Delete", clickable=True,
+                   package="com.x")
+    assert options(_screen(asked, window=Bounds(28, 700, 1052, 1600)))[0].positive
+
+
+def test_a_long_clickable_row_of_a_list_is_tapped_elsewhere_long_pressed() -> None:
+    def item(y: int) -> Widget:
+        return Widget("android.widget.FrameLayout", Bounds(0, y, W, y + 150), long_clickable=True, package="com.x",
+                      children=(Widget("android.widget.TextView", Bounds(40, y + 10, 800, y + 140), text="7:00 am",
+                                       package="com.x"),))
+    listed = Widget("androidx.recyclerview.widget.RecyclerView", Bounds(0, 100, W, 1000), package="com.x",
+                    children=(item(100),))
+    assert options(_screen(listed))[0].kind is ActionKind.TAP
+    assert options(_screen(item(100)))[0].kind is ActionKind.LONG_TAP

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from appatlas.agent.intent import parse_intent
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.options import options
 from appatlas.agent.policy import Policy
-from appatlas.agent.progress import taken
+from appatlas.agent.progress import Progress, Taken, taken
 from appatlas.devices.virtual import open_app
 from appatlas.types import ActionKind, Bounds, Screen, Widget
 
@@ -114,3 +117,59 @@ def test_smollm2_picks_one_of_the_options_on_an_unknown_screen(smollm2) -> None:
     decision = Policy(_empty(), llm=smollm2).decide("open the settings of the app", _buttons("Help", "Preferences"),
                                                     [])
     assert decision.source == "llm" and (decision.done or decision.option.label in ("Help", "Preferences"))
+
+
+def _tapped(label: str, **flags) -> Taken:
+    return Taken(ActionKind.TAP, label=label, title=label, screen=flags.pop("screen", "s"), **flags)
+
+
+def test_a_flipped_toggle_realises_the_intent_and_the_agent_says_done(demo_knowledge) -> None:
+    device = open_app("demo", screenshots=False)
+    history = _walk(device, ["Settings", "Notifications", "Sound"])
+    decision = Policy(demo_knowledge).decide("turn on the sound", device.snapshot(), history)
+    assert decision.done and decision.source == "oracle" and "realised" in decision.reason
+
+
+def test_the_value_after_to_must_be_chosen_before_done() -> None:
+    history = [_tapped("Theme color", screen="a"), _tapped("Dark", changed=True, screen="b")]
+    screen = _buttons("Light", "Dark")
+    decision = Policy(_empty()).decide("change the theme color of the app to light", screen, history)
+    assert not decision.done and decision.option.label == "Light"
+    history.append(taken(decision.action, screen))
+    assert Policy(_empty()).decide("change the theme color of the app to light", screen, history).done
+
+
+def test_another_apps_screen_that_finishes_the_work_is_confirmed() -> None:
+    history = [_tapped("Export notes to a file", screen="a"), _tapped("OK", confirm=True, dialog=True, screen="d")]
+    saver = replace(_buttons("New folder", "SAVE"), package="com.android.documentsui")
+    decision = Policy(_empty()).decide("export the notes to a file", saver, history)
+    assert decision.source == "confirm" and decision.option.label == "SAVE"
+
+
+def test_options_that_read_the_same_are_no_question_for_the_model(scripted) -> None:
+    llm = scripted(prefer=["group"])
+    decision = Policy(_empty(), llm=llm).decide("create a group", _buttons("Create group", "Create group"), [])
+    assert decision.source == "graph" and not llm.asked
+
+
+def test_an_unknown_screen_of_a_known_app_offering_nothing_is_not_asked_about(demo_knowledge, scripted) -> None:
+    llm = scripted(prefer=["Beta"])
+    decision = Policy(demo_knowledge, llm=llm).decide("open the settings", _buttons("Alpha", "Beta"), [])
+    assert decision.done and not llm.asked
+
+
+def test_a_commit_is_a_toggle_a_closing_dialog_choice_or_a_submit_after_a_change() -> None:
+    intent = parse_intent("turn on the sound")
+    assert Progress(intent, [_tapped("Sound", changed=True)]).last_commit(dialog_now=False) == 0
+    assert Progress(intent, [_tapped("Loud", changed=True, dialog=True)]).last_commit(dialog_now=True) == -1
+    assert Progress(intent, [_tapped("Loud", changed=True, dialog=True)]).last_commit(dialog_now=False) == 0
+    assert Progress(intent, [_tapped("Next", button=True)]).last_commit(dialog_now=False) == -1
+    typed = Taken(ActionKind.TYPE, label="Name", text="x", changed=True)
+    assert Progress(intent, [typed, _tapped("Next", button=True)]).last_commit(dialog_now=False) == 1
+
+
+def test_where_the_intent_happens_need_not_be_acted_on() -> None:
+    history = [_tapped("Show phone numbers", changed=True)]
+    screen = _buttons("Show only contacts with phone numbers", "List view style")
+    decision = Policy(_empty()).decide("show phone numbers in the list view", screen, history)
+    assert decision.done and "realised" in decision.reason
