@@ -107,7 +107,7 @@ class BenchStep:
     action: Action | None  # the recorded action; None when done or unresolved
     done: bool = False  # the last step: the right answer is "done"
     label: str = ""  # the chosen element's text, kept when no widget of the screen carries it
-    contents: tuple[str, ...] = ()  # the content (`_content`) of each recorded state of the step, as recorded
+    contents: tuple[str, ...] = ()  # every content (`_content`) recorded under the step's state_strs
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,9 @@ def read_tasks(folder: Path, full: Knowledge) -> list[BenchTask]:
     import yaml
 
     ids: dict[str, int] = {}
-    contents: dict[str, str] = {}  # state_str -> its own content (the atlas may merge states whose texts differ)
+    # state_str -> the contents recorded under it: DroidBot gives one state_str to screens whose volatile
+    # texts differ (a clock's time), and any of them is that recorded screen.
+    contents: dict[str, set[str]] = {}
     for path in sorted((folder / "states").glob("state_*.json")):
         try:
             raw = json.loads(path.read_text(encoding="utf-8", errors="replace"))
@@ -139,7 +141,7 @@ def read_tasks(folder: Path, full: Knowledge) -> list[BenchTask]:
             continue  # the importer skipped it too
         if sid is not None:
             ids[str(raw.get("state_str", path.stem))] = sid
-            contents[str(raw.get("state_str", path.stem))] = _content(screen)
+            contents.setdefault(str(raw.get("state_str", path.stem)), set()).add(_content(screen))
     hops: dict[tuple[int, int], list[Action]] = {}
     for t in full.transitions:
         hops.setdefault((t.source, t.target), []).append(t.action)
@@ -172,7 +174,7 @@ def read_tasks(folder: Path, full: Knowledge) -> list[BenchTask]:
                 steps.append(BenchStep(event[0], event[1], states, event[2]))
             else:
                 steps.append(_from_choice(rec, group, full))
-        steps = [replace(step, contents=tuple(contents[o] for o, _ in group))
+        steps = [replace(step, contents=tuple(sorted(set().union(*(contents[o] for o, _ in group)))))
                  for step, group in zip(steps, groups, strict=True)]
         out.append(BenchTask(path.stem, str(raw.get("task_name", "")), tuple(steps)))
     return out
@@ -270,7 +272,9 @@ def _stepwise(task: BenchTask, device: ReplayDevice, policy: Policy, ms: list[fl
 
 def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowledge, ms: list[float],
               sources: Counter[str]) -> dict[str, Any]:
-    device.reset(task.steps[0].states[0])
+    # The run starts at the moment the task was recorded (the app's data as it was then), as a phone
+    # restored to that moment would; the agent itself knows nothing of it.
+    device.reset(task.steps[0].states[0], at=device.app.moment([s.states for s in task.steps]))
     limit = 2 * len(task.steps) + 5
     history: list[Taken] = []
     screen = device.snapshot()

@@ -85,6 +85,36 @@ class RecordedApp:
             best = max(best, score)
         return best
 
+    def moment(self, path: Sequence[Sequence[int]]) -> int | None:
+        """Where in the log the recording walked `path` (steps, each a set of states): the position of
+        its first hop, choosing the observation whose continuation follows `path` furthest; None when
+        the first hop was never observed.
+
+        Where a recording was made matters: a replay reset at that moment (`ReplayDevice.reset`) has
+        the hidden state the recording had — the data created before it — as a phone restored to
+        that moment would.
+        """
+        steps = [set(states) for states in path]
+        best, best_pos = 0, None
+        for pos, edge_id in enumerate(self.log):
+            if len(steps) < 2:
+                break
+            source, target = self._hops[edge_id]
+            if source not in steps[0] or target not in steps[1]:
+                continue
+            step = 1
+            for later in self.log[pos + 1:]:
+                if step + 1 >= len(steps):
+                    break
+                a, b = self._hops[later]
+                if a in steps[step] and b in steps[step + 1]:
+                    step += 1
+                elif a not in steps[step] or b not in steps[step]:
+                    break  # the recording went elsewhere
+            if step > best:
+                best, best_pos = step, pos
+        return best_pos
+
     def siblings(self, state: int) -> list[int]:
         """Other states of the same structure (same screen, other content)."""
         return [s for s in self._by_key.get(self.keys.get(state, ""), []) if s != state]
@@ -105,6 +135,7 @@ class ReplayDevice:
         self._stack: list[tuple[int, Screen]] = []
         self._focus: Widget | None = None
         self._trail: list[int] = []  # recorded edges followed since the last launch/reset
+        self._cursor: int | None = None  # the log position being re-enacted (see `reset`)
         self._turns: Counter[tuple[int, str]] = Counter()  # unrecorded texts typed per (state, field)
         self.reset(start if start is not None else app.launch[0])
 
@@ -115,13 +146,19 @@ class ReplayDevice:
         """The recorded state the device shows (None on the launcher)."""
         return self._state
 
-    def reset(self, state: int) -> None:
-        """Put the device on a recorded state, with an empty back stack."""
+    def reset(self, state: int, *, at: int | None = None) -> None:
+        """Put the device on a recorded state, with an empty back stack.
+
+        `at` (a log position, from `RecordedApp.moment`) restores the moment of the recording:
+        while the actions taken are the ones recorded from there, the recorded outcomes follow,
+        and the history before it decides between outcomes after that, as hidden state would.
+        """
         if state not in self.app.states:
             raise KeyError(f"state {state} is not in the recording")
         self._go(state, push=False)
         self._stack.clear()
-        self._trail.clear()
+        self._trail[:] = [] if at is None else self.app.log[max(0, at - 12):at]
+        self._cursor = at
 
     def snapshot(self) -> Screen:
         screen = self._screen if self._screen is not None else _launcher(self.app)
@@ -159,6 +196,7 @@ class ReplayDevice:
     def launch(self, app: str = "") -> None:
         self._stack.clear()
         self._trail.clear()
+        self._cursor = None
         self._go(self.app.launch[0], push=False)
 
     def stop_app(self, package: str = "") -> None:
@@ -230,6 +268,12 @@ class ReplayDevice:
             matches = self._matches(state, action, hit, typed)
             if matches:
                 edge = max(matches, key=lambda e: (self.app.context_match(e, self._trail), e.count))
+                if self._cursor is not None:  # re-enacting a recording: its next edge, while we follow it
+                    following = self._cursor < len(self.app.log) and self.app.log[self._cursor] in {
+                        e.id for e in matches}
+                    if following:
+                        edge = next(e for e in matches if e.id == self.app.log[self._cursor])
+                    self._cursor = self._cursor + 1 if following else None
                 if action.kind is ActionKind.TYPE and all(e.action.text != typed for e in matches):
                     # Text nobody recorded: each new attempt takes the next recorded outcome, as
                     # different input on a phone can lead to different data and screens.

@@ -100,3 +100,32 @@ def test_replay_reproduces_every_recorded_task_step_by_step(imported, app: str) 
         if device.state != task.steps[-1].state:
             wrong.append(task.name)
     assert wrong == []
+
+
+def test_a_reset_to_a_recorded_moment_replays_the_outcome_of_that_moment() -> None:
+    # The same tap on the row led to the list or to an empty page, depending on what came before (hidden
+    # state: the data created earlier). Reset with the moment of the second recording, the replay follows it.
+    main = _screen("com.x.Main", ROW)
+    other = _screen("com.x.Other")
+    lists = _screen("com.x.List", Widget(class_name="android.widget.TextView", bounds=Bounds(0, 0, 500, 100),
+                                         text="Milk"))
+    empty = _screen("com.x.List")
+    row = Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/row"))
+    edges = [
+        RecordedEdge(0, Action(ActionKind.LAUNCH, app="com.x"), 1, id=1),
+        RecordedEdge(1, row, 3, count=2, id=2),
+        RecordedEdge(1, Action(ActionKind.TAP, target=Selector(text="Other")), 2, id=3),
+        RecordedEdge(2, Action(ActionKind.BACK), 1, id=4),
+        RecordedEdge(1, row, 4, id=5),
+    ]
+    app = RecordedApp(package="com.x", states={1: main, 2: other, 3: lists, 4: empty}, edges=edges,
+                      keys={1: "main", 2: "other", 3: "list", 4: "list"}, log=[1, 2, 1, 3, 4, 5, 1, 2])
+    device = ReplayDevice(app, screenshots=False)
+    device.perform(row)
+    assert device.state == 3  # no history: the more frequent outcome
+
+    moment = app.moment([(1,), (4,)])
+    assert moment == 5
+    device.reset(1, at=moment)
+    device.perform(row)
+    assert device.state == 4
