@@ -53,13 +53,14 @@ def cases(copies: int = 1) -> list[TestCase]:
 
 @cache
 def knowledge(budget: int = 300) -> Knowledge:
-    """What the agent knows of the built-in app: a crawl of `budget` actions (a thin atlas when small)."""
+    """What the agent knows of the built-in app: a crawl of `budget` actions (0: nothing at all)."""
     import tempfile
 
     device = open_app("demo", screenshots=False)
     with tempfile.TemporaryDirectory() as tmp, \
             Atlas.create(Path(tmp) / "demo.atlas", app=device.spec.package) as atlas:
-        crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=budget))
+        if budget:
+            crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=budget))
         return Knowledge.from_atlas(atlas)
 
 
@@ -196,7 +197,7 @@ def _endpoint(kind: str) -> Iterator[str]:
 def _llm_fault(fault: str, kind: str) -> Callable[[Path], dict[str, Any]]:
     """The model endpoint is down or too slow: the agent must go on from the graph alone, with a warning.
 
-    The atlas is thin (a few crawl actions), so the agent meets screens it does not know and asks the
+    The atlas is empty (an app never crawled), so the graph cannot answer and the agent asks the
     model; its verdicts must then equal those of a graph-only campaign on the same atlas. Recovery is
     the time spent waiting on the failing endpoint.
     """
@@ -204,15 +205,15 @@ def _llm_fault(fault: str, kind: str) -> Callable[[Path], dict[str, Any]]:
     def run(tmp: Path) -> dict[str, Any]:
         from appatlas.agent.llm_openai import OpenAILM
 
-        baseline = _baseline(budget=1)
+        baseline = _baseline(budget=0)
         with _endpoint(kind) as url, _phones() as server:
             llm = _Counting(OpenAILM(base_url=url, model="local", timeout=0.5, max_retries=1))
-            result = _campaign(server, tmp, cases(), know=knowledge(1), llm=llm)
+            result = _campaign(server, tmp, cases(), know=knowledge(0), llm=llm)
         survived, lost, what = _judge(result, tmp, baseline)
         same = {c.name: c.status for c in result.cases} == baseline
         warned = sum(bool(a.get("warnings")) for c in result.cases for a in c.attempts)
         ok = survived and same and llm.asked > 0 and warned > 0
-        note = (f"asked {llm.asked}×, failed after {llm.seconds:.2f} s; graph-only from then on (warning on "
+        note = (f"asked {llm.asked}×, all failed ({llm.seconds:.2f} s waiting in all); graph-only from then on (warning on "
                 f"{warned} attempt(s)); verdicts {'equal' if same else 'differ from'} graph-only: {what}")
         return _row(fault, ok, lost, llm.seconds, note)
 
