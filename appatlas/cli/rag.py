@@ -203,6 +203,7 @@ def bench_retrieval(
     for name, row in rows:
         table.add_row(name, *(_cell(row.get(k)) for k in SUMMARY_KEYS))
     console.print(table)
+    console.print(f"first state of each recorded step only: {json.dumps(result['summary']['first_state'])}")
     console.print(f"screenshots: {json.dumps(result['summary']['screenshots']['by_change'])}")
     if "scale" in result["summary"]:
         console.print(f"query time at scale: {json.dumps(result['summary']['scale'])}")

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -66,6 +67,7 @@ class TextEmbedder:
         self.batch_size = batch_size
         self._model = SentenceTransformer(str(model_dir or minilm_path()), device="cpu")
         self._lock = threading.Lock()  # one encode at a time: the model is not re-entrant
+        self._query: _QueryPath | None | bool = None  # built on the first single query; False: unavailable
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length rows, one per text."""
@@ -80,12 +82,81 @@ class TextEmbedder:
             if len(texts) <= 2 and threads > 1:
                 torch.set_num_threads(1)
             try:
-                out = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                         convert_to_numpy=True, show_progress_bar=False)
+                if len(texts) == 1 and self._query is None:
+                    self._query = _QueryPath.build(self._model) or False
+                if len(texts) == 1 and self._query:
+                    out = self._query.encode(texts[0])[None, :]
+                else:
+                    out = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                             convert_to_numpy=True, show_progress_bar=False)
             finally:
                 if torch.get_num_threads() != threads:
                     torch.set_num_threads(threads)
         return np.ascontiguousarray(out, dtype=np.float32)
+
+
+class _QueryPath:
+    """One text through all-MiniLM-L6-v2 without sentence-transformers' per-call overhead.
+
+    The same computation as `SentenceTransformer.encode` (tokenize, BERT, mean pooling over the
+    attention mask, unit length) with the BERT forward traced and frozen by TorchScript, which
+    removes most of the Python dispatch between its ~100 small operations: a query's embedding
+    went from ~12.7 to ~7.2 ms (best of 200, one thread). `build` checks the traced path against
+    the library's own on probe texts of other lengths, and returns None (callers keep the library
+    path) when the model is not the expected shape or the outputs differ.
+    """
+
+    _PROBES = ("turn off autosave notes", "sort the folders by name and show the hidden ones in the gallery app",
+               "ok")
+
+    def __init__(self, tokenizer: Any, forward: Any, max_length: int) -> None:
+        self._tokenizer, self._forward, self._max_length = tokenizer, forward, max_length
+
+    @classmethod
+    def build(cls, model: Any) -> _QueryPath | None:
+        import torch
+
+        try:
+            modules = list(model)
+            transformer, pooling = modules[0], modules[1]
+            if getattr(pooling, "pooling_mode_mean_tokens", True) is not True or len(modules) > 3:
+                return None
+            tokenizer, bert = transformer.tokenizer, transformer.auto_model.eval()
+            max_length = int(getattr(transformer, "max_seq_length", None) or 256)
+
+            class _Hidden(torch.nn.Module):
+                def __init__(self, inner: Any) -> None:
+                    super().__init__()
+                    self.inner = inner
+
+                def forward(self, ids: Any, mask: Any) -> Any:
+                    return self.inner(input_ids=ids, attention_mask=mask).last_hidden_state
+
+            sample = tokenizer([cls._PROBES[0]], return_tensors="pt")
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # TorchScript's notes on shape checks it folds
+                traced = torch.jit.freeze(torch.jit.trace(_Hidden(bert).eval(),
+                                                          (sample["input_ids"], sample["attention_mask"]),
+                                                          strict=False, check_trace=False))
+            path = cls(tokenizer, traced, max_length)
+            want = model.encode(list(cls._PROBES), normalize_embeddings=True, convert_to_numpy=True,
+                                show_progress_bar=False)
+            got = np.stack([path.encode(p) for p in cls._PROBES])
+            if not np.allclose(got, want, atol=1e-4):
+                return None
+            return path
+        except Exception:  # noqa: BLE001 - any failure to trace only costs speed: the library path remains
+            return None
+
+    def encode(self, text: str) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            enc = self._tokenizer([text], return_tensors="pt", truncation=True, max_length=self._max_length)
+            hidden = self._forward(enc["input_ids"], enc["attention_mask"])[0]
+            vec = hidden.mean(dim=0)
+            vec = vec / vec.norm().clamp_min(1e-12)
+        return vec.numpy().astype(np.float32, copy=False)
 
 
 @lru_cache(maxsize=1)

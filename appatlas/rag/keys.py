@@ -26,11 +26,11 @@ import networkx as nx
 
 from appatlas.graph.planner import Edge, edge_cost
 from appatlas.rag.slots import FIELD_WORDS, Slot, field_affinity
-from appatlas.rag.text import tokens
+from appatlas.rag.text import id_words, tokens
 from appatlas.rag.views import AtlasViews, TransitionView
 from appatlas.types import ActionKind
 
-__all__ = ["Evidence", "KeyPicker", "Pick"]
+__all__ = ["Evidence", "KeyPicker", "Pick", "number_fits"]
 
 LAMBDA = 0.06  # value of one unit of route cost (a plain step costs ~1)
 MIN_GAIN = 0.02  # a waypoint must raise the value by this much to be worth adding
@@ -40,6 +40,8 @@ _NAV = (ActionKind.BACK, ActionKind.LAUNCH)
 _QUOTED = re.compile(r"[\"\u201c\u2018'][^\"\u201d\u2019']*[\"\u201d\u2019']")
 _EXP_FLOOR = 0.7  # below this similarity a recorded task says nothing about this intent
 _EXP_WEIGHT = 0.3
+END_OFFERS = 0.2  # share of an intent word credited when the destination only offers it (a button, a toggle)
+FOLLOWED = 0.01  # per pair of consecutive route steps observed one right after the other: a tie-breaker
 
 
 @dataclass
@@ -52,6 +54,19 @@ class Evidence:
     experience: list[tuple[float, list[str]]] = field(default_factory=list)  # (similarity, recorded screens)
     slots: list[Slot] = field(default_factory=list)  # typed slots
     order: dict[str, int] = field(default_factory=dict)  # term -> position of its first mention
+    near: dict[str, frozenset[str]] = field(default_factory=dict)  # number term -> the words beside it
+    followed: set[tuple[Edge, Edge]] = field(default_factory=set)  # steps seen one after the other
+    latest: set[Edge] = field(default_factory=set)  # of actions with several outcomes, the one seen last
+
+    @classmethod
+    def neighbours(cls, terms: Sequence[str]) -> dict[str, frozenset[str]]:
+        """For each number among `terms` (the query's tokens in order), the words just before and after it:
+        "remind me 1 hour before" -> 1: {remind, hour}. A number means something only with its unit."""
+        out: dict[str, set[str]] = {}
+        for i, t in enumerate(terms):
+            if _is_number(t):
+                out.setdefault(t, set()).update(w for w in terms[max(0, i - 1):i + 2] if not _is_number(w))
+        return {t: frozenset(w) for t, w in out.items()}
 
     @property
     def step_cost(self) -> float:
@@ -82,6 +97,10 @@ class KeyPicker:
         self.tid = {(u, v, k): d["transition"] for u, v, k, d in self.graph.edges(keys=True, data=True)}
         self.edge_of = {t: e for e, t in self.tid.items()}
         self.words = {t.id: frozenset(tokens(action_words(t, views))) for t in views.transitions.values()}
+        self.labels = {t.id: frozenset(tokens(t.facts.label)) for t in views.transitions.values()}
+        # what the widget is, by its resource id ("folder_title", "album_title"): two "Recordings" differ here
+        self.kinds = {t.id: frozenset(tokens(" ".join(id_words(t.action.target.resource_id))))
+                      for t in views.transitions.values() if t.action.target is not None}
         self.titles = {k: frozenset(tokens(v.facts.title)) for k, v in views.screens.items()}
         # what a destination offers: its toggles, choices and buttons (not its data: a note named
         # "Diary" on screen does not make that screen where "print 'Diary'" ends)
@@ -124,7 +143,10 @@ class KeyPicker:
             # content" for "sort folders by name") earns only part of that word.
             gate = min(1.0, max(0.0, (ev.edges.get(tid, 0.0) - 0.2) / 0.4))
             for t in self.words.get(tid, frozenset()):
-                credit[t] = max(credit.get(t, 0.0), gate)
+                if number_fits(t, self.labels.get(tid, frozenset()), ev):
+                    credit[t] = max(credit.get(t, 0.0), gate)
+        for t, share in self._keyed(edges, ev).items():  # "call 911" on a keypad: 9, 1, 1
+            credit[t] = max(credit.get(t, 0.0), share)
         for slot in bound.values():
             for t in set(tokens(slot.cue)) & FIELD_WORDS:  # "mobile number 123…": the field explains them
                 credit[t] = 1.0
@@ -140,15 +162,47 @@ class KeyPicker:
         passed = {start} | {u for u, _, _ in edges}
         if end not in passed and end_kind not in ("dialog", "menu"):  # coming back is not arriving
             shown = self.screen_words.get(end, frozenset())
-            end_score = 0.1 * ev.screens.get(end, 0.0) + 0.4 * sum(
+            end_score = 0.1 * ev.screens.get(end, 0.0) + END_OFFERS * sum(
                 w for t, w in ev.weights.items() if t in shown and t not in covered and t not in seen)
         slots = sum(0.2 + 0.3 * self.affinity(e, s) for e, s in bound.items())
         screens = [start] + [v for _, v, _ in edges]
         experience = sum(_EXP_WEIGHT * max(0.0, sim - _EXP_FLOOR) / (1 - _EXP_FLOOR) * _in_order(rec, screens)
                          for sim, rec in ev.experience if rec)
         typed = sum(1 for e in edges if e not in bound and self.graph.edges[e]["action"].kind is ActionKind.TYPE)
-        return coverage + context + end_score + slots + experience - ev.step_cost * (cost + typed) \
-            - 0.05 * self.inversions(edges, ev)
+        # steps that have been seen taken one after the other are likelier to work together, an action
+        # that has led to several screens most likely does what it did last, and a widget whose id
+        # names an intent word is the likelier of two with one label
+        together = FOLLOWED * sum(1 for pair in itertools.pairwise(edges) if pair in ev.followed) \
+            + FOLLOWED * sum(1 for e in edges if e in ev.latest) \
+            + FOLLOWED * sum(1 for e in edges if self.kinds.get(self.tid[e], frozenset()) & ev.weights.keys())
+        return coverage + context + end_score + slots + experience + together \
+            - ev.step_cost * (cost + typed) - 0.05 * self.inversions(edges, ev)
+
+    def digit(self, tid: int) -> str:
+        """The digit a keypad key enters ('Nine', '9'), or ""."""
+        t = self.views.transitions.get(tid)
+        if t is None or t.action.kind is not ActionKind.TAP:
+            return ""
+        words = tokens(t.facts.label)
+        return words[0] if len(words) == 1 and len(words[0]) == 1 and words[0].isdigit() else ""
+
+    def _keyed(self, edges: list[Edge], ev: Evidence) -> dict[str, float]:
+        """Numbers of the intent entered key by key on a keypad along `edges`: the share of each
+        number's digits the route presses, in order."""
+        numbers = [t for t in ev.weights if _is_number(t) and len(t) > 1 and t.isdigit()]
+        if not numbers:
+            return {}
+        pressed = "".join(self.digit(self.tid[e]) for e in edges)
+        if not pressed:
+            return {}
+        out = {}
+        for t in numbers:
+            i = 0
+            for d in pressed:
+                if i < len(t) and d == t[i]:
+                    i += 1
+            out[t] = i / len(t)
+        return out
 
     def inversions(self, edges: list[Edge], ev: Evidence) -> int:
         """Waypoints taken in another order than the intent names them ("Bob's … number": Bob first)."""
@@ -173,6 +227,10 @@ class KeyPicker:
                 scored.append((sum(ev.weights[w] for w in sorted(hit)) + rel, t.id))
         scored.sort(reverse=True)
         picked = [t for _, t in scored[:limit]]
+        # keys of a keypad that enter a number the intent names digit by digit
+        digits = {d for t in terms if _is_number(t) and t.isdigit() and len(t) > 1 for d in t}
+        if digits:
+            picked += [t.id for t in self.views.transitions.values() if t.id not in picked and self.digit(t.id) in digits]
         # Screens whose words match (a settings page listing the option) are destinations even when
         # no recorded action names the intent: the ways into the best of them are candidates too.
         for key in sorted(ev.screens, key=lambda k: -ev.screens[k])[:3]:
@@ -214,6 +272,7 @@ class KeyPicker:
             bound: dict[Edge, Slot] = {}
             reasons: dict[Edge, str] = {}
             value = self._greedy(start, ev, stages, waypoints, bound, reasons, max_waypoints)
+            value = self._swap(start, ev, actions, waypoints, bound, reasons, value)
             plans.append((value, waypoints, bound, reasons))
         _, waypoints, bound, reasons = max(plans, key=lambda p: p[0])
         for _ in range(2):  # a dialog may open another (OK -> "are you sure?" -> OK)
@@ -254,6 +313,32 @@ class KeyPicker:
                 bound.update(best[2])
                 reasons[best[3]] = self._reason(best[3], best[4], ev)
         return best_value
+
+    def _swap(self, start: str, ev: Evidence, pool: list[tuple[Edge, Slot | None]], waypoints: list[Edge],
+              bound: dict[Edge, Slot], reasons: dict[Edge, str], value: float) -> float:
+        """Second thoughts on greedy choices: replace an action waypoint by another candidate when the
+        whole route is then worth more. Greedy picks "Recordings" before it picks the "Folders" tab,
+        and of two "Recordings" (an album, a folder) the one that fits the tab is only known after."""
+        for _ in range(2):
+            best = None
+            for i, old in enumerate(waypoints):
+                if old in bound:
+                    continue
+                for edge, _slot in pool:
+                    if edge in waypoints:
+                        continue
+                    trial = waypoints[:i] + [edge] + waypoints[i + 1:]
+                    r = self.route(start, trial)
+                    if r is None:
+                        continue
+                    v = self.value(start, r[0], r[1], ev, bound)
+                    if v > value + 1e-6 and (best is None or v > best[0]):
+                        best = (v, trial, edge)
+            if best is None:
+                break
+            value, waypoints[:] = best[0], best[1]
+            reasons[best[2]] = self._reason(best[2], None, ev)
+        return value
 
     def _reason(self, edge: Edge, slot: Slot | None, ev: Evidence) -> str:
         t = self.views.transitions[self.tid[edge]]
@@ -321,6 +406,26 @@ def action_words(t: TransitionView, views: AtlasViews) -> str:
         # the title of what it opens, without quoted content ("delete note "Diary"?" names data, not purpose)
         words.append(_QUOTED.sub(" ", views.screens[t.target].facts.title))
     return " ".join(w for w in words if w)
+
+
+def number_fits(term: str, label: frozenset[str], ev: Evidence) -> bool:
+    """Whether a label (its tokens) explains the intent term `term`, as far as numbers go.
+
+    A number in a label explains the intent's number only beside the same unit: "1 hour before"
+    explains "remind me 1 hour before", "July 1 (Sat)" (a date shown on screen) does not. A label
+    that is only numbers (a day '30', a key '9'), or whose other words the intent does not use
+    ("5 columns" for "five images per row"), is given the benefit of the doubt.
+    """
+    if not _is_number(term) or term not in ev.near or term not in label:
+        return True  # not a number of the intent, or it came with the title of the screen the action opens
+    unit = {w for w in label if not _is_number(w)}
+    # the label's other words are the intent's own words, but not the ones beside this number
+    # ("July 1 (Sat)" for "on july 30, remind me 1 hour before"): that number is something else
+    return not (unit & set(ev.weights)) or bool(unit & ev.near[term])
+
+
+def _is_number(term: str) -> bool:
+    return bool(term) and term[0].isdigit()
 
 
 def _in_order(needle: list[str], hay: list[str]) -> float:

@@ -96,6 +96,9 @@ class Retriever:
         keys = {s.id: s.structure_key for s in atlas.states()}
         # each recorded task's screens, in order: what a similar intent's path looked like
         self._task_path: dict[str, list[str]] = {s: [keys.get(st.state, "") for st in t.steps] for s, t in tasks.items()}
+        self._task_states = {t.name: [st.state for st in t.steps] for t in tasks.values()}
+        self._followed = self.views.followed_without()
+        self._latest = self.views.latest_outcomes()
 
     # --- public ------------------------------------------------------------------------------
 
@@ -116,7 +119,12 @@ class Retriever:
         starts = self._starts(scores, experience, screenshot)
         if start is not None:
             starts = [Candidate(start, 1.0, "given")] + [c for c in starts if c.key != start]
-        keys = self._key_transitions(starts[0].key, scores, experience, slots, query) if starts else []
+        # steps seen taken together, outcomes seen last — without those of a left-out recording
+        walks = [self._task_states[n] for n in exclude_tasks if n in self._task_states]
+        followed = self.views.followed_without(walks) if walks else self._followed
+        latest = self.views.latest_outcomes(walks) if walks else self._latest
+        keys = self._key_transitions(starts[0].key, scores, experience, slots, query, followed,
+                                     latest) if starts else []
         routes = self._routes(starts[0].key, keys, k) if starts else []
         ends = self._ends(routes, scores, experience, starts)
         return Retrieval(intent=intent, query=query, slots=slots, starts=starts[:k], key_transitions=keys,
@@ -146,7 +154,13 @@ class Retriever:
         bm25 = self.store.collections["transitions"].bm25
         field_cues = {w for s in slots if s.typed for w in tokens(s.cue)} & FIELD_WORDS
         descriptors = _descriptors(query)
-        replaced = {w for s in slots if s.replaced for w in tokens(s.value)}
+        # the old value of "from 'a' to 'b'" says what changes, not where to go: its words are left out,
+        # unless the intent also says them outside it ("change the event type 'regular event' to …")
+        rest = query
+        for s in slots:
+            if s.replaced:
+                rest = rest.replace(s.value, " ")
+        replaced = {w for s in slots if s.replaced for w in tokens(s.value)} - set(tokens(rest))
         screens = self.store.collections["screens"].bm25
         top_idf = float(bm25.idf.max()) if bm25 is not None and len(bm25.idf) else 1.0
         weights = {}
@@ -213,11 +227,13 @@ class Retriever:
     # --- key transitions -----------------------------------------------------------------------
 
     def _key_transitions(self, start: str, scores: _Scores, experience: list[tuple[str, float, str]],
-                         slots: list[Slot], query: str) -> list[KeyTransition]:
+                         slots: list[Slot], query: str, followed: set[tuple[Edge, Edge]],
+                         latest: set[Edge]) -> list[KeyTransition]:
         order = {t: i for i, t in reversed(list(enumerate(tokens(query))))}
         ev = Evidence(weights=scores.weights, edges=scores.edges, screens=scores.screens,
                       experience=[(sim, self._task_path.get(subject, [])) for _, sim, subject in experience[:2]],
-                      slots=[s for s in slots if s.typed], order=order)
+                      slots=[s for s in slots if s.typed], order=order, near=Evidence.neighbours(tokens(query)),
+                      followed=followed, latest=latest)
         picks = self.picker.pick(start, ev)
         return [KeyTransition(p.transition, p.edge, 1.0, p.reason, p.slot) for p in picks]
 

@@ -1,24 +1,29 @@
 """An atlas read as what retrieval needs: one view per screen (structure key) and per graph edge.
 
 A *screen view* merges the facts of every state of one structure key. A *transition view* is one
-edge of `Atlas.graph()` (source screen, action, target screen), named by the id of the stored
-transition the graph keeps for it, so captions (`transition:<id>`), the index and the planner
-all speak of the same edges.
+edge of the plan graph (source screen, action, target screen) — `Atlas.graph()` with edges keyed by
+`edge_key`, which tells apart widgets that share a resource id — named by the id of the stored
+transition the graph keeps for it, so captions (`transition:<id>`), the index and the planner all
+speak of the same edges. The views also keep what the order of observations says: which steps were
+taken one right after the other, and what an action with several outcomes did last.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
 
-from appatlas.graph.atlas import Atlas
+from appatlas.graph.atlas import Atlas, StoredTransition
 from appatlas.graph.fingerprint import structure_tokens
+from appatlas.graph.planner import Edge
 from appatlas.rag.describe import ActionFacts, ScreenFacts, action_facts, merge_facts, screen_facts
-from appatlas.types import Action, Screen
+from appatlas.types import Action, ActionKind, Screen
 
-__all__ = ["AtlasViews", "ScreenView", "TransitionView", "atlas_views", "screen_subject", "transition_subject"]
+__all__ = ["AtlasViews", "ScreenView", "TransitionView", "atlas_views", "edge_key", "screen_subject",
+           "transition_subject"]
 
 
 def screen_subject(key: str) -> str:
@@ -56,6 +61,34 @@ class AtlasViews:
     graph: nx.MultiDiGraph
     launch: list[str]  # screens the app opened on, most frequent first
     origins: dict[int, str] = field(default_factory=dict)  # state id -> the recording's own id of it
+    # pairs of graph edges observed one right after the other (the second leaving where the first
+    # arrived): steps that have been taken together, hidden state included (the tab a tap switched
+    # to, the radio button set before OK). Each pair keeps the states it was seen through
+    # (first source, its target, second target), so one recording can be left out of it.
+    followed: dict[tuple[Edge, Edge], frozenset[tuple[int, int, int]]] = field(default_factory=dict)
+
+    # for actions seen to lead to more than one screen (hidden state: data added, a permission
+    # granted), every observation of each outcome in order: (observation number, source state,
+    # target state) per edge
+    outcomes: dict[Edge, list[tuple[int, int, int]]] = field(default_factory=dict)
+
+    def latest_outcomes(self, walks: Sequence[Sequence[int]] = ()) -> set[Edge]:
+        """Of each action with several outcomes, the outcome observed last (the app as it is now),
+        leaving out observations of the state steps of `walks` (recordings, as state ids in order)."""
+        drop = {(a, b) for w in walks for a, b in zip(w, w[1:], strict=False)}
+        latest: dict[tuple[str, str], tuple[int, Edge]] = {}
+        for edge, seen in self.outcomes.items():
+            last = max((n for n, a, b in seen if (a, b) not in drop), default=-1)
+            group = (edge[0], edge[2])
+            if last >= 0 and (group not in latest or last > latest[group][0]):
+                latest[group] = (last, edge)
+        return {edge for _, edge in latest.values()}
+
+    def followed_without(self, walks: Sequence[Sequence[int]] = ()) -> set[tuple[Edge, Edge]]:
+        """The pairs of `followed` still seen once the state triples of `walks` (recordings, as state
+        ids in order) are left out."""
+        drop = {tuple(w[i:i + 3]) for w in walks for i in range(len(w) - 2)}
+        return {pair for pair, seen in self.followed.items() if not seen <= drop}
 
     @property
     def plan_graph(self) -> nx.MultiDiGraph:
@@ -117,8 +150,23 @@ def atlas_views(atlas: Atlas, *, screenshots: bool = False) -> AtlasViews:
     for key, ids in by_key.items():
         example = atlas.screen(ids[0], with_screenshot=True) if screenshots else screens[ids[0]]
         views[key] = ScreenView(key=key, facts=merge_facts(facts[key]), states=ids, example=example)
-    graph = atlas.graph()
     stored = {t.id: t for t in atlas.transitions()}
+    graph, edge_of = _graph(atlas, stored, screens)
+    observed = [t for t in atlas.observations() if t in edge_of]
+    seen: dict[tuple[Edge, Edge], set[tuple[int, int, int]]] = defaultdict(set)
+    for a, b in zip(observed, observed[1:], strict=False):
+        ta, tb = stored[a], stored[b]
+        if ta.target == tb.source:
+            seen[(edge_of[a], edge_of[b])].add((ta.source, ta.target, tb.target))
+    followed = {pair: frozenset(triples) for pair, triples in seen.items()}
+    targets: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for u, v, key in edge_of.values():
+        targets[(u, key)].add(v)
+    outcomes: dict[Edge, list[tuple[int, int, int]]] = defaultdict(list)
+    for n, t in enumerate(observed):
+        e = edge_of[t]
+        if len(targets[(e[0], e[2])]) > 1:
+            outcomes[e].append((n, stored[t].source, stored[t].target))
     edges = {}
     launches: dict[str, int] = defaultdict(int)
     for u, v, data in graph.edges(data=True):
@@ -132,4 +180,44 @@ def atlas_views(atlas: Atlas, *, screenshots: bool = False) -> AtlasViews:
     launch = sorted(launches, key=lambda k: -launches[k])
     if not launch and views:
         launch = [next(iter(views))]  # no recorded launch: the first screen ever observed
-    return AtlasViews(screens=views, transitions=edges, graph=graph, launch=launch, origins=origins)
+    return AtlasViews(screens=views, transitions=edges, graph=graph, launch=launch, origins=origins,
+                      followed=followed, outcomes=dict(outcomes))
+
+
+def edge_key(action: Action, screen: Screen | None) -> str:
+    """The key of an action's edge in the plan graph: `Action.key`, told apart by the widget's text
+    when its resource id does not name one widget (menu items that are all `id/title`, list rows).
+
+    `Action.key` leaves the text out when a widget has an id (texts change); but where several
+    widgets on the screen share that id, the key alone would merge "Add holidays" and "Settings"
+    into one edge, and a route through one would tap the other.
+    """
+    target = action.target
+    if action.kind is ActionKind.TYPE or target is None or not target.resource_id or not target.text \
+            or screen is None:
+        return action.key
+    shared = sum(1 for w in screen.widgets() if w.resource_id == target.resource_id)
+    return f"{action.key}|{target.text}" if shared > 1 else action.key
+
+
+def _graph(atlas: Atlas, stored: dict[int, StoredTransition],
+           screens: dict[int, Screen]) -> tuple[nx.MultiDiGraph, dict[int, Edge]]:
+    """`Atlas.graph()` with edges keyed by `edge_key`: one edge per (source, action, target) seen;
+    and the edge each stored transition is part of."""
+    g = nx.MultiDiGraph()
+    edge_of = {}
+    for node, data in atlas.graph().nodes(data=True):
+        g.add_node(node, **data)
+    for t in stored.values():
+        key = edge_key(t.action, screens.get(t.source))
+        edge_of[t.id] = (t.source_key, t.target_key, key)
+        if g.has_edge(t.source_key, t.target_key, key):
+            data = g.edges[t.source_key, t.target_key, key]
+            data["count"] += t.count
+            data["failures"] += t.failures
+        else:
+            g.add_edge(t.source_key, t.target_key, key=key, action=t.action, count=t.count, failures=t.failures,
+                       transition=t.id)
+    for _, _, data in g.edges(data=True):
+        data["reliability"] = (data["count"] + 1) / (data["count"] + data["failures"] + 2)
+    return g, edge_of

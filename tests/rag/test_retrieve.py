@@ -23,7 +23,8 @@ def _valid_path(retriever: Retriever, retrieval, test) -> bool:
     """The route is a path of the atlas graph, and the test follows it step by step."""
     g, here = retriever.views.graph, retrieval.routes[0].start
     for (u, v, key), step in zip(retrieval.routes[0].edges, test.steps, strict=True):
-        if u != here or not g.has_edge(u, v, key) or step.action.key != key:
+        # the step does the edge's action (the edge key may also name the item: see rag.views.edge_key)
+        if u != here or not g.has_edge(u, v, key) or step.action.key != g.edges[u, v, key]["action"].key:
             return False
         if step.expect != v and "dialog returns" not in step.note:
             return False

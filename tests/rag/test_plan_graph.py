@@ -1,0 +1,139 @@
+"""The plan graph retrieval routes over: edges told apart by what they tap, steps seen together,
+numbers matched with their units, keypads, and the fast query embedding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from appatlas.graph.atlas import Atlas
+from appatlas.rag.keys import Evidence, KeyPicker, number_fits
+from appatlas.rag.text import tokens
+from appatlas.rag.views import atlas_views, edge_key
+from tests.rag.conftest import build_notes_atlas, tap
+
+
+@pytest.fixture
+def notes_views(tmp_path):
+    folder = build_notes_atlas(tmp_path / "notes.atlas")
+    with Atlas.open(folder) as atlas:
+        screens = {s.id: atlas.screen(s.id, with_screenshot=False) for s in atlas.states()}
+        menu = next(s for s in atlas.states() if any(w.text == "About" for w in screens[s.id].widgets()))
+        main = next(s for s in atlas.states() if any(w.text == "Shopping" for w in screens[s.id].widgets()))
+        # a second menu item that leads where "Delete note" does: Action.key alone (same id/title) would merge them
+        atlas.add_transition(menu, tap(rid="title", text="About"), main, origin="test")
+        yield atlas, atlas_views(atlas)
+
+
+def test_items_sharing_an_id_are_separate_edges_that_tap_their_own_item(notes_views) -> None:
+    atlas, views = notes_views
+    menu_key = next(k for k, v in views.screens.items() if "About" in v.facts.buttons + v.facts.choices +
+                    v.facts.texts)
+    main_key = views.launch[0]
+    to_main = [d["action"].target.text for _, v, d in views.graph.out_edges(menu_key, data=True) if v == main_key]
+    assert sorted(to_main) == ["About", "Delete note"]
+    assert tap(rid="title", text="About").key == tap(rid="title", text="Delete note").key  # why edge_key exists
+    screens = {s.id: atlas.screen(s.id, with_screenshot=False) for s in atlas.states()}
+    for u, _, key, data in views.graph.edges(keys=True, data=True):
+        t = views.transitions[data["transition"]]
+        assert key == edge_key(data["action"], screens[t.source_state])
+        assert t.source == u
+
+
+def test_steps_seen_together_can_leave_a_recording_out(notes_views) -> None:
+    atlas, views = notes_views
+    task = next(t for t in atlas.tasks() if t.name == "task2")  # More options -> Settings -> Autosave
+    walk = [s.state for s in task.steps]
+    own = {tuple(walk[i:i + 3]) for i in range(len(walk) - 2)}
+    only_through_it = [pair for pair, seen in views.followed.items() if seen <= own]
+    assert only_through_it, "More options then Settings was observed, and only on this walk"
+    kept = views.followed_without([walk])
+    assert not kept & set(only_through_it)
+    assert kept == {pair for pair, seen in views.followed.items() if not seen <= own}
+    assert views.followed_without() == set(views.followed)
+    for (a, b) in views.followed:
+        assert a[1] == b[0]  # the second step leaves where the first arrived
+
+
+def test_a_number_needs_its_unit() -> None:
+    ev = Evidence(weights={t: 0.1 for t in tokens("add the event on july 30, remind me 1 hour before")}, edges={},
+                  screens={}, near=Evidence.neighbours(tokens("add the event on july 30, remind me 1 hour before")))
+    assert ev.near["1"] == {"remind", "hour"}
+    assert not number_fits("1", frozenset(tokens("July 1 (Sat)")), ev)  # a date on screen, not the reminder
+    assert number_fits("1", frozenset(tokens("1 hour before")), ev)
+    assert number_fits("30", frozenset(tokens("30")), ev)  # a bare day cell
+    assert number_fits("1", frozenset(tokens("1 columns")), ev)  # words the intent does not use: maybe a synonym
+    assert number_fits("july", frozenset(tokens("July 1 (Sat)")), ev)  # words are not numbers
+
+
+@pytest.mark.model
+def test_the_fast_query_path_embeds_as_the_library_does(embedder) -> None:
+    texts = ["turn off autosave notes", "Send a text message to Bob with the following content:'Goodmorning'", "OK"]
+    fast = np.stack([embedder.encode([t])[0] for t in texts])
+    slow = embedder._model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    assert np.allclose(fast, slow, atol=1e-4)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.data
+def test_a_number_to_call_is_dialled_on_the_keypad(droidtask, tmp_path) -> None:
+    from appatlas.graph.droidbot import import_droidbot
+
+    folder = tmp_path / "contacts.atlas"
+    import_droidbot(droidtask / "contacts", folder)
+    with Atlas.open(folder) as atlas:
+        views = atlas_views(atlas)
+    picker = KeyPicker(views)
+    digits = {picker.digit(t) for t in views.transitions}
+    assert {"9", "1"} <= digits
+    nine = next(picker.edge_of[t] for t in views.transitions if picker.digit(t) == "9")
+    one = next(picker.edge_of[t] for t in views.transitions if picker.digit(t) == "1")
+    ev = Evidence(weights={"call": 0.5, "911": 0.5}, edges={}, screens={})
+    assert picker._keyed([nine, one], ev) == {"911": pytest.approx(2 / 3)}
+    assert picker._keyed([one, nine], ev) == {"911": pytest.approx(1 / 3)}  # in order: 9 first
+
+
+def test_an_action_with_several_outcomes_is_expected_to_do_what_it_did_last(tmp_path) -> None:
+    folder = build_notes_atlas(tmp_path / "notes.atlas")
+    with Atlas.open(folder) as atlas:
+        screens = {s.id: atlas.screen(s.id, with_screenshot=False) for s in atlas.states()}
+        typed = next(s for s in atlas.states() if any(w.text == "Groceries" and w.editable
+                                                      for w in screens[s.id].widgets()))
+        # later, the same OK led to another screen (the settings page stands in for it)
+        main = next(s for s in atlas.states() if any(w.text == "Autosave notes" for w in screens[s.id].widgets()))
+        atlas.add_transition(typed, tap(rid="ok", text="OK"), main, origin="test")
+        views = atlas_views(atlas)
+    ok = [e for e in views.outcomes if e[0] == typed.structure_key]
+    assert len(ok) == 2 and {e[2] for e in ok} == {edge_key(tap(rid="ok", text="OK"), screens[typed.id])}
+    assert views.latest_outcomes() & set(ok) == {(typed.structure_key, main.structure_key, ok[0][2])}
+    # leave out the recording that made the later observation: the earlier outcome is the latest one left
+    left = views.latest_outcomes([[typed.id, main.id]]) & set(ok)
+    assert left and next(iter(left))[1] != main.structure_key
+    assert all(len({v for (u2, v, k2) in views.outcomes if (u2, k2) == (u, k)}) > 1 for u, _, k in views.outcomes)
+
+
+@pytest.mark.data
+@pytest.mark.model
+@pytest.mark.parametrize(("app", "task", "why"), [
+    ("contacts", "task3", "dials 9, 1 on the keypad, then calls"),
+    ("calendar", "task15", "the reminder '1 hour before', not the date 'July 1', explains 'remind me 1 hour'"),
+    ("calendar", "task5", "after adding holidays the list shows events: the outcome seen last (not the task's own)"),
+    ("musicplayer", "task3", "the folder 'Recordings' (id folder_title), not the album, after the Folders tab"),
+])
+def test_plans_that_need_this_rounds_evidence(droidtask, tmp_path, embedder, app: str, task: str, why: str) -> None:
+    from appatlas.bench.retrieval import recorded_pages, score_task
+    from appatlas.graph.droidbot import import_droidbot
+    from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
+    from appatlas.rag.retrieve import Retriever
+    from appatlas.rag.store import RagStore, build_index
+
+    folder = tmp_path / f"{app}.atlas"
+    import_droidbot(droidtask / app, folder)
+    with Atlas.open(folder) as atlas:
+        caption_atlas(atlas, HeuristicCaptioner())
+        build_index(atlas, screenshots="off", embedder=embedder)
+        retriever = Retriever(atlas, RagStore.open(atlas, embedder=embedder))
+        keys = {s.id: s.structure_key for s in atlas.states()}
+        recorded = next(t for t in atlas.tasks() if t.name == task)
+        row = score_task(recorded, keys, retriever, pages=recorded_pages(droidtask / app, atlas).get(task))
+    assert row["plan"]["valid"], f"{why}: planned {row['plan']['planned']}, recorded {row['plan']['recorded']}"
