@@ -131,50 +131,50 @@ def run_compress_bench(
         for row in selected:
             tick = time.perf_counter()
             if row.spec is None:
-                model_, quant, layers, seconds = base, {}, {}, 0.0
+                model_, quant, layers, seconds, cpu_s = base, {}, {}, 0.0, 0.0
                 bits, sparsity, pattern, bpw, size = 32, 0.0, "unstructured", 32.0, fp32_size
                 figures: dict[str, Any] = {}
             else:
                 model_ = copy.deepcopy(base)
                 report = compress(model_, calib, row.spec)
-                seconds, layers, figures = report.seconds, report.layers, report.figures
+                seconds, layers, figures, cpu_s = report.seconds, report.layers, report.figures, report.cpu_seconds
                 folder = Path(tmp) / row.label
                 save_report(model_, tokenizer, report, folder, base_model=model)
                 size, bpw = stored_bytes(folder), bits_per_weight(layers, prefix="model.layers.")
                 quant = {n: r.quant for n, r in layers.items() if r.quant is not None}
                 block_layers = [r for n, r in layers.items() if n.startswith("model.layers.")]
                 n_weights = sum(r.weight.numel() for r in block_layers)
-                bits = sum(r.bits * r.weight.numel() for r in block_layers) / n_weights
+                bits = sum(r.avg_bits * r.weight.numel() for r in block_layers) / n_weights
                 sparsity = sum(r.sparsity * r.weight.numel() for r in block_layers) / n_weights
                 pattern = row.spec.pattern if row.spec.sparsity > 0 else "unstructured"
                 if row.label == "packed-int4":  # the deployment path: decode from what is on disk
                     artifact = load_compressed(folder)
                     model_, quant = artifact.model, artifact.quant
             ppl = perplexity(model_, windows)
-            tok_s = _decode(model_, quant, prompt, new_tokens=decode_tokens, repeats=3, compile=compile)
+            # per-row speed eagerly (compiling every row costs minutes); the packed check below compiles
+            tok_s = _decode(model_, quant, prompt, new_tokens=decode_tokens, repeats=3, compile=False)
             rec = _row_record(row, bits=bits, sparsity=sparsity, pattern=pattern, ppl=ppl, bpw=bpw, size=size,
                               tok_s=tok_s, seconds=seconds)
             records.append(rec)
             details.append({"label": row.label, "spec": None if row.spec is None else vars(row.spec),
-                            "wall_s": time.perf_counter() - tick,
+                            "wall_s": time.perf_counter() - tick, "compress_cpu_s": cpu_s,
+                            "load_avg_1m": os.getloadavg()[0],
                             "allocation_avg_bits": figures.get("avg_bits"),
                             "kernels": sorted({getattr(op, "kind", "?") for op in _ops(model_, quant)})})
             if agent_eval is not None:
                 agent_rows.append({"label": row.label, **agent_eval(model_, tokenizer, rec)})
             console.print(f"{row.label:>28}: ppl {ppl:8.2f}  bpw {bpw:5.2f}  {size / 1e6:7.1f} MB  "
                           f"{tok_s:6.1f} tok/s  {seconds:6.1f} s")
+            _write(out_path, _summary(model, text_path, threads, calib, windows, records, details, checks,
+                                      agent_rows if agent_eval else None, complete=False))
             if row.label == "packed-int4":
                 checks.update(_packed_checks(base, model_, quant, prompt, decode_tokens, speed_rounds, records, compile))
             elif row.spec is not None:
                 del model_
     checks.update(_done_checks(records, selected, fp32_size))
-    summary = {"model": model, "text": str(text_path), "threads": threads, "calibration_tokens": int(calib.numel()),
-               "eval_windows": int(windows.shape[0]), "rows": records, "details": details, "checks": checks}
-    if agent_eval is not None:
-        summary["agent_rows"] = agent_rows
-    result = {"summary": summary}
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_path).write_text(json.dumps(result, indent=1))
+    result = _summary(model, text_path, threads, calib, windows, records, details, checks,
+                      agent_rows if agent_eval else None, complete=True)
+    _write(out_path, result)
 
     table = Table(title=f"compression on {Path(text_path).name} ({model})")
     for col in ("method", "bits", "sparsity", "pattern", "ppl", "bits/weight", "size MB", "tok/s", "compress s"):
@@ -185,6 +185,22 @@ def run_compress_bench(
                       f"{r['compress_s']:.1f}")
     console.print(table)
     return result
+
+
+def _summary(model, text_path, threads, calib, windows, records, details, checks, agent_rows, *,
+             complete: bool) -> dict[str, Any]:
+    summary = {"model": model, "text": str(text_path), "threads": threads, "calibration_tokens": int(calib.numel()),
+               "eval_windows": int(windows.shape[0]), "complete": complete, "rows": records, "details": details,
+               "checks": checks}
+    if agent_rows is not None:
+        summary["agent_rows"] = agent_rows
+    return {"summary": summary}
+
+
+def _write(out_path, result: dict[str, Any]) -> None:
+    """Write the JSON (also after every row, so an interrupted run keeps what it measured)."""
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_path).write_text(json.dumps(result, indent=1))
 
 
 def _ops(model, quant) -> list:

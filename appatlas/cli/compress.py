@@ -93,6 +93,10 @@ def bench_compress_cmd(
         "/work/shared/data/text/botchan.txt"),
     out: Annotated[Path, typer.Option("--out", help="JSON file for the results.")] = Path("bench-compress.json"),
     rows: Annotated[str | None, typer.Option("--rows", help="Comma-separated row labels to run (default all).")] = None,
+    max_eval_windows: Annotated[int | None, typer.Option("--max-eval-windows",
+                                                         help="Evaluate on the first N 512-token windows only.")] = None,
+    compile: Annotated[bool, typer.Option("--compile/--no-compile",
+                                          help="torch.compile the decoders of the packed speed check.")] = True,
 ) -> None:
     """Benchmark every compression method on one text: ppl, bits/weight, size, decode tok/s, time.
 
@@ -100,8 +104,8 @@ def bench_compress_cmd(
     """
     from appatlas.bench.compress import run_compress_bench
 
-    summary = run_compress_bench(model=model, text_path=text, out_path=out,
-                                 rows=rows.split(",") if rows else None, console=console)
+    summary = run_compress_bench(model=model, text_path=text, out_path=out, rows=rows.split(",") if rows else None,
+                                 max_eval_windows=max_eval_windows, compile=compile, console=console)
     console.print(f"wrote {out} ({len(summary['summary']['rows'])} rows)")
     console.print_json(json.dumps(summary["summary"].get("checks", {})))
 

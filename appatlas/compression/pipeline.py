@@ -85,6 +85,7 @@ class CompressionReport:
     layers: dict[str, LayerResult]
     seconds: float
     figures: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # process CPU time (all threads): comparable across machine loads
 
     def spec_dict(self) -> dict[str, Any]:
         return asdict(self.spec)
@@ -149,7 +150,7 @@ def compress(
     spec.validate()
     if spec.needs_calibration and calib is None:
         raise ConfigError("this method needs calibration text; pass --calib FILE")
-    tick = time.perf_counter()
+    tick, cpu_tick = time.perf_counter(), time.process_time()
     fam = family_for(model)
     model.eval()
     layers: dict[str, LayerResult] = {}
@@ -171,4 +172,4 @@ def compress(
         if getattr(model.config, "tie_word_embeddings", False):
             skip.add(fam.embed)
     round_dense_params(model, skip)
-    return CompressionReport(spec, layers, time.perf_counter() - tick, figures)
+    return CompressionReport(spec, layers, time.perf_counter() - tick, figures, time.process_time() - cpu_tick)

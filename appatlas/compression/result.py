@@ -31,6 +31,11 @@ class LayerResult:
         return self.quant.bits if self.quant is not None else 32
 
     @property
+    def avg_bits(self) -> float:
+        """Code bits per weight (the average when column groups have different widths)."""
+        return self.quant.avg_bits if self.quant is not None else 32.0
+
+    @property
     def sparsity(self) -> float:
         """Fraction of weights pruned."""
         if self.mask is None:

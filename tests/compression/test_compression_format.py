@@ -129,3 +129,22 @@ def test_compare_greedy_reports_agreement(tiny_model, calib_ids):
     emulated = GreedyDecoder(tiny_model, quant=quant, kernels=True, emulate=True, max_len=64)
     result = compare_greedy(ref, emulated, calib_ids[0, :8].tolist(), 6)
     assert 0.0 <= result["teacher_forced_agreement"] <= 1.0 and result["max_logit_diff"] < 1.0
+
+
+
+def test_mixed_width_layers_round_trip_their_codes_exactly(tiny_model, calib_ids, tmp_path):
+    from appatlas.compression.quant.gptq import GPTQ, GPTQConfig
+
+    layer = tiny_model.model.layers[0].mlp.down_proj  # 128 inputs: four groups of 32
+    solver = GPTQ(layer)
+    solver.add_batch(torch.randn(256, 128))
+    result = solver.quantize(GPTQConfig(4, 32, group_bits=(2, 4, 3, 2)))
+    with torch.no_grad():
+        layer.weight.copy_(result.weight)
+    name = "model.layers.0.mlp.down_proj"
+    save_compressed(tiny_model, None, {name: result}, tmp_path)
+    loaded = load_compressed(tmp_path)
+    q = loaded.quant[name]
+    assert torch.equal(q.codes, result.quant.codes) and q.group_bits.tolist() == [2, 4, 3, 2]
+    assert torch.equal(loaded.model.get_submodule(name).weight, result.weight)
+    assert bits_per_weight({name: result}) == pytest.approx(result.quant.storage_bits() / result.weight.numel())

@@ -73,3 +73,21 @@ def test_allocator_meets_budget_and_prefers_sensitive_layers():
 def test_allocator_rejects_impossible_budget():
     with pytest.raises(ConfigError):
         allocate_bits({"a": {2: 1.0, 4: 0.0}}, {"a": 10}, 1.5)
+
+
+def test_gptq_with_per_group_widths_keeps_each_group_on_its_grid():
+    layer, x = _layer_and_inputs(cols=128)
+    g = GPTQ(layer)
+    g.add_batch(x)
+    widths = (2, 4, 3, 2)
+    res = g.quantize(GPTQConfig(4, 32, group_bits=widths))
+    q = res.quant
+    assert q.group_bits.tolist() == list(widths) and q.avg_bits == pytest.approx(2.75)
+    for j, b in enumerate(widths):
+        assert int(q.codes[:, j * 32 : (j + 1) * 32].max()) <= 2**b - 1
+    # more bits in a group -> smaller error than the all-2-bit solve
+    all2 = GPTQ(layer)
+    all2.add_batch(x)
+    assert res.error < all2.quantize(GPTQConfig(2, 32)).error
+    assert q.storage_bits() == 48 * 32 * sum(widths) + 8 * 4 + q.scales.numel() * 32
+

@@ -5,6 +5,8 @@ Folder layout::
     appatlas.json          manifest: format/version, spec, per-layer bits / group size / sparsity
     weights.safetensors    dense params (2-D in fp16, 1-D in fp32) and packed layers:
                              <layer>.qcodes   uint8, codes bit-packed at the layer's bits
+                             <layer>.qcodes.<b>, <layer>.group_bits   mixed widths: the column groups
+                                              of width b packed at b bits, and each group's width
                              <layer>.scales   fp16 [rows, groups]
                              <layer>.offsets  fp16 [rows, groups]   (or <layer>.zeros uint8)
                              <layer>.values   fp32 kept weights of a pruned-only layer
@@ -55,7 +57,8 @@ def _layer_entry(result: LayerResult) -> dict[str, Any]:
                              "pattern": result.pattern if result.mask is not None else None}
     if result.quant is not None:
         q = result.quant
-        entry.update(group_size=q.group_size, zero_on_grid=q.zeros is not None, storage_bits=q.storage_bits())
+        entry.update(group_size=q.group_size, zero_on_grid=q.zeros is not None, storage_bits=q.storage_bits(),
+                     avg_bits=q.avg_bits)
     elif result.mask is not None:
         entry.update(storage_bits=int(result.mask.sum()) * 32 + result.mask.numel())
     else:
@@ -66,7 +69,14 @@ def _layer_entry(result: LayerResult) -> dict[str, Any]:
 def _layer_tensors(name: str, result: LayerResult) -> dict[str, torch.Tensor]:
     if result.quant is not None:
         q = result.quant
-        out = {f"{name}.qcodes": pack_bits(q.codes, q.bits), f"{name}.scales": q.scales.contiguous()}
+        out = {f"{name}.scales": q.scales.contiguous()}
+        if q.group_bits is None:
+            out[f"{name}.qcodes"] = pack_bits(q.codes, q.bits)
+        else:  # one stream per width: the columns of the groups with that width, row-major
+            out[f"{name}.group_bits"] = q.group_bits.contiguous()
+            cols = q.group_bits.repeat_interleave(q.group_size)
+            for b in sorted(set(q.group_bits.tolist())):
+                out[f"{name}.qcodes.{b}"] = pack_bits(q.codes[:, cols == b], b)
         if q.zeros is not None:
             out[f"{name}.zeros"] = q.zeros.contiguous()
         else:
@@ -139,11 +149,19 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _rebuild(name: str, entry: dict[str, Any], tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, QuantizedWeight | None]:
     rows, cols = entry["shape"]
-    if f"{name}.qcodes" in tensors:
+    widths = tensors.get(f"{name}.group_bits")
+    if f"{name}.qcodes" in tensors or widths is not None:
         bits = entry["bits"]
-        codes = unpack_bits(tensors[f"{name}.qcodes"], bits, rows * cols).view(rows, cols)
+        if widths is None:
+            codes = unpack_bits(tensors[f"{name}.qcodes"], bits, rows * cols).view(rows, cols)
+        else:
+            codes = torch.zeros(rows, cols, dtype=torch.uint8)
+            of_col = widths.repeat_interleave(entry["group_size"])
+            for b in sorted(set(widths.tolist())):
+                n = int((of_col == b).sum())
+                codes[:, of_col == b] = unpack_bits(tensors[f"{name}.qcodes.{b}"], b, rows * n).view(rows, n)
         q = QuantizedWeight(codes, tensors[f"{name}.scales"], tensors.get(f"{name}.offsets"),
-                            tensors.get(f"{name}.zeros"), bits, entry["group_size"])
+                            tensors.get(f"{name}.zeros"), bits, entry["group_size"], widths)
         return q.dequantize(), q
     if f"{name}.values" in tensors:
         mask = unpack_bits(tensors[f"{name}.mask"], 1, rows * cols).view(rows, cols).bool()

@@ -20,9 +20,9 @@ from .grid import (
     assemble,
     dequantize_codes,
     find_params,
+    mixed_static_groups,
     quantize_codes,
     resolve_group_size,
-    static_groups,
 )
 
 
@@ -37,6 +37,7 @@ class GPTQConfig:
     percdamp: float = 0.01
     act_order: bool = True
     clip: bool = True  # MSE-searched group ranges (GPTQ's `--mse` option)
+    group_bits: tuple[int, ...] | None = None  # per column group widths (mixed precision); overrides ``bits``
 
 
 class GPTQ(HessianLayer):
@@ -66,10 +67,11 @@ class GPTQ(HessianLayer):
             W = W * mask
         bits, zog = config.bits, mask is not None
         g = resolve_group_size(config.group_size, self.columns)
-        static = config.act_order or g == self.columns
+        widths = list(config.group_bits) if config.group_bits is not None else [bits] * (self.columns // g)
+        static = config.act_order or g == self.columns or config.group_bits is not None
         groups: list[GroupParams | None] = [None] * (self.columns // g)
         if static:
-            groups = static_groups(W, bits, g, zero_on_grid=zog, clip=config.clip)
+            groups = mixed_static_groups(W, widths, g, zero_on_grid=zog, clip=config.clip)
         blocksize = config.blocksize if static else max(g, config.blocksize // g * g)
 
         perm, Hinv = self._factor(config)
@@ -87,16 +89,17 @@ class GPTQ(HessianLayer):
                     col = i1 + i
                     if not static and col % g == 0:  # dynamic group grid from the already-updated weights
                         groups[col // g] = find_params(W1[:, i : i + g], bits, zero_on_grid=zog, clip=config.clip)
-                    params = groups[int(group_of[col])]
+                    j = int(group_of[col])
+                    params = groups[j]
                     w = W1[:, i] if keep is None else W1[:, i] * keep[:, col]
-                    q = quantize_codes(w, params, bits)
+                    q = quantize_codes(w, params, widths[j])
                     codes[:, col] = q
                     err = (W1[:, i] - dequantize_codes(q, params)).div_(Hinv1[i, i])
                     W1[:, i:].addr_(err, Hinv1[i, i:], alpha=-1.0)  # rank-1 update of the block's later columns
                     Err1[:, i] = err
                 W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]  # lazy batch update of the remaining columns
         codes = codes[:, torch.argsort(perm)]
-        quant = assemble(codes, groups, bits=bits, group_size=g)  # type: ignore[arg-type]
+        quant = assemble(codes, groups, bits=bits, group_size=g, group_bits=widths)  # type: ignore[arg-type]
         Q = quant.dequantize()
         return LayerResult(
             weight=Q, quant=quant, mask=mask, error=self.output_error(W0, Q), seconds=time.perf_counter() - tick

@@ -10,6 +10,9 @@ computes, so SmolLM2's Q4_1 weights round-trip losslessly at 4 bits with groups 
 
 With ``zero_on_grid`` (used when a layer is also pruned) the range includes 0 and the offset is
 ``-zero * scale`` with an integer ``zero``, so pruned weights decode to exactly 0.
+
+``bits`` may differ per column group (``group_bits``, used by mixed precision): group ``j`` then has
+codes in ``[0, 2**group_bits[j] - 1]``; every width <= 4 still runs through the same int4 kernel.
 """
 
 from __future__ import annotations
@@ -92,7 +95,14 @@ def quantize_codes(w: torch.Tensor, params: GroupParams, bits: int) -> torch.Ten
     scale, offset = params.scale, params.offset
     if w.dim() == 2:
         scale, offset = scale[:, None], offset[:, None]
-    return torch.clamp(torch.round((w - offset) / scale), 0, 2**bits - 1)
+    return torch.clamp(torch.round((w - offset) / scale), 0, 2 ** int(bits) - 1)
+
+
+def mixed_static_groups(W: torch.Tensor, group_bits: list[int], group_size: int, *, zero_on_grid: bool = False,
+                        clip: bool = False) -> list[GroupParams]:
+    """:func:`static_groups` where column group ``j`` has its own width ``group_bits[j]``."""
+    grids = {b: static_groups(W, b, group_size, zero_on_grid=zero_on_grid, clip=clip) for b in set(group_bits)}
+    return [grids[b][j] for j, b in enumerate(group_bits)]
 
 
 def dequantize_codes(q: torch.Tensor, params: GroupParams) -> torch.Tensor:
@@ -111,8 +121,14 @@ class QuantizedWeight:
     scales: torch.Tensor  # fp16 [rows, n_groups]
     offsets: torch.Tensor | None  # fp16 [rows, n_groups], float-offset mode
     zeros: torch.Tensor | None  # uint8 [rows, n_groups], zero-on-grid mode
-    bits: int
+    bits: int  # the widest code (all codes when ``group_bits`` is None)
     group_size: int
+    group_bits: torch.Tensor | None = None  # uint8 [n_groups]: width of each column group (mixed precision)
+
+    @property
+    def avg_bits(self) -> float:
+        """Code bits per weight (the average width when groups differ)."""
+        return float(self.group_bits.float().mean()) if self.group_bits is not None else float(self.bits)
 
     def dequantize(self) -> torch.Tensor:
         """fp32 weight; exact inverse of how the codes were made."""
@@ -126,17 +142,28 @@ class QuantizedWeight:
     def storage_bits(self) -> int:
         """Bits this weight takes on disk: packed codes plus fp16 scales and offsets (or uint8 zeros)."""
         extra = self.zeros.numel() * 8 if self.zeros is not None else self.offsets.numel() * 16
-        return self.codes.numel() * self.bits + self.scales.numel() * 16 + extra
+        if self.group_bits is not None:  # codes at their group's width, plus one byte per group for the width
+            code_bits = self.codes.shape[0] * self.group_size * int(self.group_bits.sum()) + 8 * self.group_bits.numel()
+        else:
+            code_bits = self.codes.numel() * self.bits
+        return code_bits + self.scales.numel() * 16 + extra
 
 
-def assemble(codes: torch.Tensor, groups: list[GroupParams], *, bits: int, group_size: int) -> QuantizedWeight:
-    """Build a :class:`QuantizedWeight` from float codes ``[rows, cols]`` and one ``GroupParams`` per group."""
+def assemble(codes: torch.Tensor, groups: list[GroupParams], *, bits: int, group_size: int,
+             group_bits: list[int] | None = None) -> QuantizedWeight:
+    """Build a :class:`QuantizedWeight` from float codes ``[rows, cols]`` and one ``GroupParams`` per group
+    (``group_bits``: per-group widths, then ``bits`` is their maximum)."""
     scales = torch.stack([g.scale for g in groups], dim=1).half()
+    widths = None
+    if group_bits is not None and len(set(group_bits)) > 1:
+        widths, bits = torch.tensor(group_bits, dtype=torch.uint8), max(group_bits)
+    elif group_bits is not None:
+        bits = group_bits[0]
     if groups[0].zero is not None:
         zeros = torch.stack([g.zero for g in groups], dim=1).to(torch.uint8)
-        return QuantizedWeight(codes.to(torch.uint8), scales, None, zeros, bits, group_size)
+        return QuantizedWeight(codes.to(torch.uint8), scales, None, zeros, bits, group_size, widths)
     offsets = torch.stack([g.offset for g in groups], dim=1).half()
-    return QuantizedWeight(codes.to(torch.uint8), scales, offsets, None, bits, group_size)
+    return QuantizedWeight(codes.to(torch.uint8), scales, offsets, None, bits, group_size, widths)
 
 
 def resolve_group_size(group_size: int, cols: int) -> int:
