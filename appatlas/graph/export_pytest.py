@@ -13,8 +13,8 @@ import keyword
 import re
 from pathlib import Path
 
-from appatlas.graph.testcases import TestSuite
-from appatlas.types import Action, ActionKind, Selector, TestCase
+from appatlas.graph.testcases import TestSuite, selector_dict
+from appatlas.types import Action, ActionKind, TestCase
 
 __all__ = ["export_pytest", "render_pytest"]
 
@@ -124,20 +124,8 @@ def _identifier(name: str, taken: set[str]) -> str:
     return ident
 
 
-def _selector(s: Selector) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for name in ("resource_id", "content_desc", "text", "class_name"):
-        if value := getattr(s, name):
-            out[name] = value
-    if s.index:
-        out["index"] = s.index
-    if s.bounds is not None:
-        out["bounds"] = [s.bounds.x1, s.bounds.y1, s.bounds.x2, s.bounds.y2]
-    return out
-
-
 def _statement(a: Action, step: int) -> str:
-    sel = _selector(a.target) if a.target is not None else {}
+    sel = selector_dict(a.target) if a.target is not None else {}
     match a.kind:
         case ActionKind.TAP:
             return f"_tap(d, {sel!r}, {step})"

@@ -34,7 +34,7 @@ import yaml
 from appatlas.errors import TestCaseInvalid
 from appatlas.types import SCROLL_DIRECTIONS, Action, ActionKind, Bounds, Selector, Step, TestCase
 
-__all__ = ["FORMAT_VERSION", "TestSuite", "dump_tests", "load_tests", "parse_tests", "save_tests"]
+__all__ = ["FORMAT_VERSION", "TestSuite", "dump_tests", "load_tests", "parse_tests", "save_tests", "selector_dict"]
 
 FORMAT_VERSION = 1
 _SELECTOR_FIELDS = ("resource_id", "text", "content_desc", "class_name", "index", "bounds")
@@ -56,7 +56,8 @@ class TestSuite:
 # --- writing -----------------------------------------------------------------------------------------
 
 
-def _selector_dict(s: Selector) -> dict[str, Any]:
+def selector_dict(s: Selector) -> dict[str, Any]:
+    """A selector as the plain mapping test files carry (only the fields it sets)."""
     out: dict[str, Any] = {}
     for name in ("resource_id", "content_desc", "text", "class_name"):
         if value := getattr(s, name):
@@ -72,7 +73,7 @@ def _step_dict(step: Step) -> dict[str, Any]:
     a = step.action
     out: dict[str, Any] = {"action": a.kind.value}
     if a.target is not None:
-        out["target"] = _selector_dict(a.target)
+        out["target"] = selector_dict(a.target)
     for name in ("text", "direction", "app"):
         if value := getattr(a, name):
             out[name] = value
