@@ -44,3 +44,14 @@ def imported(tmp_path_factory: pytest.TempPathFactory, droidtask: Path):
         return cache[app]
 
     return get
+
+
+def byte_level_bpe():
+    """A byte-level BPE tokenizer with no merges (one token per byte): tiny test models need no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tok = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(sorted(alphabet))}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return tok

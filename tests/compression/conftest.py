@@ -5,17 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.conftest import byte_level_bpe
+
 
 def _byte_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=sorted(alphabet)[0])
+    return PreTrainedTokenizerFast(tokenizer_object=byte_level_bpe(),
+                                   eos_token=sorted(pre_tokenizers.ByteLevel.alphabet())[0])
 
 
 @pytest.fixture(scope="session")
