@@ -25,6 +25,7 @@ from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
 __all__ = ["LAUNCHER", "RecordedApp", "RecordedEdge", "ReplayDevice"]
 
 LAUNCHER = "com.android.launcher3"
+CONTEXT = 12  # recorded edges of history that decide between outcomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ class RecordedApp:
     def edges_from(self, state: int) -> list[RecordedEdge]:
         return self._out.get(state, [])
 
-    def context_match(self, edge: RecordedEdge, trail: Sequence[int], *, window: int = 12) -> float:
+    def context_match(self, edge: RecordedEdge, trail: Sequence[int], *, window: int = CONTEXT) -> float:
         """How well the history before some observation of `edge` matches `trail` (recent edges weigh more).
 
         Apps have hidden state (data created earlier changes where a button leads); the
@@ -95,10 +96,10 @@ class RecordedApp:
         that moment would.
         """
         steps = [set(states) for states in path]
+        if len(steps) < 2:
+            return None
         best, best_pos = 0, None
         for pos, edge_id in enumerate(self.log):
-            if len(steps) < 2:
-                break
             source, target = self._hops[edge_id]
             if source not in steps[0] or target not in steps[1]:
                 continue
@@ -157,7 +158,7 @@ class ReplayDevice:
             raise KeyError(f"state {state} is not in the recording")
         self._go(state, push=False)
         self._stack.clear()
-        self._trail[:] = [] if at is None else self.app.log[max(0, at - 12):at]
+        self._trail[:] = [] if at is None else self.app.log[max(0, at - CONTEXT):at]
         self._cursor = at
 
     def snapshot(self) -> Screen:
