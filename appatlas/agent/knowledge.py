@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import networkx as nx
 
 from appatlas.agent.intent import label_words, words
-from appatlas.agent.options import options
+from appatlas.agent.options import Option, options
 from appatlas.graph.atlas import Atlas, RecordedTask, StoredTransition
 from appatlas.graph.fingerprint import content_key, structure_tokens
 from appatlas.graph.inputs import field_kind
@@ -83,6 +83,7 @@ class Knowledge:
         self._out: dict[str, list[StoredTransition]] | None = None
         self._by_state: dict[int, str] | None = None
         self._pages: dict[str, list[str]] | None = None
+        self._options: dict[int, list[Option]] = {}
         self._labels: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
         df: Counter[str] = Counter()
         seen: set[str] = set()
@@ -161,13 +162,18 @@ class Knowledge:
             self._pages = {k: [x for x in ks if x != k] for ks in groups.values() for k in ks}
         return self._pages.get(key, [])
 
+    def options_of(self, state_id: int) -> list[Option]:
+        """The options (taps, not fields) of one known state that have a label."""
+        if state_id not in self._options:
+            screen = self.state_screens.get(state_id)
+            self._options[state_id] = [] if screen is None else [
+                o for o in options(screen, scroll=False) if o.widget is not None and o.label and not o.editable]
+        return self._options[state_id]
+
     def labels_of(self, state_id: int) -> list[tuple[str, tuple[str, ...]]]:
         """(label, words) of the options of one known state."""
         if state_id not in self._labels:
-            screen = self.state_screens.get(state_id)
-            self._labels[state_id] = [] if screen is None else [
-                (o.label, tuple(label_words(o.label))) for o in options(screen, scroll=False)
-                if o.widget is not None and o.label and not o.editable]
+            self._labels[state_id] = [(o.label, tuple(label_words(o.label))) for o in self.options_of(state_id)]
         return self._labels[state_id]
 
     def content_of(self, state_id: int) -> str:

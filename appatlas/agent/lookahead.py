@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from appatlas.agent.intent import Slot, same_term
-from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.knowledge import MAX_STATES_PER_SCREEN, Knowledge
 from appatlas.agent.options import Option
 from appatlas.agent.valuing import pick_value, same_option
 from appatlas.types import ActionKind
@@ -79,21 +79,35 @@ class LookAhead:
         v = sum(self.weight(t) for t in uncovered if any(same_term(t, w) for w in ws))
         return v + max((pick_value(s, label) * self.slot_pick * pick for s in slots), default=0.0)
 
-    def hidden(self, o: Option, key: str, uncovered: list[str], slots: list[Slot], visible: set[str]) -> float:
-        """The best value among labels that scrolling this container brings into view.
+    def hidden(self, o: Option, key: str, uncovered: list[str], slots: list[Slot], visible: set[str], *,
+               names: set[str] = frozenset(), been: set[str] = frozenset()) -> float:
+        """The best value among options that scrolling this container brings into view: a hidden option's
+        label, plus — on the other scroll positions of a page — where it leads (a setting's name further
+        down is worth its dialog too). `names`: what the visible options are (a row showing another
+        value is the same row).
 
         Known from a recorded scroll of this screen, or — for a vertical list — from the labels other
-        states of the same screen showed (a pager's pages are other content, not further down).
+        states of the same screen showed and the other positions of its page (a pager's pages are other
+        content, not further down).
         """
-        labels = [lw for t in self.knowledge.out(key) if t.action.kind is ActionKind.SCROLL
-                  and same_option(t.action, o) for lw in self.knowledge.labels_of(t.target)]
+        shown: list[tuple[str, int]] = [(t.target_key, t.target) for t in self.knowledge.out(key)
+                                        if t.action.kind is ActionKind.SCROLL and same_option(t.action, o)]
         info = self.knowledge.screens.get(key)
         if info is not None and o.widget is not None and o.widget.class_name.endswith(VERTICAL):
-            labels += list(info.labels)
-            labels += [lw for k in self.knowledge.pages(key) if o.widget.resource_id in self.knowledge.screens[k].scrolls
-                       for lw in self.knowledge.screens[k].labels]
-        return max((self._label_value(label, ws, uncovered, slots, 1.0) for label, ws in labels
-                    if label not in visible), default=0.0)
+            shown += [(key, sid) for sid in info.states[:MAX_STATES_PER_SCREEN]]
+            shown += [(k, sid) for k in self.knowledge.pages(key) if o.widget.resource_id in self.knowledge.screens[k].scrolls
+                      for sid in self.knowledge.screens[k].states[:MAX_STATES_PER_SCREEN]]
+        best, valued = 0.0, set()
+        for k, sid in shown:
+            for h, (label, ws) in zip(self.knowledge.options_of(sid), self.knowledge.labels_of(sid)):
+                if label in visible or h.name in names or (k, label) in valued:
+                    continue
+                valued.add((k, label))
+                value = self._label_value(h.name, ws, uncovered, slots, 1.0)
+                if k != key:  # another scroll position of the page: the option is there to take
+                    value += self.value(h, k, uncovered, slots, been=been, here=visible)
+                best = max(best, value)
+        return best
 
 
 def _fits(slot: Slot, kind: str) -> bool:

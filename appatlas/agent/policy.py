@@ -271,7 +271,8 @@ class Policy:
         slots = [s for s in self._open_slots(intent, progress, opts)
                  if not (s.role in ("select", "either") and s.text.lower() in shown)]  # the item is open already
         visible = {o.label for o in opts}
-        out = [self._value(o, intent, progress, screen, key, uncovered, slots, visible) for o in opts]
+        names = {o.name for o in opts}
+        out = [self._value(o, intent, progress, screen, key, uncovered, slots, visible, names) for o in opts]
         self._remember(out, intent, progress, key)
         return out
 
@@ -293,7 +294,7 @@ class Policy:
         return any(want == label.lower() for info in self.knowledge.screens.values() for label, _ in info.labels)
 
     def _value(self, o: Option, intent: Intent, progress: Progress, screen: Screen, key: str,
-               uncovered: list[str], slots: list[Slot], visible: set[str]) -> _Valued:
+               uncovered: list[str], slots: list[Slot], visible: set[str], names: set[str]) -> _Valued:
         cfg = self.config
         v = _Valued(o, 0.0)
         if o.kind is ActionKind.TYPE:
@@ -308,6 +309,10 @@ class Policy:
             matched = self._matches(o.label, terms)
             # A row's first line says what it is; the rest describes it ("Recordings" / "2 Tracks").
             titled = set(self._matches(o.title, matched)) if o.title and o.title != o.label else set(matched)
+            # A value's own words there ("5 minutes" under "Max reminder duration") are its current value.
+            valued = {t for t in matched if t not in titled
+                      and any(self._matches(f"{s.text} {s.kind_word}", [t]) for s in slots)}
+            matched = [t for t in matched if t not in valued]
             own = sum(self._weight(t) * (1.0 if t in titled else 0.5) for t in matched) * precision(o.label, matched)
             if o.checkable and self._satisfied(o, intent):
                 own = 0.0
@@ -317,7 +322,10 @@ class Policy:
                 if (s.role == "input" and s.text not in progress.typed) or s.cue == "from":
                     continue  # a value to type first (picking an existing 'Groceries' is not creating one);
                     # the old value of "from A to B" is replaced in its field, not tapped
-                pick = pick_value(s, o.label) * cfg.slot_pick * (1 - 0.05 * rank)  # in the intent's order
+                # A row's second line is its current value ("Max reminder duration" / "5 minutes"):
+                # tapping the row opens that setting, it does not pick the value shown under it.
+                second_line = o.title and o.title != o.label and not o.in_dialog and not pick_value(s, o.title)
+                pick = 0.0 if second_line else pick_value(s, o.label) * cfg.slot_pick * (1 - 0.05 * rank)
                 # A choice already made is made, except in a list dialog: tapping it is how one answers.
                 if pick and (not (o.checkable and self._satisfied(o, intent)) or (o.in_dialog and pick >= 4)):
                     v.why.append(f"it is '{s.text}'")
@@ -329,7 +337,8 @@ class Policy:
                 own += keypad
             v.value = v.own = own * (0.3 if o.kind is ActionKind.LONG_TAP else 1.0)
         elif o.kind is ActionKind.SCROLL:
-            hidden = self.ahead.hidden(o, key, uncovered, slots, visible)
+            hidden = self.ahead.hidden(o, key, uncovered, slots, visible, names=names,
+                                       been={t.screen for t in progress.history})
             if hidden:
                 v.why.append("what the intent names is further down this screen")
                 v.value = v.own = cfg.gamma * hidden

@@ -25,6 +25,7 @@ Evidence for a back action: `signature` is "" (only back has no element).
 from __future__ import annotations
 
 import hashlib
+import dataclasses
 import json
 import logging
 import re
@@ -86,6 +87,10 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
                 full = Knowledge.from_atlas(rec)
                 replay = recorded_app(rec)
             tasks = read_tasks(folder, full)
+            # The pages the recordings scrolled through within a step (DroidBot logged no scroll
+            # event for them): without them a replayed list can never be scrolled to its lower rows.
+            replay = dataclasses.replace(replay, scroll_pages=[s.states for t in tasks for s in t.steps
+                                                               if len(s.states) > 1])
             base = full if atlas == "import" else _crawled(replay, Path(tmp), crawl_budget, progress, folder.name)
         rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=base, llm=model,
                              leave_out=atlas == "import", progress=progress, sources=sources)
@@ -274,7 +279,7 @@ def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowl
               sources: Counter[str]) -> dict[str, Any]:
     # The run starts at the moment the task was recorded (the app's data as it was then), as a phone
     # restored to that moment would; the agent itself knows nothing of it.
-    device.reset(task.steps[0].states[0], at=device.app.moment([s.states for s in task.steps]))
+    device.reset(task.steps[0].states[0], at=device.app.moment(task.records, [s.action for s in task.steps]))
     limit = 2 * len(task.steps) + 5
     history: list[Taken] = []
     screen = device.snapshot()

@@ -4,7 +4,9 @@ A tap at a point hits the top-most widget there and follows the transition recor
 widget on this screen. An action nobody recorded leaves the screen as it is. Typing X where
 the recording typed Y leads to the recorded next screen with X in place of Y. Back follows a
 recorded back transition, else returns to the previous screen, and leaves the app from its
-first screen; launch starts again from the recorded launch screen.
+first screen; launch starts again from the recorded launch screen. A scroll nobody recorded as an
+event moves along a recorded page (`scroll_pages`: the states a recording scrolled through in one
+step, as DroidTask lists them), else leaves the screen as it is.
 
 When the exact state has no recording for an action, states of the same *structure* are
 consulted (the same screen with other content), so a replay generalises as a phone would.
@@ -47,6 +49,7 @@ class RecordedApp:
     keys: Mapping[int, str]  # state id -> structure key
     launch: Sequence[int] = ()  # launch states, most frequent first
     log: Sequence[int] = ()  # edge ids in the order they were observed
+    scroll_pages: Sequence[Sequence[int]] = ()  # states of one page, in the order a recording scrolled
     _out: dict[int, list[RecordedEdge]] = field(default_factory=dict, init=False, repr=False)
     _by_key: dict[str, list[int]] = field(default_factory=dict, init=False, repr=False)
 
@@ -60,9 +63,19 @@ class RecordedApp:
             by_key[key].append(sid)
         self._by_key = dict(by_key)
         self._hops = {e.id: (e.source, e.target) for e in self.edges}  # compared by where they went, not how
+        self.edges_by_id = {e.id: e for e in self.edges}
         self._seen_at: dict[int, list[int]] = defaultdict(list)
         for pos, edge_id in enumerate(self.log):
             self._seen_at[edge_id].append(pos)
+        self._scrolled: dict[tuple[int, str], int] = {}
+        self._page_mates: dict[int, set[int]] = defaultdict(set)
+        for page in self.scroll_pages:
+            for state in page:
+                self._page_mates[state].update(page)
+            for above, below in zip(page, page[1:]):
+                if above != below:
+                    self._scrolled.setdefault((above, "down"), below)
+                    self._scrolled.setdefault((below, "up"), above)
         if not self.launch:
             launches = Counter(e.target for e in self.edges if e.action.kind is ActionKind.LAUNCH)
             self.launch = [s for s, _ in launches.most_common()] or ([min(self.states)] if self.states else [])
@@ -86,10 +99,19 @@ class RecordedApp:
             best = max(best, score)
         return best
 
-    def moment(self, path: Sequence[Sequence[int]]) -> int | None:
+    def scrolled(self, state: int, direction: str) -> int | None:
+        """The state a recorded page shows after scrolling `state` in `direction`, if one was recorded."""
+        return self._scrolled.get((state, direction))
+
+    def same_page(self, state: int) -> set[int]:
+        """`state` and the states a recording reached by scrolling its page."""
+        return self._page_mates.get(state, set()) | {state}
+
+    def moment(self, path: Sequence[Sequence[int]], actions: Sequence[Action | None] = ()) -> int | None:
         """Where in the log the recording walked `path` (steps, each a set of states): the position of
-        its first hop, choosing the observation whose continuation follows `path` furthest; None when
-        the first hop was never observed.
+        its first hop, choosing the observation whose continuation follows `path` furthest — and of
+        those, the one that took more of the recorded `actions` (step i's, when given: two menu items
+        can lead to the same screen); None when the first hop was never observed.
 
         Where a recording was made matters: a replay reset at that moment (`ReplayDevice.reset`) has
         the hidden state the recording had — the data created before it — as a phone restored to
@@ -98,22 +120,29 @@ class RecordedApp:
         steps = [set(states) for states in path]
         if len(steps) < 2:
             return None
-        best, best_pos = 0, None
+        wanted = [_identity(a) if a is not None else None for a in actions]
+
+        def took(step: int, edge_id: int) -> int:
+            return int(step < len(wanted) and wanted[step] is not None
+                       and _identity(self.edges_by_id[edge_id].action) == wanted[step])
+
+        best, best_pos = (0, 0), None
         for pos, edge_id in enumerate(self.log):
             source, target = self._hops[edge_id]
             if source not in steps[0] or target not in steps[1]:
                 continue
-            step = 1
+            step, same = 1, took(0, edge_id)
             for later in self.log[pos + 1:]:
                 if step + 1 >= len(steps):
                     break
                 a, b = self._hops[later]
                 if a in steps[step] and b in steps[step + 1]:
+                    same += took(step, later)
                     step += 1
                 elif a not in steps[step] or b not in steps[step]:
                     break  # the recording went elsewhere
-            if step > best:
-                best, best_pos = step, pos
+            if (step, same) > best:
+                best, best_pos = (step, same), pos
         return best_pos
 
     def siblings(self, state: int) -> list[int]:
@@ -174,7 +203,10 @@ class ReplayDevice:
         elif kind is ActionKind.LAUNCH:
             self.launch(action.app)
         elif kind is ActionKind.SCROLL:
-            self._follow(action, None)
+            if not self._follow(action, None) and self._state is not None:
+                below = self.app.scrolled(self._state, action.direction or "down")
+                if below is not None:  # the page as the recording saw it scrolled; no new back step
+                    self._go(below, push=False)
         else:
             assert action.target is not None
             try:
@@ -265,8 +297,16 @@ class ReplayDevice:
         """Move along the recorded edge for `action` (aimed at `hit`); False if none was recorded."""
         if self._state is None or self._screen is None:
             return False
-        for state in [self._state, *self.app.siblings(self._state)]:
-            matches = self._matches(state, action, hit, typed)
+        states = [(self._state, True)] + [(s, True) for s in self.app.siblings(self._state)]
+        if self._cursor is not None and self._cursor < len(self.app.log):
+            # Re-enacting a recording whose next action was taken further along this page: the same
+            # view (found by its ids and text, not where it was), so the same outcome — a person
+            # scrolls less or more before the same tap.
+            source = self.app.edges_by_id[self.app.log[self._cursor]].source
+            if source != self._state and source in self.app.same_page(self._state):
+                states.insert(0, (source, False))
+        for state, by_place in states:
+            matches = self._matches(state, action, hit, typed, by_place=by_place)
             if matches:
                 edge = max(matches, key=lambda e: (self.app.context_match(e, self._trail), e.count))
                 if self._cursor is not None:  # re-enacting a recording: its next edge, while we follow it
@@ -294,8 +334,10 @@ class ReplayDevice:
                 return True
         return False
 
-    def _matches(self, state: int, action: Action, hit: Widget | None, typed: str) -> list[RecordedEdge]:
-        """The edges recorded from `state` for this action on this widget, best first."""
+    def _matches(self, state: int, action: Action, hit: Widget | None, typed: str, *,
+                 by_place: bool = True) -> list[RecordedEdge]:
+        """The edges recorded from `state` for this action on this widget, best first (`by_place`: a
+        recorded widget may also be found by its position on the screen)."""
         path = _path_to(self._screen.root, hit) if (hit is not None and self._screen is not None) else []
         receiver = _receiver(path)
         found: list[RecordedEdge] = []
@@ -309,7 +351,8 @@ class ReplayDevice:
                 continue
             assert edge.action.target is not None and self._screen is not None
             try:
-                recorded = locate(edge.action.target, self._screen)
+                target = edge.action.target if by_place else replace(edge.action.target, bounds=None)
+                recorded = locate(target, self._screen)
             except SelectorNotFound:
                 continue
             # The recording names the clickable row and the finger hit a label inside it, or both
@@ -322,6 +365,11 @@ class ReplayDevice:
             exact = [e for e in found if e.action.text == typed]
             found = exact or found
         return found
+
+
+def _identity(action: Action) -> tuple[str, str, str, str]:
+    # Action.key leaves out the text of a widget with an id, and menu items share their id.
+    return action.kind.value, action.key, action.target.text if action.target else "", action.text
 
 
 def _any_target(w: Widget) -> Selector:

@@ -173,3 +173,64 @@ def test_where_the_intent_happens_need_not_be_acted_on() -> None:
     screen = _buttons("Show only contacts with phone numbers", "List view style")
     decision = Policy(_empty()).decide("show phone numbers in the list view", screen, history)
     assert decision.done and "realised" in decision.reason
+
+
+def _setting(y: int, title: str, value: str, rid: str) -> Widget:
+    """A two-line settings row: what it is, then its current value."""
+    return Widget("android.widget.RelativeLayout", Bounds(0, y, W, y + 180), clickable=True, package="com.x",
+                  children=(
+                      Widget("android.widget.TextView", Bounds(40, y + 20, W, y + 90), text=title, package="com.x",
+                             resource_id=f"com.x:id/{rid}"),
+                      Widget("android.widget.TextView", Bounds(40, y + 100, W, y + 160), text=value, package="com.x")))
+
+
+def _settings_page(*rows: Widget) -> Screen:
+    scroll = Widget("android.widget.ScrollView", Bounds(0, 0, W, H), scrollable=True, package="com.x",
+                    resource_id="com.x:id/settings_scroll", children=rows)
+    return Screen("com.x", "com.x.Settings", Widget("hierarchy", Bounds(0, 0, W, H), children=(scroll,)), W, H)
+
+
+def _minutes_dialog(activity: str) -> Screen:
+    radios = tuple(Widget("android.widget.RadioButton", Bounds(0, 300 + 200 * i, W, 450 + 200 * i), text=t,
+                          clickable=True, checkable=True, package="com.x", resource_id=f"com.x:id/r{i}")
+                   for i, t in enumerate(("1 minute", "5 minutes", "10 minutes")))
+    return Screen("com.x", activity, Widget("hierarchy", Bounds(0, 0, W, H), children=radios), W, H)
+
+
+def _two_position_settings(*, snooze_dialog_known: bool) -> tuple[Knowledge, Screen]:
+    """A settings page recorded at two scroll positions: "Max reminder duration" (now 5 minutes) on top,
+    "Snooze time" further down, each opening a dialog of minutes."""
+    from appatlas.graph.atlas import StoredTransition
+    from appatlas.types import Action, Selector
+
+    top = _settings_page(_setting(100, "Max reminder duration", "5 minutes", "reminder"),
+                         _setting(300, "Start week on Sunday", "", "week"))
+    down = _settings_page(_setting(100, "Start week on Sunday", "", "week"),
+                          _setting(300, "Snooze time", "10 minutes", "snooze"))
+    screens = {1: top, 2: down, 3: _minutes_dialog("com.x.Reminder"), 4: _minutes_dialog("com.x.Snooze")}
+    keys = {1: "top", 2: "down", 3: "reminder", 4: "snooze"}
+
+    def tap(source: int, rid: str, title: str, target: int, tid: int) -> StoredTransition:
+        selector = Selector(resource_id=f"com.x:id/{rid}", text=title)
+        return StoredTransition(tid, source, target, keys[source], keys[target], Action(ActionKind.TAP, target=selector),
+                                1, 0, "test")
+
+    k = Knowledge.build(package="com.x", screens=screens, state_key=keys, content={}, tasks=[],
+                        transitions=[tap(1, "reminder", "Max reminder duration", 3, 1),
+                                     *([tap(2, "snooze", "Snooze time", 4, 2)] if snooze_dialog_known else [])])
+    return k, top
+
+
+def test_a_setting_named_further_down_the_page_beats_a_visible_row_that_only_shows_the_value() -> None:
+    k, top = _two_position_settings(snooze_dialog_known=True)
+    decision = Policy(k).decide("set the snooze time to 5 minutes", top, [], known_as="top")
+    assert decision.action is not None and decision.action.kind is ActionKind.SCROLL, decision.reason
+
+
+def test_scrolling_to_a_setting_is_worth_what_the_setting_leads_to() -> None:
+    def scroll_value(known: bool) -> float:
+        k, top = _two_position_settings(snooze_dialog_known=known)
+        scores = dict(Policy(k).decide("set the snooze time to 5 minutes", top, [], known_as="top").scores)
+        return next(v for text, v in scores.items() if text.startswith("scroll"))
+
+    assert scroll_value(True) > scroll_value(False) > 0

@@ -129,3 +129,63 @@ def test_a_reset_to_a_recorded_moment_replays_the_outcome_of_that_moment() -> No
     device.reset(1, at=moment)
     device.perform(row)
     assert device.state == 4
+
+
+def _row(y: int, text: str, rid: str = "com.x:id/row") -> Widget:
+    return Widget(class_name="android.widget.TextView", bounds=Bounds(0, y, 1000, y + 200), clickable=True,
+                  resource_id=rid, text=text)
+
+
+def _page_app(log: list[int], *, snooze_on_top: bool = True) -> RecordedApp:
+    # A settings page recorded at two scroll positions (states 1 and 2) within one step, with no scroll
+    # event between them; "Snooze" opens its dialog, "Volume" (only further down) its own.
+    top = _screen("com.x.Settings", _row(100, "Reminder", "com.x:id/reminder"),
+                  *([_row(300, "Snooze", "com.x:id/snooze")] if snooze_on_top else []))
+    down = _screen("com.x.Settings", _row(100, "Snooze", "com.x:id/snooze"), _row(300, "Volume", "com.x:id/volume"))
+    dialog, volume = _screen("com.x.Snooze"), _screen("com.x.Volume")
+    snooze = Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/snooze", bounds=Bounds(0, 100, 1000, 300)))
+    edges = [RecordedEdge(2, snooze, 3, id=1),
+             RecordedEdge(2, Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/volume")), 4, id=2),
+             RecordedEdge(1, Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/reminder",
+                                                                   bounds=Bounds(0, 100, 1000, 300))), 4, id=3)]
+    return RecordedApp(package="com.x", states={1: top, 2: down, 3: dialog, 4: volume}, edges=edges,
+                       keys={1: "top", 2: "down", 3: "dialog", 4: "volume"}, log=log, scroll_pages=[(1, 2)])
+
+
+def test_a_scroll_nobody_recorded_as_an_event_moves_along_a_recorded_page() -> None:
+    device = ReplayDevice(_page_app([1]), screenshots=False, start=1)
+    device.perform(Action(ActionKind.SCROLL, direction="down"))
+    assert device.state == 2
+    device.perform(Action(ActionKind.SCROLL, direction="down"))
+    assert device.state == 2  # the recording saw nothing further down
+    device.perform(Action(ActionKind.SCROLL, direction="up"))
+    assert device.state == 1
+
+
+def test_a_recorded_tap_further_down_the_page_is_re_enacted_from_the_top_of_the_page() -> None:
+    app = _page_app([1])
+    device = ReplayDevice(app, screenshots=False, start=1)
+    device.reset(1, at=0)  # the recording scrolled, then tapped Snooze
+    device.perform(Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/snooze")))
+    assert device.state == 3
+
+
+def test_a_re_enacted_tap_further_down_the_page_needs_the_same_view_not_the_same_place() -> None:
+    # Reminder sits where Snooze sat in the scrolled recording: tapping it is not tapping Snooze.
+    device = ReplayDevice(_page_app([1], snooze_on_top=False), screenshots=False, start=1)
+    device.reset(1, at=0)
+    device.perform(Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/reminder")))
+    assert device.state == 4
+
+
+def test_a_moment_is_the_recording_that_took_the_recorded_actions_when_two_reached_the_same_screens() -> None:
+    # Two menu items lead from the menu to the same screen; the task tapped the second one.
+    main, menu, done = _screen("com.x.Main"), _screen("com.x.Menu"), _screen("com.x.Main")
+    first = Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/title", text="Birthdays"))
+    second = Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/title", text="Anniversaries"))
+    more = Action(ActionKind.TAP, target=Selector(content_desc="More options"))
+    edges = [RecordedEdge(1, more, 2, id=1), RecordedEdge(2, first, 3, id=2), RecordedEdge(2, second, 3, id=3)]
+    app = RecordedApp(package="com.x", states={1: main, 2: menu, 3: done}, edges=edges,
+                      keys={1: "main", 2: "menu", 3: "main"}, log=[1, 2, 1, 3])
+    assert app.moment([(1,), (2,), (3,)]) == 0  # by screens alone, the first recording
+    assert app.moment([(1,), (2,), (3,)], [more, second, None]) == 2
