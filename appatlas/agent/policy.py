@@ -27,7 +27,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
 from appatlas.agent.oracle import AppWords, realised
-from appatlas.agent.progress import Progress, Taken
+from appatlas.agent.progress import Progress, Taken, texts_digest
 from appatlas.agent.prompt import choice_context
 from appatlas.agent.valuing import (
     confirming,
@@ -43,6 +43,8 @@ from appatlas.agent.valuing import (
 from appatlas.errors import LLMError
 from appatlas.graph.fingerprint import structure_key
 from appatlas.types import Action, ActionKind, Screen
+
+MAX_SCROLLS = 8  # scrolls in a row looking for an item the intent names
 
 __all__ = ["Decision", "Policy", "PolicyConfig"]
 
@@ -214,14 +216,15 @@ class Policy:
                         finish=self.config.finish)
 
     def _scroll_for_slot(self, intent: Intent, progress: Progress, screen: Screen) -> Option | None:
-        """A list to scroll when an item the intent names is not in view (at most three scrolls in a row)."""
+        """A list to scroll when an item the intent names is not in view: on while the list moves, as a
+        person scrolls a long list of countries to the one wanted (at most `MAX_SCROLLS` in a row)."""
         scrolls = 0
         for t in reversed(progress.history):
             if t.kind is not ActionKind.SCROLL:
                 break
             scrolls += 1
-        if scrolls >= 3:
-            return None
+        if scrolls >= MAX_SCROLLS or (scrolls and progress.history[-1].texts == texts_digest(screen)):
+            return None  # enough, or the end of the list: the last scroll showed nothing new
         shown = " ".join(screen.texts).lower()
         wanted = [s for s in intent.slots if s.role != "input" and s.text.lower() not in self._app_words
                   and s.text not in progress.picked and s.text not in progress.typed and s.text.lower() not in shown]

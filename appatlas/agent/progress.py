@@ -36,6 +36,7 @@ class Taken:
     button: bool = False  # it pressed a plain button (a form's submit, whatever it says)
     shown: frozenset[str] = frozenset()  # the texts the screen showed (lower case), fields' contents included
     fields: frozenset[str] = frozenset()  # what its text fields held (lower case)
+    texts: int = 0  # a digest of every text the screen showed (did a scroll move anything?)
 
     def describe(self) -> str:
         if self.kind is ActionKind.TYPE:
@@ -55,12 +56,13 @@ def taken(action: Action, screen: Screen) -> Taken:
     shown = frozenset(shown_texts(screen, fields=True))  # what the screen shows as itself, fields' contents too
     fields = frozenset(w.text.strip().lower() for w in screen.widgets() if w.editable and w.text.strip())
     if action.target is None:
-        return Taken(action.kind, screen=key, toggles=toggles, dialog=dialog, shown=shown, fields=fields)
+        return Taken(action.kind, screen=key, toggles=toggles, dialog=dialog, shown=shown, fields=fields,
+                     texts=texts_digest(screen))
     try:
         widget = locate(action.target, screen)
     except SelectorNotFound:
         return Taken(action.kind, label=action.target.text or action.target.content_desc, text=action.text, screen=key,
-                     toggles=toggles, dialog=dialog, shown=shown, fields=fields)
+                     toggles=toggles, dialog=dialog, shown=shown, fields=fields, texts=texts_digest(screen))
     opt = _option_for(widget, screen)
     label = opt.label if opt is not None else (widget.label or "")
     title = opt.name if opt is not None else label
@@ -69,7 +71,12 @@ def taken(action: Action, screen: Screen) -> Taken:
     button = action.kind is ActionKind.TAP and widget.class_name.endswith(".Button") and not checkable
     return Taken(action.kind, label=label, text=action.text, screen=key, title=title,
                  changed=action.kind is ActionKind.TYPE or checkable, confirm=positive, toggles=toggles, dialog=dialog,
-                 button=button, shown=shown, fields=fields)
+                 button=button, shown=shown, fields=fields, texts=texts_digest(screen))
+
+
+def texts_digest(screen: Screen) -> int:
+    """A digest of the texts `screen` shows, in order: equal before and after a scroll that moved nothing."""
+    return hash(tuple(screen.texts))
 
 
 def _option_for(widget, screen: Screen) -> Option | None:  # noqa: ANN001 - a Widget

@@ -234,3 +234,29 @@ def test_scrolling_to_a_setting_is_worth_what_the_setting_leads_to() -> None:
         return next(v for text, v in scores.items() if text.startswith("scroll"))
 
     assert scroll_value(True) > scroll_value(False) > 0
+
+
+def _countries(*names: str) -> Screen:
+    rows = tuple(Widget("android.widget.RadioButton", Bounds(0, 200 * i, W, 200 * i + 150), text=n, clickable=True,
+                        checkable=True, package="com.x") for i, n in enumerate(names))
+    holder = Widget("android.widget.ScrollView", Bounds(0, 0, W, H), scrollable=True, package="com.x",
+                    resource_id="com.x:id/dialog_radio_holder", children=rows)
+    return Screen("com.x", "com.x.Main", Widget("hierarchy", Bounds(0, 0, W, H), children=(holder,)), W, H)
+
+
+def _scrolled(screen: Screen, times: int) -> list[Taken]:
+    scroll = next(o for o in options(screen) if o.kind is ActionKind.SCROLL)
+    return [taken(scroll.action(screen), screen) for _ in range(times)]
+
+
+def test_a_long_list_is_scrolled_on_while_it_moves_until_the_named_item_shows() -> None:
+    before = _countries("Algeria", "Angola", "Argentina")
+    now = _countries("Chile", "China", "Colombia")
+    decision = Policy(_empty()).decide("choose the country 'Zambia'", now, _scrolled(before, 4))
+    assert decision.action is not None and decision.action.kind is ActionKind.SCROLL, decision.reason
+
+
+def test_scrolling_stops_when_the_last_scroll_moved_nothing() -> None:
+    end = _countries("Venezuela", "Vietnam", "Yemen")
+    decision = Policy(_empty()).decide("choose the country 'Zambia'", end, _scrolled(end, 1))
+    assert decision.done, decision.reason
