@@ -12,9 +12,10 @@ capitalised names. A slot is typed into a field or picked from a list; the scree
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Intent", "Slot", "label_words", "parse_intent", "same_term", "stem", "words"]
+__all__ = ["Intent", "Slot", "label_words", "parse_intent", "same_term", "stem", "terms_in", "words"]
 
 STOP = frozenset("""a an the of to in on at for from by with and or but is are be it its this that these those my me i
 you your we our all any some each every into onto as so then than there here please should would could can will
@@ -122,6 +123,15 @@ def label_words(label: str) -> list[str]:
     """Words of a label, plus each pair of neighbours written as one ('Font size' also gives 'fontsize')."""
     ws = words(label)
     return ws + [a + b for a, b in zip(ws, ws[1:], strict=False)]
+
+
+def terms_in(terms: Sequence[str], ws: Sequence[str]) -> list[str]:
+    """The `terms` a label (its `label_words`) names: "dial pad" in the intent is "Dialpad" on the screen."""
+    hits = [t for t in terms if any(same_term(t, w) for w in ws)]
+    for a, b in zip(terms, terms[1:], strict=False):
+        if a + b in ws:
+            hits += [x for x in (a, b) if x not in hits]
+    return hits
 
 
 def parse_intent(text: str) -> Intent:

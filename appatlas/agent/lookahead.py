@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from appatlas.agent.intent import Slot, same_term
+from appatlas.agent.intent import Slot, terms_in
 from appatlas.agent.knowledge import MAX_STATES_PER_SCREEN, Knowledge
 from appatlas.agent.options import Option
 from appatlas.agent.valuing import pick_value, same_option
@@ -76,7 +76,7 @@ class LookAhead:
 
     def _label_value(self, label: str, ws: tuple[str, ...], uncovered: list[str], slots: list[Slot],
                      pick: float) -> float:
-        v = sum(self.weight(t) for t in uncovered if any(same_term(t, w) for w in ws))
+        v = sum(self.weight(t) for t in terms_in(uncovered, ws))
         return v + max((pick_value(s, label) * self.slot_pick * pick for s in slots), default=0.0)
 
     def hidden(self, o: Option, key: str, uncovered: list[str], slots: list[Slot], visible: set[str], *,
@@ -99,7 +99,7 @@ class LookAhead:
                       for sid in self.knowledge.screens[k].states[:MAX_STATES_PER_SCREEN]]
         best, valued = 0.0, set()
         for k, sid in shown:
-            for h, (label, ws) in zip(self.knowledge.options_of(sid), self.knowledge.labels_of(sid)):
+            for h, (label, ws) in zip(self.knowledge.options_of(sid), self.knowledge.labels_of(sid), strict=True):
                 if label in visible or h.name in names or (k, label) in valued:
                     continue
                 valued.add((k, label))

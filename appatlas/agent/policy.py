@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_term, stem
+from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_term, stem, terms_in
 from appatlas.agent.interrupts import interruption
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
@@ -404,13 +404,7 @@ class Policy:
         return o.checked == (want == "on")
 
     def _matches(self, label: str, terms: Sequence[str]) -> list[str]:
-        ws = label_words(label)
-        hits = [t for t in terms if any(same_term(t, w) for w in ws)]
-        # "dial pad" in the intent is "Dialpad" on the screen.
-        for a, b in zip(terms, terms[1:], strict=False):
-            if a + b in ws:
-                hits += [x for x in (a, b) if x not in hits]
-        return hits
+        return terms_in(terms, label_words(label))
 
     def _weight(self, term: str) -> float:
         """A word's weight; the app's own name ("clock" in the Clock app) names the app, not a place in it."""

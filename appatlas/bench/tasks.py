@@ -25,7 +25,6 @@ Evidence for a back action: `signature` is "" (only back has no element).
 from __future__ import annotations
 
 import hashlib
-import dataclasses
 import json
 import logging
 import re
@@ -43,7 +42,7 @@ from appatlas.agent.options import options
 from appatlas.agent.policy import Decision, Policy
 from appatlas.agent.progress import Taken, taken
 from appatlas.devices.base import locate
-from appatlas.devices.replay import RecordedApp, ReplayDevice
+from appatlas.devices.replay import RecordedApp, RecordedEdge, ReplayDevice
 from appatlas.errors import AppatlasError, SelectorNotFound
 from appatlas.graph.atlas import Atlas
 from appatlas.graph.droidbot import import_droidbot, load_droidbot_screen
@@ -87,10 +86,7 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
                 full = Knowledge.from_atlas(rec)
                 replay = recorded_app(rec)
             tasks = read_tasks(folder, full)
-            # The pages the recordings scrolled through within a step (DroidBot logged no scroll
-            # event for them): without them a replayed list can never be scrolled to its lower rows.
-            replay = dataclasses.replace(replay, scroll_pages=[s.states for t in tasks for s in t.steps
-                                                               if len(s.states) > 1])
+            replay = with_task_steps(replay, tasks)
             base = full if atlas == "import" else _crawled(replay, Path(tmp), crawl_budget, progress, folder.name)
         rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=base, llm=model,
                              leave_out=atlas == "import", progress=progress, sources=sources)
@@ -216,6 +212,24 @@ def _from_choice(rec: dict[str, Any], group: list[tuple[str, int]], full: Knowle
                 return BenchStep(origin, sid, states, action)
     log.info("the chosen element %r is on none of the step's screens", label)
     return BenchStep(group[-1][0], group[-1][1], states, None, label=label)
+
+
+def with_task_steps(replay: RecordedApp, tasks: list[BenchTask]) -> RecordedApp:
+    """The phone as the task recordings saw it, too: what DroidBot logged no event for.
+
+    The pages a recording scrolled through within a step become scroll pages (else a replayed list
+    could never be scrolled to its lower rows), and a step whose action reached the next step's
+    screen with no logged event (the `Choice` element, found by its text) becomes an edge.
+    """
+    pages = [s.states for t in tasks for s in t.steps if len(s.states) > 1]
+    edges, next_id = list(replay.edges), max((e.id for e in replay.edges), default=0) + 1
+    for task in tasks:
+        for step, after in zip(task.steps, task.steps[1:], strict=False):
+            logged = any(e.target in after.states for s in step.states for e in replay.edges_from(s))
+            if step.action is not None and not logged:
+                edges.append(RecordedEdge(step.state, step.action, after.states[0], id=next_id))
+                next_id += 1
+    return replace(replay, edges=edges, scroll_pages=pages)
 
 
 def _crawled(replay: RecordedApp, tmp: Path, budget: int, progress: Progress | None, name: str) -> Knowledge:

@@ -72,7 +72,7 @@ class RecordedApp:
         for page in self.scroll_pages:
             for state in page:
                 self._page_mates[state].update(page)
-            for above, below in zip(page, page[1:]):
+            for above, below in zip(page, page[1:], strict=False):
                 if above != below:
                     self._scrolled.setdefault((above, "down"), below)
                     self._scrolled.setdefault((below, "up"), above)

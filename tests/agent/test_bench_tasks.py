@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from appatlas.bench.tasks import SUMMARY_KEYS, read_tasks, run_tasks_bench
+from appatlas.bench.tasks import SUMMARY_KEYS, read_tasks, run_tasks_bench, with_task_steps
 
 pytestmark = pytest.mark.data
 
@@ -53,3 +53,24 @@ def test_a_task_is_evaluated_without_its_own_demonstration(droidtask: Path, impo
     before = sum(t.count for t in full.transitions if (t.source, t.target) in hops)
     after = sum(t.count for t in left.transitions if (t.source, t.target) in hops)
     assert task.name not in [t.name for t in left.tasks] and after <= before - (len(task.records) - 1)
+
+
+def test_a_recorded_step_that_logged_no_event_is_replayed_by_the_phone(droidtask: Path, imported) -> None:
+    from appatlas.agent.knowledge import Knowledge
+    from appatlas.devices.replay import ReplayDevice
+    from appatlas.graph.atlas import Atlas
+    from appatlas.graph.replay import recorded_app
+
+    _, folder = imported("gallery")
+    with Atlas.open(folder) as atlas:
+        full, replay = Knowledge.from_atlas(atlas), recorded_app(atlas)
+    tasks = read_tasks(droidtask / "gallery", full)
+    unlogged = [(step, after) for t in tasks for step, after in zip(t.steps, t.steps[1:], strict=False)
+                if step.action is not None
+                and not any(e.target in after.states for s in step.states for e in replay.edges_from(s))]
+    assert unlogged  # gallery task8 taps 'DCIM' in the folder picker, and DroidBot logged no event
+    phone = with_task_steps(replay, tasks)
+    for step, after in unlogged:
+        device = ReplayDevice(phone, screenshots=False, start=step.state)
+        device.perform(step.action)
+        assert device.state in after.states
