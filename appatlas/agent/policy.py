@@ -265,9 +265,11 @@ class Policy:
     def _value_all(self, intent: Intent, progress: Progress, screen: Screen, key: str) -> list[_Valued]:
         opts = [o for o in options(screen) if not o.negative]
         covered = set(progress.covered)
-        # A toggle already in the wanted state is done: its words count as covered.
+        # A toggle already in the wanted state is done: its words count as covered. An intent that wants
+        # no switch flipped ("set the snooze time to 5 minutes") is not done by a switch that is on
+        # ("Always use same snooze time"); a radio button that is on is the choice made.
         for o in opts:
-            if o.checkable and self._satisfied(o, intent):
+            if o.checkable and (intent.wants or o.radio) and self._satisfied(o, intent):
                 covered |= set(self._matches(o.label, intent.terms))
         uncovered = [t for t in intent.terms if t not in covered]
         shown = shown_texts(screen)
@@ -327,7 +329,8 @@ class Policy:
                     # the old value of "from A to B" is replaced in its field, not tapped
                 # A row's second line is its current value ("Max reminder duration" / "5 minutes"):
                 # tapping the row opens that setting, it does not pick the value shown under it.
-                second_line = o.title and o.title != o.label and not o.in_dialog and not pick_value(s, o.title)
+                second_line = (o.title and o.title != o.label and not o.in_dialog and not o.title.isdigit()
+                               and not pick_value(s, o.title))  # a track number is no title
                 pick = 0.0 if second_line else pick_value(s, o.label) * cfg.slot_pick * (1 - 0.05 * rank)
                 # A choice already made is made, except in a list dialog: tapping it is how one answers.
                 if pick and (not (o.checkable and self._satisfied(o, intent)) or (o.in_dialog and pick >= 4)):

@@ -260,3 +260,14 @@ def test_scrolling_stops_when_the_last_scroll_moved_nothing() -> None:
     end = _countries("Venezuela", "Vietnam", "Yemen")
     decision = Policy(_empty()).decide("choose the country 'Zambia'", end, _scrolled(end, 1))
     assert decision.done, decision.reason
+
+
+def test_a_switch_that_is_on_does_not_do_an_intent_that_flips_no_switch() -> None:
+    switch = Widget("android.widget.CheckBox", Bounds(0, 0, W, 150), text="Always use same snooze time",
+                    clickable=True, checkable=True, checked=True, package="com.x", resource_id="com.x:id/same")
+    row = Widget("android.widget.TextView", Bounds(0, 200, W, 350), text="Snooze time", clickable=True,
+                 package="com.x", resource_id="com.x:id/snooze")
+    frame = Widget("android.widget.FrameLayout", Bounds(0, 0, W, H), package="com.x", children=(switch, row))
+    screen = Screen("com.x", "com.x.Settings", Widget("hierarchy", Bounds(0, 0, W, H), children=(frame,)), W, H)
+    decision = Policy(_empty()).decide("set the snooze time to 5 minutes", screen, [])
+    assert decision.option is not None and decision.option.label == "Snooze time", decision.reason
