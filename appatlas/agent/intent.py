@@ -119,10 +119,16 @@ def words(text: str) -> list[str]:
             or t.isdigit()]
 
 
+# Abbreviations UIs print where people write the words ("Send SMS" for "send a text message").
+SPELLED_OUT = {"sms": "text message", "mms": "picture message", "faq": "frequently asked questions"}
+
+
 def label_words(label: str) -> list[str]:
-    """Words of a label, plus each pair of neighbours written as one ('Font size' also gives 'fontsize')."""
+    """Words of a label, plus each pair of neighbours written as one ('Font size' also gives 'fontsize'),
+    plus the words of an abbreviation ('SMS' also gives 'text', 'message')."""
     ws = words(label)
-    return ws + [a + b for a, b in zip(ws, ws[1:], strict=False)]
+    spelled = [x for w in ws if w in SPELLED_OUT for x in words(SPELLED_OUT[w])]
+    return ws + [a + b for a, b in zip(ws, ws[1:], strict=False)] + spelled
 
 
 def terms_in(terms: Sequence[str], ws: Sequence[str]) -> list[str]:

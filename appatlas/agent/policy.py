@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_term, stem, terms_in
+from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_term, stem, terms_in, words
 from appatlas.agent.interrupts import interruption
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
@@ -455,7 +455,10 @@ class Policy:
 
     def _similarity(self, a: Intent, other: str) -> float:
         b = parse_intent(other)
-        ta, tb = set(a.terms), set(b.terms)
+        # Who or what is acted on ("Bob") is not what is done: calling Bob is not like texting Bob.
+        named = {w for s in (*a.slots, *b.slots) if s.kind == "name" and s.text.lower() not in self._app_words
+                 for w in words(s.text)}
+        ta, tb = set(a.terms) - named, set(b.terms) - named
         if not ta or not tb:
             return 0.0
         shared = sum(self.knowledge.weight(t) for t in ta if any(same_term(t, u) for u in tb))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appatlas.agent.intent import parse_intent, same_term, stem
+from appatlas.agent.intent import label_words, parse_intent, same_term, stem, terms_in
 
 
 def _slot(text: str, value: str):
@@ -79,3 +79,9 @@ def test_a_number_remembers_its_unit_and_a_name_what_kind_of_thing_it_is() -> No
 def test_a_word_meets_its_noun_in_ion_but_short_words_do_not() -> None:
     assert same_term(stem("vibrate"), stem("vibration")) and same_term(stem("delete"), stem("deletion"))
     assert not same_term(stem("note"), stem("notion"))
+
+
+def test_a_label_that_abbreviates_names_the_words_people_write() -> None:
+    intent = parse_intent("send a text message to Bob")
+    assert terms_in(intent.terms, label_words("Send SMS")) == ["send", "text", "message"]
+    assert terms_in(intent.terms, label_words("Send email")) == ["send"]

@@ -271,3 +271,10 @@ def test_a_switch_that_is_on_does_not_do_an_intent_that_flips_no_switch() -> Non
     screen = Screen("com.x", "com.x.Settings", Widget("hierarchy", Bounds(0, 0, W, H), children=(frame,)), W, H)
     decision = Policy(_empty()).decide("set the snooze time to 5 minutes", screen, [])
     assert decision.option is not None and decision.option.label == "Snooze time", decision.reason
+
+
+def test_recorded_intents_that_share_only_a_person_are_not_similar() -> None:
+    policy = Policy(_empty())
+    change = parse_intent("Change Bob's mobile number from '222222' to '12345678900'")
+    assert policy._similarity(change, "Send a text message to Bob with the content 'Hello'") == 0.0
+    assert policy._similarity(change, "Change Alice's mobile number to '555'") > 0.3
