@@ -186,7 +186,9 @@ def parse_intent(text: str) -> Intent:
         add(m, "name", 1)
     for m in _NUMBER_WORD.finditer(text):  # "five minutes" is 5 minutes; the word stays a term too
         if not any(a <= m.start() < b for a, b in taken):
-            slots.append(Slot(_NUMBER_WORDS[m.group(1).lower()], "number"))
+            after = re.match(r"\s+([A-Za-z]+)", text[m.end():])
+            unit = stem(after.group(1)) if after and after.group(1).lower() not in STOP else ""
+            slots.append(Slot(_NUMBER_WORDS[m.group(1).lower()], "number", kind_word=unit))
     rest = text
     for a, b in sorted(taken, reverse=True):
         rest = rest[:a] + " " + rest[b:]

@@ -271,10 +271,14 @@ class Policy:
         for o in opts:
             if o.checkable and (intent.wants or o.radio) and self._satisfied(o, intent):
                 covered |= set(self._matches(o.label, intent.terms))
-        uncovered = [t for t in intent.terms if t not in covered]
         shown = shown_texts(screen)
         slots = [s for s in self._open_slots(intent, progress, opts)
                  if not (s.role in ("select", "either") and s.text.lower() in shown)]  # the item is open already
+        # The unit of a number still to pick ("five *images* per row", "5 *minutes*") is sought with the
+        # number, not on its own: an 'Images' filter is not five images.
+        said = words(intent.text)
+        units = {s.kind_word for s in slots if s.kind == "number" and s.kind_word and said.count(s.kind_word) == 1}
+        uncovered = [t for t in intent.terms if t not in covered and t not in units]
         visible = {o.label for o in opts}
         names = {o.name for o in opts}
         out = [self._value(o, intent, progress, screen, key, uncovered, slots, visible, names) for o in opts]

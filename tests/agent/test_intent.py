@@ -85,3 +85,8 @@ def test_a_label_that_abbreviates_names_the_words_people_write() -> None:
     intent = parse_intent("send a text message to Bob")
     assert terms_in(intent.terms, label_words("Send SMS")) == ["send", "text", "message"]
     assert terms_in(intent.terms, label_words("Send email")) == ["send"]
+
+
+def test_a_number_word_remembers_its_unit() -> None:
+    five = next(s for s in parse_intent("Display five images per row").slots if s.kind == "number")
+    assert (five.text, five.kind_word) == ("5", "image")

@@ -278,3 +278,9 @@ def test_recorded_intents_that_share_only_a_person_are_not_similar() -> None:
     change = parse_intent("Change Bob's mobile number from '222222' to '12345678900'")
     assert policy._similarity(change, "Send a text message to Bob with the content 'Hello'") == 0.0
     assert policy._similarity(change, "Change Alice's mobile number to '555'") > 0.3
+
+
+def test_the_unit_of_a_number_to_pick_is_not_sought_on_its_own() -> None:
+    screen = _buttons("Images", "Videos")
+    decision = Policy(_empty()).decide("display five images per row", screen, [])
+    assert decision.option is None or decision.option.label != "Images", decision.reason
