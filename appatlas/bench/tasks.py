@@ -168,13 +168,15 @@ def read_tasks(folder: Path, full: Knowledge) -> list[BenchTask]:
                 continue
             following = {sid for _, sid in groups[i + 1]}
             found = [(o, s, a) for o, s in reversed(group) for t in following for a in hops.get((s, t), ())]
-            if found:
-                # Several events joined these screens (a back and a tap): the one on the chosen element.
-                label = _choice(rec)[1]
-                event = next((e for e in found if _names_label(e[2], label)), found[0])
-                steps.append(BenchStep(event[0], event[1], states, event[2]))
-            else:
-                steps.append(_from_choice(rec, group, full))
+            label = _choice(rec)[1]
+            # Several events joined these screens (a back and a tap): the one on the chosen element. When
+            # none is on it, they were other recordings' (another country picked in the same list) and this
+            # step's own event went unlogged: the chosen element, found by its text, is the step's action.
+            event = next((e for e in found if _names_label(e[2], label)), None)
+            chosen = _from_choice(rec, group, full) if event is None else None
+            if event is None and found and (chosen is None or chosen.action is None):
+                event = found[0]
+            steps.append(BenchStep(event[0], event[1], states, event[2]) if event is not None else chosen)
         steps = [replace(step, contents=tuple(sorted(set().union(*(contents[o] for o, _ in group)))))
                  for step, group in zip(steps, groups, strict=True)]
         out.append(BenchTask(path.stem, str(raw.get("task_name", "")), tuple(steps)))
@@ -192,7 +194,9 @@ def _names_label(action: Action, label: str) -> bool:
     if action.kind is ActionKind.BACK:
         return label == "go back"
     t = action.target
-    return t is not None and bool(label) and label in (t.text, t.content_desc)
+    # The State list joins a row's lines ("Max reminder duration<br>5 minutes"): the event names one.
+    return t is not None and bool(label) and any(x and (x == label or label.startswith(x + " "))
+                                                 for x in (t.text, t.content_desc))
 
 
 def _from_choice(rec: dict[str, Any], group: list[tuple[str, int]], full: Knowledge) -> BenchStep:

@@ -74,3 +74,17 @@ def test_a_recorded_step_that_logged_no_event_is_replayed_by_the_phone(droidtask
         device = ReplayDevice(phone, screenshots=False, start=step.state)
         device.perform(step.action)
         assert device.state in after.states
+
+
+def test_a_step_is_the_chosen_element_not_another_recordings_event_between_the_same_screens(
+        droidtask: Path, imported) -> None:
+    from appatlas.agent.knowledge import Knowledge
+    from appatlas.graph.atlas import Atlas
+
+    _, folder = imported("calendar")
+    with Atlas.open(folder) as atlas:
+        full = Knowledge.from_atlas(atlas)
+    task = next(t for t in read_tasks(droidtask / "calendar", full) if t.name == "task5")
+    # The list of countries was left by tapping 'United States' in another recording; this one chose South Africa.
+    pick = task.steps[2].action
+    assert pick is not None and pick.target is not None and pick.target.text == "South Africa"
