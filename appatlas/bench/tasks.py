@@ -229,11 +229,32 @@ def with_task_steps(replay: RecordedApp, tasks: list[BenchTask]) -> RecordedApp:
     edges, next_id = list(replay.edges), max((e.id for e in replay.edges), default=0) + 1
     for task in tasks:
         for step, after in zip(task.steps, task.steps[1:], strict=False):
-            logged = any(e.target in after.states for s in step.states for e in replay.edges_from(s))
-            if step.action is not None and not logged:
-                edges.append(RecordedEdge(step.state, step.action, after.states[0], id=next_id))
+            if step.action is None or any(e.target in after.states and _same_element(e.action, step.action)
+                                          for s in step.states for e in replay.edges_from(s)):
+                continue
+            # From every scroll position of the step that shows the element (the same view, not the same place).
+            sources = [s for s in step.states if _shows(replay.states[s], step.action)] or [step.state]
+            for source in sources:
+                edges.append(RecordedEdge(source, step.action, after.states[0], id=next_id))
                 next_id += 1
     return replace(replay, edges=edges, scroll_pages=pages)
+
+
+def _same_element(a: Action, b: Action) -> bool:
+    ta, tb = a.target, b.target
+    if ta is None or tb is None:
+        return a.kind is b.kind and ta is tb
+    return a.kind is b.kind and (ta.resource_id, ta.text, ta.content_desc) == (tb.resource_id, tb.text, tb.content_desc)
+
+
+def _shows(screen: Screen, action: Action) -> bool:
+    if action.target is None:
+        return False
+    try:
+        locate(replace(action.target, bounds=None), screen)
+    except SelectorNotFound:
+        return False
+    return True
 
 
 def _crawled(replay: RecordedApp, tmp: Path, budget: int, progress: Progress | None, name: str) -> Knowledge:

@@ -103,6 +103,10 @@ class RecordedApp:
         """The state a recorded page shows after scrolling `state` in `direction`, if one was recorded."""
         return self._scrolled.get((state, direction))
 
+    def logged(self, edge: RecordedEdge) -> bool:
+        """Whether `edge` was observed in the log (a task step DroidBot logged no event for was not)."""
+        return edge.id in self._seen_at
+
     def same_page(self, state: int) -> set[int]:
         """`state` and the states a recording reached by scrolling its page."""
         return self._page_mates.get(state, set()) | {state}
@@ -139,6 +143,9 @@ class RecordedApp:
                 if a in steps[step] and b in steps[step + 1]:
                     same += took(step, later)
                     step += 1
+                elif step + 2 < len(steps) and a in steps[step + 1] and b in steps[step + 2]:
+                    same += took(step + 1, later)  # the step between went unlogged (DroidBot missed its event)
+                    step += 2
                 elif a not in steps[step] or b not in steps[step]:
                     break  # the recording went elsewhere
             if (step, same) > best:
@@ -298,6 +305,9 @@ class ReplayDevice:
         if self._state is None or self._screen is None:
             return False
         states = [(self._state, True)] + [(s, True) for s in self.app.siblings(self._state)]
+        # The same page at another scroll position has the same views (found by ids and text): the
+        # same outcome, whichever position the recording tapped it from.
+        states += [(s, False) for s in sorted(self.app.same_page(self._state) - {self._state})]
         if self._cursor is not None and self._cursor < len(self.app.log):
             # Re-enacting a recording whose next action was taken further along this page: the same
             # view (found by its ids and text, not where it was), so the same outcome — a person
@@ -314,7 +324,12 @@ class ReplayDevice:
                         e.id for e in matches}
                     if following:
                         edge = next(e for e in matches if e.id == self.app.log[self._cursor])
-                    self._cursor = self._cursor + 1 if following else None
+                        self._cursor += 1
+                    elif not self.app.logged(edge) and self._cursor < len(self.app.log) and \
+                            self.app.edges_by_id[self.app.log[self._cursor]].source in self.app.same_page(edge.target):
+                        pass  # a step the log missed, and the recording goes on from where it leads
+                    else:
+                        self._cursor = None
                 if action.kind is ActionKind.TYPE and all(e.action.text != typed for e in matches):
                     # Text nobody recorded: each new attempt takes the next recorded outcome, as
                     # different input on a phone can lead to different data and screens.

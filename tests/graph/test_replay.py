@@ -189,3 +189,31 @@ def test_a_moment_is_the_recording_that_took_the_recorded_actions_when_two_reach
                       keys={1: "main", 2: "menu", 3: "main"}, log=[1, 2, 1, 3])
     assert app.moment([(1,), (2,), (3,)]) == 0  # by screens alone, the first recording
     assert app.moment([(1,), (2,), (3,)], [more, second, None]) == 2
+
+
+def test_a_recording_that_missed_an_event_is_still_its_moment_and_is_re_enacted_past_the_gap() -> None:
+    # Recordings A and B picked Algeria, then listed the events (empty); recording C picked South Africa — an
+    # event DroidBot did not log — then listed them (the holidays). Re-enacting C lists the holidays.
+    main = _screen("com.x.Main", _row(100, "Add holidays", "com.x:id/add"), _row(300, "List", "com.x:id/list"))
+    countries = _screen("com.x.Countries", _row(100, "Algeria", "com.x:id/a"), _row(300, "South Africa", "com.x:id/z"))
+    empty, holidays = _screen("com.x.Events"), _screen("com.x.Events", _row(100, "Freedom Day"))
+    add, listing = (Action(ActionKind.TAP, target=Selector(text=t)) for t in ("Add holidays", "List"))
+    algeria, south_africa = (Action(ActionKind.TAP, target=Selector(text=t)) for t in ("Algeria", "South Africa"))
+    edges = [RecordedEdge(1, add, 2, count=2, id=1), RecordedEdge(2, algeria, 1, id=2),
+             RecordedEdge(1, listing, 3, id=3), RecordedEdge(1, listing, 4, id=4),
+             RecordedEdge(2, south_africa, 1, id=9)]  # from the task file: never in the log
+    app = RecordedApp(package="com.x", states={1: main, 2: countries, 3: empty, 4: holidays}, edges=edges,
+                      keys={1: "main", 2: "countries", 3: "events", 4: "events"}, log=[1, 2, 3, 1, 2, 3, 1, 4])
+    moment = app.moment([(1,), (2,), (1,), (4,)])
+    assert moment == 6
+    device = ReplayDevice(app, screenshots=False, start=1)
+    device.reset(1, at=moment)
+    for action in (add, south_africa, listing):
+        device.perform(action)
+    assert device.state == 4
+
+
+def test_a_view_tapped_at_another_scroll_position_of_the_page_has_its_recorded_outcome() -> None:
+    device = ReplayDevice(_page_app([]), screenshots=False, start=1)  # no recording re-enacted
+    device.perform(Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/snooze")))
+    assert device.state == 3
