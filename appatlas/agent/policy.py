@@ -188,6 +188,13 @@ class Policy:
                 why = "confirm the change" if progress.pending_change() else "confirm what the last step asked for"
                 return Decision(confirm.action(screen), f"{why} with '{confirm.label}'", "confirm", confirm,
                                 scores=scores)
+        # Another app's screen our steps handed the work to (the print spooler) and nothing here is known:
+        # its submit button finishes what was handed over ("Save to PDF").
+        if history and self.knowledge.package and screen.package != self.knowledge.package:
+            confirm = confirming(options(screen, scroll=False), form=False)
+            if confirm is not None and confirm.label.strip().lower() not in DESTRUCTIVE_WORDS:
+                return Decision(confirm.action(screen), f"finish in {screen.package} with '{confirm.label}'",
+                                "confirm", confirm, scores=scores)
         look = self._scroll_for_slot(intent, progress, screen)
         if look is not None:
             return Decision(look.action(screen), f"scroll '{look.label}': a value of the intent may be further down",

@@ -32,19 +32,21 @@ def confirming(opts: Sequence[Option], *, form: bool = True) -> Option | None:
     """The button that submits this screen: a positive one (OK, Save, …), else — on a form that was
     typed into — its only plain button ("Unlock", "Add task")."""
     positive = next((o for o in opts if o.positive and not o.negative), None)
-    if positive is not None or not form:
+    if positive is not None:
         return positive
-    buttons = [o for o in opts if o.kind is ActionKind.TAP and o.widget is not None and not o.negative
-               and o.widget.class_name.endswith(".Button")]
-    if len(buttons) == 1:
-        return buttons[0]
-    # A button named for submitting by its id ("thread_send_message" under an icon that reads 'SMS').
+    if form:
+        buttons = [o for o in opts if o.kind is ActionKind.TAP and o.widget is not None and not o.negative
+                   and o.widget.class_name.endswith(".Button")]
+        if len(buttons) == 1:
+            return buttons[0]
+    # A button named for submitting by its id ("thread_send_message" under an icon that reads 'SMS', the
+    # print spooler's "print_button" that reads 'Save to PDF').
     named = [o for o in opts if o.kind is ActionKind.TAP and o.widget is not None and not o.negative
              and _SUBMIT_ID.search(o.widget.resource_id.rsplit("/", 1)[-1])]
     return named[0] if len(named) == 1 else None
 
 
-_SUBMIT_ID = re.compile(r"(^|_)(send|save|submit|confirm|apply|done)(_|$)")
+_SUBMIT_ID = re.compile(r"(^|_)(send|save|submit|confirm|apply|done|print)(_|$)")
 _FILE = re.compile(r"^[\w\- ]+\.[A-Za-z0-9]{2,4}$")
 DIGITS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
 

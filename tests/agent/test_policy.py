@@ -284,3 +284,16 @@ def test_the_unit_of_a_number_to_pick_is_not_sought_on_its_own() -> None:
     screen = _buttons("Images", "Videos")
     decision = Policy(_empty()).decide("display five images per row", screen, [])
     assert decision.option is None or decision.option.label != "Images", decision.reason
+
+
+def test_another_apps_screen_the_work_was_handed_to_is_finished_with_its_submit_button() -> None:
+    button = Widget("android.widget.ImageButton", Bounds(800, 1800, 1000, 2000), content_desc="Save to PDF",
+                    clickable=True, package="com.android.printspooler",
+                    resource_id="com.android.printspooler:id/print_button")
+    title = Widget("android.widget.TextView", Bounds(0, 0, W, 150), text="Save as PDF", package="com.android.printspooler")
+    frame = Widget("android.widget.FrameLayout", Bounds(0, 0, W, H), package="com.android.printspooler",
+                   children=(title, button))
+    spooler = Screen("com.android.printspooler", "com.android.printspooler.ui.PrintActivity",
+                     Widget("hierarchy", Bounds(0, 0, W, H), children=(frame,)), W, H)
+    decision = Policy(_empty()).decide("print 'Diary' as diary.pdf", spooler, [_tapped("Print")])
+    assert decision.option is not None and decision.option.widget.resource_id.endswith("print_button"), decision.reason
