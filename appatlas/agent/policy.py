@@ -27,7 +27,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
 from appatlas.agent.oracle import AppWords, realised
-from appatlas.agent.progress import Progress, Taken, texts_digest
+from appatlas.agent.progress import Progress, Taken, all_texts
 from appatlas.agent.prompt import choice_context
 from appatlas.agent.valuing import (
     confirming,
@@ -93,6 +93,12 @@ class _Valued:
     why: list[str] = field(default_factory=list)
     memory: float = 0.0  # the part of `value` that only recorded tasks vouch for
     own: float = 0.0  # the part of `value` the option itself earns (its label, a slot it names or types)
+
+
+def _shows_value(screen: Screen, value: str) -> bool:
+    """Whether `screen` shows `value` as one of its texts — numbers as a clock writes them ("05:00")."""
+    want = value.strip().lower()
+    return any(t.strip().lower() == want or t.strip().lower().lstrip("0") == want.lstrip("0") for t in screen.texts)
 
 
 class Policy:
@@ -171,6 +177,15 @@ class Policy:
                     return Decision(confirm.action(screen), f"confirm the change with '{confirm.label}': {finished}",
                                     "confirm", confirm, scores=scores)
         best = ranked[0] if ranked else None
+        # A dialog our last step opened that already shows every value ("New timer: 05:00") is answered,
+        # rather than left for a detour only the look-ahead likes (its sound picker "Add a new sound").
+        opened = bool(history) and is_dialog(screen) and not history[-1].dialog
+        if opened and best is not None and best.own < cfg.theta and not submits(best.option) and intent.slots \
+                and all(_shows_value(screen, s.text) for s in intent.slots):
+            confirm = confirming(options(screen, scroll=False), form=False)
+            if confirm is not None and confirm.label.strip().lower() not in DESTRUCTIVE_WORDS:
+                return Decision(confirm.action(screen), f"confirm '{confirm.label}': the dialog shows every value",
+                                "confirm", confirm, scores=scores)
         # Memory re-ranks what is worth doing; it cannot by itself keep a finished intent going.
         if best is not None and best.value >= cfg.theta and best.value - best.memory >= cfg.theta:
             tied = [v for v in ranked if abs(v.value - best.value) <= cfg.tie and not submits(v.option)]
@@ -230,7 +245,7 @@ class Policy:
             if t.kind is not ActionKind.SCROLL:
                 break
             scrolls += 1
-        if scrolls >= MAX_SCROLLS or (scrolls and progress.history[-1].texts == texts_digest(screen)):
+        if scrolls >= MAX_SCROLLS or (scrolls and progress.history[-1].texts == all_texts(screen)):
             return None  # enough, or the end of the list: the last scroll showed nothing new
         shown = " ".join(screen.texts).lower()
         wanted = [s for s in intent.slots if s.role != "input" and s.text.lower() not in self._app_words
@@ -278,9 +293,7 @@ class Policy:
         for o in opts:
             if o.checkable and (intent.wants or o.radio) and self._satisfied(o, intent):
                 covered |= set(self._matches(o.label, intent.terms))
-        shown = shown_texts(screen)
-        slots = [s for s in self._open_slots(intent, progress, opts)
-                 if not (s.role in ("select", "either") and s.text.lower() in shown)]  # the item is open already
+        slots = self._slots_left(intent, progress, screen, opts)
         # The unit of a number still to pick ("five *images* per row", "5 *minutes*") is sought with the
         # number, not on its own: an 'Images' filter is not five images.
         said = words(intent.text)
@@ -291,6 +304,12 @@ class Policy:
         out = [self._value(o, intent, progress, screen, key, uncovered, slots, visible, names) for o in opts]
         self._remember(out, intent, progress, key)
         return out
+
+    def _slots_left(self, intent: Intent, progress: Progress, screen: Screen, opts: Sequence[Option]) -> list[Slot]:
+        """Open slots that `screen` does not already show as itself (an item open already, a value set)."""
+        shown = shown_texts(screen)
+        return [s for s in self._open_slots(intent, progress, opts)
+                if not (s.role in ("select", "either") and s.text.lower() in shown)]
 
     def _open_slots(self, intent: Intent, progress: Progress, opts: Sequence[Option]) -> list[Slot]:
         """Slots still to type or pick (not the app's own name, not one a field already holds)."""

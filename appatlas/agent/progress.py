@@ -36,7 +36,7 @@ class Taken:
     button: bool = False  # it pressed a plain button (a form's submit, whatever it says)
     shown: frozenset[str] = frozenset()  # the texts the screen showed (lower case), fields' contents included
     fields: frozenset[str] = frozenset()  # what its text fields held (lower case)
-    texts: int = 0  # a digest of every text the screen showed (did a scroll move anything?)
+    texts: frozenset[str] = frozenset()  # every text the screen showed, lower case (did a scroll move anything?)
 
     def describe(self) -> str:
         if self.kind is ActionKind.TYPE:
@@ -57,12 +57,12 @@ def taken(action: Action, screen: Screen) -> Taken:
     fields = frozenset(w.text.strip().lower() for w in screen.widgets() if w.editable and w.text.strip())
     if action.target is None:
         return Taken(action.kind, screen=key, toggles=toggles, dialog=dialog, shown=shown, fields=fields,
-                     texts=texts_digest(screen))
+                     texts=all_texts(screen))
     try:
         widget = locate(action.target, screen)
     except SelectorNotFound:
         return Taken(action.kind, label=action.target.text or action.target.content_desc, text=action.text, screen=key,
-                     toggles=toggles, dialog=dialog, shown=shown, fields=fields, texts=texts_digest(screen))
+                     toggles=toggles, dialog=dialog, shown=shown, fields=fields, texts=all_texts(screen))
     opt = _option_for(widget, screen)
     label = opt.label if opt is not None else (widget.label or "")
     title = opt.name if opt is not None else label
@@ -71,12 +71,12 @@ def taken(action: Action, screen: Screen) -> Taken:
     button = action.kind is ActionKind.TAP and widget.class_name.endswith(".Button") and not checkable
     return Taken(action.kind, label=label, text=action.text, screen=key, title=title,
                  changed=action.kind is ActionKind.TYPE or checkable, confirm=positive, toggles=toggles, dialog=dialog,
-                 button=button, shown=shown, fields=fields, texts=texts_digest(screen))
+                 button=button, shown=shown, fields=fields, texts=all_texts(screen))
 
 
-def texts_digest(screen: Screen) -> int:
-    """A digest of the texts `screen` shows, in order: equal before and after a scroll that moved nothing."""
-    return hash(tuple(screen.texts))
+def all_texts(screen: Screen) -> frozenset[str]:
+    """Every text `screen` shows, lower case: the same before and after a scroll that moved nothing."""
+    return frozenset(t.strip().lower() for t in screen.texts)
 
 
 def _option_for(widget, screen: Screen) -> Option | None:  # noqa: ANN001 - a Widget
@@ -144,6 +144,14 @@ class Progress:
                 if s.text in self.typed:
                     kinds += tuple(_TYPING)  # "text to the group 'Hi'": typing it is the texting
                 self.covered |= {t for t in intent.terms if any(same_term(t, c) for c in kinds)}
+        # Confirming a dialog that shows a value ("New timer 05:00", OK) sets it, and creates what was added.
+        for t in history:
+            if t.confirm and t.dialog:
+                shown = {x.lstrip("0") for x in t.texts}
+                done = {s.text for s in intent.slots if s.text.lower().lstrip("0") in shown}
+                if done:
+                    self.picked |= done
+                    self.covered |= {x for x in intent.terms if any(same_term(x, c) for c in _CREATING)}
         self.current = current
 
     def uncovered(self) -> list[str]:
@@ -242,6 +250,7 @@ def names_slot(slot: Slot, label: str) -> float:
 
 _NAMING = frozenset({"named", "called", "titled"})
 _TYPING = frozenset({"type", "text", "write", "enter"})
+_CREATING = frozenset({"add", "create", "make"})
 _OPENING = frozenset({"open", "play", "view", "launch", "start", "listen", "check", "see", "watch"})
 _DIGITS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine".split())}
 

@@ -297,3 +297,36 @@ def test_another_apps_screen_the_work_was_handed_to_is_finished_with_its_submit_
                      Widget("hierarchy", Bounds(0, 0, W, H), children=(frame,)), W, H)
     decision = Policy(_empty()).decide("print 'Diary' as diary.pdf", spooler, [_tapped("Print")])
     assert decision.option is not None and decision.option.widget.resource_id.endswith("print_button"), decision.reason
+
+
+def _timer_dialog() -> Screen:
+    kids = (Widget("android.widget.Button", Bounds(0, 300, W, 450), text="05:00", clickable=True, package="com.x",
+                   resource_id="com.x:id/edit_timer"),
+            Widget("android.widget.TextView", Bounds(0, 500, W, 650), text="Default (Cesium)", clickable=True,
+                   package="com.x", resource_id="com.x:id/edit_timer_sound"),
+            Widget("android.widget.Button", Bounds(600, 900, W, 1050), text="OK", clickable=True, package="com.x",
+                   resource_id="android:id/button1"))
+    panel = Widget("android.widget.FrameLayout", Bounds(100, 200, W - 100, 1100), package="com.x", children=kids)
+    return Screen("com.x", "com.x.Main", Widget("hierarchy", Bounds(0, 0, W, H), children=(panel,)), W, H)
+
+
+def test_a_dialog_the_last_step_opened_that_shows_every_value_is_confirmed() -> None:
+    from appatlas.graph.atlas import StoredTransition
+    from appatlas.types import Action, Selector
+
+    # Its sound picker offers "Add a new sound": a detour only the look-ahead likes.
+    sounds = _buttons("Add a new sound", "Argon")
+    pick_sound = Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/edit_timer_sound", text="Default (Cesium)"))
+    k = Knowledge.build(package="com.x", screens={1: _timer_dialog(), 2: sounds}, state_key={1: "timer", 2: "sounds"},
+                        content={}, tasks=[], transitions=[StoredTransition(1, 1, 2, "timer", "sounds", pick_sound, 1, 0,
+                                                                            "test")])
+    decision = Policy(k).decide("add a new timer of 5:00", _timer_dialog(), [_tapped("New Timer")], known_as="timer")
+    assert decision.option is not None and decision.option.label == "OK", decision.reason
+
+
+def test_confirming_a_dialog_that_shows_the_value_realises_adding_it() -> None:
+    dialog = _timer_dialog()
+    ok = next(o for o in options(dialog) if o.label == "OK")
+    history = [_tapped("New Timer"), taken(ok.action(dialog), dialog)]
+    progress = Progress(parse_intent("add a new timer of 5:00"), history)
+    assert progress.uncovered() == [] and "5:00" in progress.picked
