@@ -95,6 +95,11 @@ class _Valued:
     own: float = 0.0  # the part of `value` the option itself earns (its label, a slot it names or types)
 
 
+def _counted(label: str) -> set[str]:
+    """Stems of the words that follow a number in `label` ("2 Tracks", "6 items"): what is counted."""
+    return {stem(m.group(1).lower()) for m in re.finditer(r"\b\d+\s+([A-Za-z]+)", label)}
+
+
 def _shows_value(screen: Screen, value: str) -> bool:
     """Whether `screen` shows `value` as one of its texts — numbers as a clock writes them ("05:00")."""
     want = value.strip().lower()
@@ -347,6 +352,8 @@ class Policy:
             # A value's own words there ("5 minutes" under "Max reminder duration") are its current value.
             valued = {t for t in matched if t not in titled
                       and any(self._matches(f"{s.text} {s.kind_word}", [t]) for s in slots)}
+            # … and so is a count's unit ("Recordings" / "2 Tracks" is not the Tracks tab).
+            valued |= {t for t in matched if t not in titled and t in _counted(o.label)}
             matched = [t for t in matched if t not in valued]
             own = sum(self._weight(t) * (1.0 if t in titled else 0.5) for t in matched) * precision(o.label, matched)
             if o.checkable and self._satisfied(o, intent):

@@ -330,3 +330,9 @@ def test_confirming_a_dialog_that_shows_the_value_realises_adding_it() -> None:
     history = [_tapped("New Timer"), taken(ok.action(dialog), dialog)]
     progress = Progress(parse_intent("add a new timer of 5:00"), history)
     assert progress.uncovered() == [] and "5:00" in progress.picked
+
+
+def test_what_a_row_counts_is_not_what_it_is() -> None:
+    albums = _settings_page(_setting(100, "Recordings", "2 Tracks", "album"))
+    scores = dict(Policy(_empty()).decide("play the song in the tracks", albums, []).scores)
+    assert scores["tap 'Recordings 2 Tracks'"] == 0.0
