@@ -27,7 +27,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
 from appatlas.agent.oracle import AppWords, realised
-from appatlas.agent.progress import Progress, Taken, all_texts
+from appatlas.agent.progress import Progress, Taken, all_texts, names_slot
 from appatlas.agent.prompt import choice_context
 from appatlas.agent.valuing import (
     confirming,
@@ -358,6 +358,9 @@ class Policy:
             own = sum(self._weight(t) * (1.0 if t in titled else 0.5) for t in matched) * precision(o.label, matched)
             if o.checkable and self._satisfied(o, intent):
                 own = 0.0
+            if self._set_already(o, slots):
+                v.why.append("it shows the wanted value already")
+                return v  # a setting already as wanted, like a toggle already as wanted
             if own:
                 v.why.append(f"its label has {', '.join(matched)}")
             for rank, s in enumerate(slots):
@@ -437,6 +440,13 @@ class Policy:
         place = 1.0 - o.widget.bounds.y1 / max(screen.height, 1)
         v.value = v.own = self.config.slot_type * min(best_fit, 1.0) + 0.2 * place + 0.5 * label_value
         v.why.append(f"type the intent's '{v.text}' here")
+
+    def _set_already(self, o: Option, slots: Sequence[Slot]) -> bool:
+        """A setting row whose current value (its second line) is the value the intent sets ("… to 5 minutes")."""
+        if not o.title or o.title == o.label or o.in_dialog:
+            return False
+        value = o.label[len(o.title):].strip() if o.label.startswith(o.title) else ""
+        return bool(value) and any(s.cue == "to" and s.kind == "number" and names_slot(s, value) >= 0.7 for s in slots)
 
     def _satisfied(self, o: Option, intent: Intent) -> bool:
         """Whether a toggle already is as the intent wants it (radio buttons always want on)."""

@@ -336,3 +336,12 @@ def test_what_a_row_counts_is_not_what_it_is() -> None:
     albums = _settings_page(_setting(100, "Recordings", "2 Tracks", "album"))
     scores = dict(Policy(_empty()).decide("play the song in the tracks", albums, []).scores)
     assert scores["tap 'Recordings 2 Tracks'"] == 0.0
+
+
+def test_a_setting_that_shows_the_wanted_value_already_is_not_changed() -> None:
+    page = _settings_page(_setting(100, "Max reminder duration", "5 minutes", "alarm_reminder"))
+    scores = dict(Policy(_empty()).decide("change the max reminder duration to 5 minutes", page, []).scores)
+    assert scores["tap 'Max reminder duration 5 minutes'"] == 0.0
+    other = _settings_page(_setting(100, "Max reminder duration", "1 minute", "timer_reminder"))
+    assert dict(Policy(_empty()).decide("change the max reminder duration to 5 minutes", other, []).scores)[
+        "tap 'Max reminder duration 1 minute'"] > 0
