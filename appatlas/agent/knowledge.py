@@ -84,6 +84,7 @@ class Knowledge:
         self._by_state: dict[int, str] | None = None
         self._pages: dict[str, list[str]] | None = None
         self._options: dict[int, list[Option]] = {}
+        self._switches: list[tuple[str, ...]] | None = None
         self._labels: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
         df: Counter[str] = Counter()
         seen: set[str] = set()
@@ -169,6 +170,16 @@ class Knowledge:
             self._options[state_id] = [] if screen is None else [
                 o for o in options(screen, scroll=False) if o.widget is not None and o.label and not o.editable]
         return self._options[state_id]
+
+    @property
+    def switches(self) -> list[tuple[str, ...]]:
+        """The label words of every switch the app shows (a checkable option that is not a radio button)."""
+        if self._switches is None:
+            found = {o.label: tuple(label_words(o.label)) for info in self.screens.values()
+                     for sid in info.states[:MAX_STATES_PER_SCREEN] for o in self.options_of(sid)
+                     if o.checkable and not o.radio}
+            self._switches = list(found.values())
+        return self._switches
 
     def labels_of(self, state_id: int) -> list[tuple[str, tuple[str, ...]]]:
         """(label, words) of the options of one known state."""

@@ -358,6 +358,11 @@ class Policy:
             own = sum(self._weight(t) * (1.0 if t in titled else 0.5) for t in matched) * precision(o.label, matched)
             if o.checkable and self._satisfied(o, intent):
                 own = 0.0
+            elif intent.wants == "off" and not o.checkable and matched and any(
+                    len(terms_in(matched, ws)) == len(matched) for ws in self.knowledge.switches):
+                # "Disable showing the dial pad": what the app's switch names, a plain button cannot
+                # turn off ('Dialpad' opens the dial pad).
+                own *= 0.3
             if self._set_already(o, slots):
                 v.why.append("it shows the wanted value already")
                 return v  # a setting already as wanted, like a toggle already as wanted
@@ -389,8 +394,11 @@ class Policy:
                 v.why.append("what the intent names is further down this screen")
                 v.value = v.own = cfg.gamma * hidden
         # Typing nothing leads nowhere; a toggle changes this screen, it does not go anywhere.
+        # What is left after this option: the words its own name covers are not found again further on.
+        rest = [t for t in uncovered if t not in self._matches(o.name, uncovered)] if o.kind is ActionKind.TAP \
+            else uncovered
         ahead = 0.0 if ((o.kind is ActionKind.TYPE and not v.text) or o.checkable) else self.ahead.value(
-            o, key, uncovered, slots, been={t.screen for t in progress.history}, here=visible)
+            o, key, rest, slots, been={t.screen for t in progress.history}, here=visible)
         if ahead > 0:
             v.why.append(f"it leads towards the rest (+{ahead:.2f})")
         v.value += ahead

@@ -345,3 +345,37 @@ def test_a_setting_that_shows_the_wanted_value_already_is_not_changed() -> None:
     other = _settings_page(_setting(100, "Max reminder duration", "1 minute", "timer_reminder"))
     assert dict(Policy(_empty()).decide("change the max reminder duration to 5 minutes", other, []).scores)[
         "tap 'Max reminder duration 1 minute'"] > 0
+
+
+def _transition(tid: int, source: int, target: int, keys: dict[int, str], label: str):
+    from appatlas.graph.atlas import StoredTransition
+    from appatlas.types import Action, Selector
+
+    rid = "com.x:id/b0"  # the first of _buttons
+    return StoredTransition(tid, source, target, keys[source], keys[target],
+                            Action(ActionKind.TAP, target=Selector(resource_id=rid, text=label)), 1, 0, "test")
+
+
+def test_what_an_option_covers_itself_is_not_counted_again_on_the_screens_after_it() -> None:
+    keys = {1: "main", 2: "dialer"}
+    k = Knowledge.build(package="com.x", screens={1: _buttons("Dialpad"), 2: _buttons("Dialpad settings")},
+                        state_key=keys, content={}, tasks=[], transitions=[_transition(1, 1, 2, keys, "Dialpad")])
+    decision = Policy(k).decide("open the dial pad", _buttons("Dialpad"), [], known_as="main")
+    assert "leads towards" not in decision.reason
+
+
+def test_a_plain_button_cannot_turn_off_what_a_switch_of_the_app_names() -> None:
+    switch = Widget("android.widget.Switch", Bounds(0, 0, W, 150), text="Show a dialpad button", clickable=True,
+                    checkable=True, checked=True, package="com.x", resource_id="com.x:id/show_dialpad")
+    frame = Widget("android.widget.FrameLayout", Bounds(0, 0, W, H), package="com.x", children=(switch,))
+    settings = Screen("com.x", "com.x.Settings", Widget("hierarchy", Bounds(0, 0, W, H), children=(frame,)), W, H)
+
+    def dialpad_value(with_switch: bool) -> float:
+        screens = {1: _buttons("Dialpad"), **({2: settings} if with_switch else {})}
+        keys = {1: "main", 2: "settings"}
+        k = Knowledge.build(package="com.x", screens=screens, state_key={s: keys[s] for s in screens}, content={},
+                            tasks=[], transitions=[])
+        scores = dict(Policy(k).decide("disable the dial pad button", _buttons("Dialpad"), [], known_as="main").scores)
+        return scores["tap 'Dialpad'"]
+
+    assert 0 < dialpad_value(True) < dialpad_value(False)
