@@ -192,6 +192,12 @@ class Collection:
         # k documents own at most k * (most vectors of one document) vectors: a text collection (one
         # vector each) asks FAISS for k, not k * SLOTS (a smaller heap: measurably faster at 30,000)
         sims, ids = self.index.search(np.atleast_2d(qvec).astype(np.float32), min(n, k * self._most_vectors))
+        if self._most_vectors == 1:  # one vector per document: no document is hit twice, nothing to merge
+            docs = ids[0] // SLOTS
+            hit = (ids[0] >= 0) & (docs < len(self._pos))
+            pos, val = self._pos[docs[hit]], sims[0][hit]
+            order = np.argsort(pos[pos >= 0])
+            return pos[pos >= 0][order], val[pos >= 0][order]
         best = np.full(len(self.docs), -np.inf, dtype=np.float32)
         self._scatter(best, sims[0], ids[0])
         pos = np.flatnonzero(np.isfinite(best))

@@ -99,6 +99,24 @@ def widget_label(w: Widget) -> str:
     return " ".join(words)
 
 
+def _actionable_owner(root: Widget, target: Widget) -> Widget | None:
+    """The nearest actionable widget that holds `target` (not itself), or None."""
+    path: list[Widget] = []
+
+    def find(node: Widget) -> bool:
+        if node is target:
+            return True
+        path.append(node)
+        if any(find(c) for c in node.children):
+            return True
+        path.pop()
+        return False
+
+    if not find(root):
+        return None
+    return next((w for w in reversed(path) if w.actionable and not w.scrollable), None)
+
+
 def _kind_of(w: Widget) -> str:
     cls = w.class_name.rsplit(".", 1)[-1]
     if w.editable or cls.endswith("EditText"):
@@ -226,6 +244,11 @@ def action_facts(action: Action, screen: Screen | None) -> ActionFacts:
     if widget is None:
         label = target.text or target.content_desc or " ".join(id_words(target.resource_id))
         return ActionFacts(verb=kind.value, label=_clip(label), widget="field" if kind is ActionKind.TYPE else "item")
+    if kind is not ActionKind.TYPE and screen is not None and not widget.actionable and \
+            not any(c.isalpha() for c in widget.label):
+        # a tap on a number (a track number, a count) or a bare view inside a clickable row taps the
+        # row, and a number says which, not what: the row's texts name it (track '0' is "0 test1")
+        widget = _actionable_owner(screen.root, widget) or widget
     wkind = _kind_of(widget)
     if kind is ActionKind.TYPE:
         label = widget.hint or " ".join(id_words(widget.resource_id)) or widget.text

@@ -101,9 +101,10 @@ class _QueryPath:
     The same computation as `SentenceTransformer.encode` (tokenize, BERT, mean pooling over the
     attention mask, unit length) with the BERT forward traced and frozen by TorchScript, which
     removes most of the Python dispatch between its ~100 small operations: a query's embedding
-    went from ~12.7 to ~7.2 ms (best of 200, one thread). `build` checks the traced path against
-    the library's own on probe texts of other lengths, and returns None (callers keep the library
-    path) when the model is not the expected shape or the outputs differ.
+    went from ~12.7 to ~7.2 ms (best of 200, one thread); `optimize_for_inference` then gives each
+    linear layer its weight transposed once (p50 ~15% lower on a busy machine). `build` checks the
+    traced path against the library's own on probe texts of other lengths, and returns None (callers
+    keep the library path) when the model is not the expected shape or the outputs differ.
     """
 
     _PROBES = ("turn off autosave notes", "sort the folders by name and show the hidden ones in the gallery app",
@@ -135,9 +136,13 @@ class _QueryPath:
             sample = tokenizer([cls._PROBES[0]], return_tensors="pt")
             with torch.inference_mode(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # TorchScript's notes on shape checks it folds
-                traced = torch.jit.freeze(torch.jit.trace(_Hidden(bert).eval(),
-                                                          (sample["input_ids"], sample["attention_mask"]),
-                                                          strict=False, check_trace=False))
+                traced = torch.jit.trace(_Hidden(bert).eval(), (sample["input_ids"], sample["attention_mask"]),
+                                         strict=False, check_trace=False)
+                # frozen, then rewritten for inference: each linear layer becomes a product with its
+                # weight transposed once, which MKL does faster for a few-token input than with the
+                # stored [out, in] weight (forward p50 8.4-11.4 -> 7.4-9.2 ms interleaved at load ~3;
+                # outputs within 4e-6)
+                traced = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
             path = cls(tokenizer, traced, max_length)
             want = model.encode(list(cls._PROBES), normalize_embeddings=True, convert_to_numpy=True,
                                 show_progress_bar=False)

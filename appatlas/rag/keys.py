@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import networkx as nx
-
-from appatlas.graph.planner import Edge, edge_cost
+from appatlas.graph.planner import Edge
 from appatlas.rag.slots import FIELD_WORDS, Slot, field_affinity
 from appatlas.rag.text import id_words, tokens
 from appatlas.rag.views import AtlasViews, TransitionView
+from appatlas.rag.walk import Decisions, Walker, latest_choice
 from appatlas.types import ActionKind
 
 __all__ = ["Evidence", "KeyPicker", "Pick", "number_fits"]
@@ -57,6 +56,9 @@ class Evidence:
     near: dict[str, frozenset[str]] = field(default_factory=dict)  # number term -> the words beside it
     followed: set[tuple[Edge, Edge]] = field(default_factory=set)  # steps seen one after the other
     latest: set[Edge] = field(default_factory=set)  # of actions with several outcomes, the one seen last
+    # a choice (radio button, checkbox) -> (source, action key) -> the outcome that action had whenever
+    # taken right after it (AtlasViews.consequences)
+    after: Decisions = field(default_factory=dict)
 
     @classmethod
     def neighbours(cls, terms: Sequence[str]) -> dict[str, frozenset[str]]:
@@ -89,11 +91,7 @@ class KeyPicker:
     def __init__(self, views: AtlasViews) -> None:
         self.views = views
         self.graph = views.plan_graph
-        self.simple = nx.DiGraph()
-        for u, v, key, data in self.graph.edges(keys=True, data=True):
-            w = edge_cost(data)
-            if not self.simple.has_edge(u, v) or w < self.simple.edges[u, v]["weight"]:
-                self.simple.add_edge(u, v, weight=w, key=key)
+        self.walker = Walker(self.graph)
         self.tid = {(u, v, k): d["transition"] for u, v, k, d in self.graph.edges(keys=True, data=True)}
         self.edge_of = {t: e for e, t in self.tid.items()}
         self.words = {t.id: frozenset(tokens(action_words(t, views))) for t in views.transitions.values()}
@@ -106,42 +104,27 @@ class KeyPicker:
         # "Diary" on screen does not make that screen where "print 'Diary'" ends)
         self.screen_words = {k: frozenset(tokens(" ".join(v.facts.toggles + v.facts.choices + v.facts.buttons)))
                              for k, v in views.screens.items()}
-        self._paths: dict[str, tuple[dict[str, float], dict[str, list[str]]]] = {}
 
     # --- routes --------------------------------------------------------------------------------
 
-    def _from(self, src: str) -> tuple[dict[str, float], dict[str, list[str]]]:
-        if src not in self._paths:
-            if src in self.simple:
-                self._paths[src] = nx.single_source_dijkstra(self.simple, src, weight="weight")
-            else:
-                self._paths[src] = ({src: 0.0}, {src: [src]})
-        return self._paths[src]
-
-    def route(self, start: str, waypoints: Sequence[Edge]) -> tuple[list[Edge], float] | None:
-        """Edges and cost of the shortest route taking `waypoints` in order; None if impossible."""
-        here, edges, cost = start, [], 0.0
-        for wp in waypoints:
-            dist, paths = self._from(here)
-            if wp[0] not in dist:
-                return None
-            nodes = paths[wp[0]]
-            edges += [(a, b, self.simple.edges[a, b]["key"]) for a, b in itertools.pairwise(nodes)]
-            edges.append(wp)
-            cost += dist[wp[0]] + edge_cost(self.graph.edges[wp])
-            here = wp[1]
-        return edges, cost
+    def route(self, start: str, waypoints: Sequence[Edge],
+              after: Decisions | None = None) -> tuple[list[Edge], float] | None:
+        """Edges and cost of the shortest route taking `waypoints` in order, a choice deciding where
+        the action that leaves its screen goes (see `Walker`); None if impossible."""
+        return self.walker.route(start, waypoints, after)
 
     # --- value ---------------------------------------------------------------------------------
 
     def value(self, start: str, edges: list[Edge], cost: float, ev: Evidence,
               bound: dict[Edge, Slot]) -> float:
         credit: dict[str, float] = {}
-        for e in edges:
+        for i, e in enumerate(edges):
             tid = self.tid[e]
             # A label that shares a word with the intent but not its meaning ("Show all folders
             # content" for "sort folders by name") earns only part of that word.
             gate = min(1.0, max(0.0, (ev.edges.get(tid, 0.0) - 0.2) / 0.4))
+            if i == len(edges) - 1 and self._unfinished(e):
+                gate *= END_OFFERS
             for t in self.words.get(tid, frozenset()):
                 if number_fits(t, self.labels.get(tid, frozenset()), ev):
                     credit[t] = max(credit.get(t, 0.0), gate)
@@ -177,6 +160,15 @@ class KeyPicker:
             + FOLLOWED * sum(1 for e in edges if self.kinds.get(self.tid[e], frozenset()) & ev.weights.keys())
         return coverage + context + end_score + slots + experience + together \
             - ev.step_cost * (cost + typed) - 0.05 * self.inversions(edges, ev)
+
+    def _unfinished(self, edge: Edge) -> bool:
+        """Whether `edge` opens a dialog the atlas never saw left but by going back ('Add new checklist
+        items', its OK never taken): a route that stops there has asked, not done, what the edge names."""
+        u, v, _ = edge
+        view = self.views.screens.get(v)
+        if u == v or view is None or view.facts.kind != "dialog":
+            return False
+        return all(w == v or d["action"].kind in _NAV for _, w, d in self.graph.out_edges(v, data=True))
 
     def digit(self, tid: int) -> str:
         """The digit a keypad key enters ('Nine', '9'), or ""."""
@@ -280,12 +272,18 @@ class KeyPicker:
             if len(longer) == len(waypoints):
                 break
             waypoints = longer
+        walked = self.walker.walk(start, waypoints, ev.after)
+        if walked is not None:  # what a choice decided is taken as it is, by any planner of this route
+            for e in walked[2]:
+                reasons.setdefault(e, f"{self.views.transitions[self.tid[e]].facts.phrase()}: where it led whenever "
+                                      "taken after the choice made before it")
+            waypoints = walked[2]
         return [Pick(e, self.tid[e], reasons.get(e, ""), bound.get(e)) for e in waypoints]
 
     def _greedy(self, start: str, ev: Evidence, stages: list[list[tuple[Edge, Slot | None]]],
                 waypoints: list[Edge], bound: dict[Edge, Slot], reasons: dict[Edge, str], limit: int) -> float:
         """Add waypoints from each stage's pool while one raises the value; returns the final value."""
-        base = self.route(start, waypoints)
+        base = self.route(start, waypoints, ev.after)
         assert base is not None
         best_value = self.value(start, base[0], base[1], ev, bound)
         for pool in stages:
@@ -299,7 +297,7 @@ class KeyPicker:
                         trial_bound[edge] = slot
                     for pos in range(len(waypoints) + 1):
                         trial = waypoints[:pos] + [edge] + waypoints[pos:]
-                        r = self.route(start, trial)
+                        r = self.route(start, trial, ev.after)
                         if r is None:
                             continue
                         v = self.value(start, r[0], r[1], ev, trial_bound)
@@ -328,7 +326,7 @@ class KeyPicker:
                     if edge in waypoints:
                         continue
                     trial = waypoints[:i] + [edge] + waypoints[i + 1:]
-                    r = self.route(start, trial)
+                    r = self.route(start, trial, ev.after)
                     if r is None:
                         continue
                     v = self.value(start, r[0], r[1], ev, bound)
@@ -360,9 +358,12 @@ class KeyPicker:
         if end is None:
             return waypoints
         options = []
+        walked = self.route(start, waypoints, ev.after)
+        choice = latest_choice(walked[0], ev.after) if walked is not None else None
+        decided = ev.after.get(choice, {}) if choice is not None else {}
         for u, v, key in self.graph.out_edges(last[1], keys=True):
             t = self.views.transitions.get(self.tid[(u, v, key)])
-            if t is None or v == u or t.action.kind in _NAV:
+            if t is None or v == u or t.action.kind in _NAV or decided.get((u, key), (u, v, key)) != (u, v, key):
                 continue
             label = set(tokens(t.facts.label))
             strong = bool(label & _SAVE)
@@ -374,20 +375,23 @@ class KeyPicker:
                 continue  # after one confirm, only a dialog it opened or a save screen needs another
             options.append((ev.screens.get(v, 0.0) + 0.1 * t.count + (0.5 if strong else 0.0), (u, v, key), t))
         if not options:
-            return waypoints + self._close(last[1], ev, reasons)
+            return waypoints + self._close(last[1], decided, ev, reasons)
         _, edge, t = max(options, key=lambda o: o[0])
         reasons[edge] = f"{t.facts.phrase()}: confirms what the previous step left open"
         return waypoints + [edge]
 
-    def _close(self, dialog: str, ev: Evidence, reasons: dict[Edge, str]) -> list[Edge]:
-        """A dialog or menu with no confirm button is closed by a choice: the one nearest the intent."""
+    def _close(self, dialog: str, decided: Mapping[tuple[str, str], Edge], ev: Evidence,
+               reasons: dict[Edge, str]) -> list[Edge]:
+        """A dialog or menu with no confirm button is closed by a choice: the one nearest the intent
+        (of those a choice made there leaves possible)."""
         view = self.views.screens.get(dialog)
         if view is None or view.facts.kind not in ("dialog", "menu"):
             return []
         best, best_rel = None, 0.0
         for u, v, key in self.graph.out_edges(dialog, keys=True):
             t = self.views.transitions.get(self.tid[(u, v, key)])
-            if t is None or v == u or t.action.kind in _NAV or t.action.kind is ActionKind.TYPE:
+            if t is None or v == u or t.action.kind in _NAV or t.action.kind is ActionKind.TYPE or \
+                    decided.get((u, key), (u, v, key)) != (u, v, key):
                 continue
             rel = ev.edges.get(t.id, 0.0)
             if rel > best_rel:

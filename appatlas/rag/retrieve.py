@@ -99,6 +99,7 @@ class Retriever:
         self._task_states = {t.name: [st.state for st in t.steps] for t in tasks.values()}
         self._followed = self.views.followed_without()
         self._latest = self.views.latest_outcomes()
+        self._after = self.views.consequences(self._followed)
 
     # --- public ------------------------------------------------------------------------------
 
@@ -123,8 +124,9 @@ class Retriever:
         walks = [self._task_states[n] for n in exclude_tasks if n in self._task_states]
         followed = self.views.followed_without(walks) if walks else self._followed
         latest = self.views.latest_outcomes(walks) if walks else self._latest
+        after = self.views.consequences(followed) if walks else self._after
         keys = self._key_transitions(starts[0].key, scores, experience, slots, query, followed,
-                                     latest) if starts else []
+                                     latest, after) if starts else []
         routes = self._routes(starts[0].key, keys, k) if starts else []
         ends = self._ends(routes, scores, experience, starts)
         return Retrieval(intent=intent, query=query, slots=slots, starts=starts[:k], key_transitions=keys,
@@ -228,12 +230,12 @@ class Retriever:
 
     def _key_transitions(self, start: str, scores: _Scores, experience: list[tuple[str, float, str]],
                          slots: list[Slot], query: str, followed: set[tuple[Edge, Edge]],
-                         latest: set[Edge]) -> list[KeyTransition]:
+                         latest: set[Edge], after: dict[Edge, dict[tuple[str, str], Edge]]) -> list[KeyTransition]:
         order = {t: i for i, t in reversed(list(enumerate(tokens(query))))}
         ev = Evidence(weights=scores.weights, edges=scores.edges, screens=scores.screens,
                       experience=[(sim, self._task_path.get(subject, [])) for _, sim, subject in experience[:2]],
                       slots=[s for s in slots if s.typed], order=order, near=Evidence.neighbours(tokens(query)),
-                      followed=followed, latest=latest)
+                      followed=followed, latest=latest, after=after)
         picks = self.picker.pick(start, ev)
         return [KeyTransition(p.transition, p.edge, 1.0, p.reason, p.slot) for p in picks]
 

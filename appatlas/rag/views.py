@@ -11,7 +11,7 @@ taken one right after the other, and what an action with several outcomes did la
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -89,6 +89,32 @@ class AtlasViews:
         ids in order) are left out."""
         drop = {tuple(w[i:i + 3]) for w in walks for i in range(len(w) - 2)}
         return {pair for pair, seen in self.followed.items() if not seen <= drop}
+
+    def consequences(self, followed: Iterable[tuple[Edge, Edge]]) -> dict[Edge, dict[tuple[str, str], Edge]]:
+        """What a choice decides: for a choice made on a screen (a radio button, checkbox or switch
+        tapped, the screen staying), the outcome each action with several outcomes had every time it
+        was taken right after that choice. `followed`: pairs of steps (see `followed_without`).
+
+        Hidden state the screen's structure does not show: choose 'Checklist' in the new-note dialog
+        and its OK opens the checklist, not the text note. A choice after which an action had several
+        outcomes decides nothing about it. Keyed by choice, then (source, action key).
+        """
+        seen: dict[tuple[Edge, tuple[str, str]], set[Edge]] = defaultdict(set)
+        for choice, then in followed:
+            if then in self.outcomes and self.is_choice(choice):
+                seen[(choice, (then[0], then[2]))].add(then)
+        out: dict[Edge, dict[tuple[str, str], Edge]] = defaultdict(dict)
+        for (choice, action), outcomes in seen.items():
+            if len(outcomes) == 1:
+                out[choice][action] = next(iter(outcomes))
+        return dict(out)
+
+    def is_choice(self, edge: Edge) -> bool:
+        """Whether `edge` sets a choice on its screen: a tap on a radio button, checkbox or switch that
+        stays on that screen."""
+        t = self.transitions.get(self.graph.edges[edge]["transition"]) if self.graph.has_edge(*edge) else None
+        return t is not None and edge[0] == edge[1] and t.action.kind is ActionKind.TAP and \
+            t.facts.widget in ("choice", "checkbox", "switch")
 
     @property
     def plan_graph(self) -> nx.MultiDiGraph:

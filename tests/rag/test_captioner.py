@@ -5,9 +5,9 @@ import pytest
 from appatlas.errors import CaptionerError
 from appatlas.graph.atlas import Atlas
 from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas, make_captioner, screen_caption
-from appatlas.rag.describe import screen_facts
+from appatlas.rag.describe import action_facts, screen_facts
 from appatlas.rag.views import atlas_views
-from tests.rag.conftest import add_dialog, build_notes_atlas, settings
+from tests.rag.conftest import W, _w, add_dialog, build_notes_atlas, screen, settings, tap
 
 
 def test_a_dialog_caption_names_its_title_field_choices_and_buttons() -> None:
@@ -26,6 +26,16 @@ def test_a_settings_caption_lists_its_toggles() -> None:
 def test_a_typed_value_does_not_become_the_name_of_its_field() -> None:
     facts = screen_facts(add_dialog("Groceries"))
     assert facts.fields == ["note title"]  # the field is known by its id, not by what was typed
+
+
+def test_a_tapped_number_in_a_row_is_named_by_the_row_and_a_tapped_word_by_itself() -> None:
+    tracks = screen("TracksActivity", _w("RecyclerView", (0, 300, W, 2000), rid="tracks", scrollable=True, children=(
+        _w("ViewGroup", (0, 300, W, 450), rid="track_frame", clickable=True, children=(
+            _w("TextView", (20, 320, 120, 420), rid="track_id", text="0"),
+            _w("TextView", (120, 320, 900, 420), rid="track_title", text="test1"),
+            _w("TextView", (900, 320, 1060, 420), rid="track_duration", text="00:10"))),)))
+    assert action_facts(tap(rid="track_id", text="0"), tracks).label == "0 test1"  # a number says which, not what
+    assert action_facts(tap(rid="track_title", text="test1"), tracks).label == "test1"
 
 
 def test_a_transition_caption_says_what_is_tapped_and_where_it_leads(tmp_path) -> None:

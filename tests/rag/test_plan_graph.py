@@ -119,6 +119,8 @@ def test_an_action_with_several_outcomes_is_expected_to_do_what_it_did_last(tmp_
     ("calendar", "task15", "the reminder '1 hour before', not the date 'July 1', explains 'remind me 1 hour'"),
     ("calendar", "task5", "after adding holidays the list shows events: the outcome seen last (not the task's own)"),
     ("musicplayer", "task3", "the folder 'Recordings' (id folder_title), not the album, after the Folders tab"),
+    ("notes", "task15", "'Checklist' chosen, OK opens the checklist; 'Add new checklist items' was never finished"),
+    ("musicplayer", "task5", "the track '0' is the row '0 test1' of the Recordings album"),
 ])
 def test_plans_that_need_this_rounds_evidence(droidtask, tmp_path, embedder, app: str, task: str, why: str) -> None:
     from appatlas.bench.retrieval import recorded_pages, score_task
