@@ -5,9 +5,12 @@ the tail of the file; calibration windows are sampled from the head). Per row: p
 512-token windows, stored bits per weight of the block linears, size on disk, greedy decode tokens/s
 (batch 1, ``threads`` threads, the same decoder loop for every row) and compression time.
 
-The ``packed-int4`` row is the deployment configuration (GPTQ 4-bit, groups of 64, int8 lm_head): its
+The ``packed-int4`` row is the deployment configuration (GPTQ 4-bit in groups of 32, int4 lm_head): its
 speed is measured interleaved with fp32 in the same process, and its greedy output is compared with
 the dequantized fp32 reference on a fixed prompt.
+
+The second table (``summary.agent_rows``) comes from an ``agent_eval`` hook; :func:`tasks_agent_eval`
+runs the tasks benchmark (BENCHMARKS.md §1) with a row's in-memory model as the agent's LLM.
 """
 
 from __future__ import annotations
@@ -59,8 +62,11 @@ ROWS: tuple[Row, ...] = (
     Row("appatlas-mp-w2.5", "appatlas-mp", CompressSpec("appatlas-mp", 2.5)),
     *(Row(f"{m}-{p}", m, _prune(m, p)) for m in ("magnitude", "wanda", "sparsegpt", "appatlas-prune")
       for p in ("unstructured", "2:4")),
-    Row("packed-int4", "packed-int4", CompressSpec("gptq", 4, group_size=64, head_bits=8)),
+    Row("packed-int4", "packed-int4", CompressSpec("gptq", 4, group_size=32, head_bits=4)),
 )
+
+AGENT_ROWS = ("fp32", "gptq-w3", "appatlas-mp-w3", "appatlas-mp-w2.5", "appatlas-prune-unstructured",
+              "appatlas-prune-2:4", "packed-int4")  # the rows whose model is worth an agent run
 
 
 def _decode(model, quant, prompt, *, new_tokens: int, repeats: int, compile: bool) -> float:
@@ -102,12 +108,14 @@ def run_compress_bench(
     speed_rounds: int = 5,
     compile: bool = True,
     agent_eval: AgentEval | None = None,
+    agent_rows: Sequence[str] = AGENT_ROWS,
     console=None,
 ) -> dict[str, Any]:
     """Run the benchmark, write the JSON to ``out_path`` and return it.
 
-    ``rows`` selects row labels (see ``ROWS``); ``agent_eval(model, tokenizer, row)`` is an optional hook
-    whose returned metrics (e.g. ``action_accuracy``) go into ``summary.agent_rows``.
+    ``rows`` selects row labels (see ``ROWS``); ``agent_eval(model, tokenizer, row)`` is an optional hook run on
+    the rows labelled ``agent_rows`` (``row`` is the row's record plus its ``label``) whose returned metrics
+    (e.g. ``action_accuracy``) go into ``summary.agent_rows``.
     """
     from rich.console import Console
     from rich.table import Table
@@ -125,7 +133,7 @@ def run_compress_bench(
 
     records: list[dict[str, Any]] = []
     details: list[dict[str, Any]] = []
-    agent_rows: list[dict[str, Any]] = []
+    agent_results: list[dict[str, Any]] = []
     checks: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="appatlas-bench-") as tmp:
         for row in selected:
@@ -161,19 +169,19 @@ def run_compress_bench(
                             "load_avg_1m": os.getloadavg()[0],
                             "allocation_avg_bits": figures.get("avg_bits"),
                             "kernels": sorted({getattr(op, "kind", "?") for op in _ops(model_, quant)})})
-            if agent_eval is not None:
-                agent_rows.append({"label": row.label, **agent_eval(model_, tokenizer, rec)})
+            if agent_eval is not None and row.label in agent_rows:
+                agent_results.append({"label": row.label, **agent_eval(model_, tokenizer, {"label": row.label, **rec})})
             console.print(f"{row.label:>28}: ppl {ppl:8.2f}  bpw {bpw:5.2f}  {size / 1e6:7.1f} MB  "
                           f"{tok_s:6.1f} tok/s  {seconds:6.1f} s")
             _write(out_path, _summary(model, text_path, threads, calib, windows, records, details, checks,
-                                      agent_rows if agent_eval else None, complete=False))
+                                      agent_results if agent_eval else None, complete=False))
             if row.label == "packed-int4":
                 checks.update(_packed_checks(base, model_, quant, prompt, decode_tokens, speed_rounds, records, compile))
             elif row.spec is not None:
                 del model_
     checks.update(_done_checks(records, selected, fp32_size))
     result = _summary(model, text_path, threads, calib, windows, records, details, checks,
-                      agent_rows if agent_eval else None, complete=True)
+                      agent_results if agent_eval else None, complete=True)
     _write(out_path, result)
 
     table = Table(title=f"compression on {Path(text_path).name} ({model})")
@@ -184,6 +192,15 @@ def run_compress_bench(
                       f"{r['bits_per_weight']:.2f}", f"{r['size_mb']:.1f}", f"{r['decode_tok_s']:.1f}",
                       f"{r['compress_s']:.1f}")
     console.print(table)
+    if agent_results:
+        agent = Table(title="the agent on the tasks benchmark with each model")
+        for col in ("row", "action accuracy", "goal success", "model decisions", "same choice as fp32"):
+            agent.add_column(col, justify="right")
+        for a in agent_results:
+            same = f"{a['same_choice_as_fp32']}/{a['fp32_questions']}" if "fp32_questions" in a else "–"
+            agent.add_row(a["label"], f"{a['action_accuracy']:.1%}", f"{a['goal_success_rate']:.1%}",
+                          str(a["model_decisions"]), same)
+        console.print(agent)
     return result
 
 
@@ -208,8 +225,7 @@ def _ops(model, quant) -> list:
         dec = GreedyDecoder(model, quant=quant, kernels=True, max_len=8)
     except Exception:  # noqa: BLE001 - only used for the "kernels" detail column
         return []
-    layer = dec.layers[0]
-    return [layer.qkv, layer.o, layer.gate_up, layer.down, dec.head]
+    return dec.ops()
 
 
 def _packed_checks(base, packed, quant, prompt, new_tokens, rounds, records, compile) -> dict[str, Any]:
@@ -262,3 +278,65 @@ def _done_checks(records: list[dict[str, Any]], rows: Sequence[Row], fp32_size: 
             out[f"prune_{pattern}_le_best_baseline"] = ppl(labels[2]) <= min(ppl(labels[0]), ppl(labels[1]))
     out["max_compress_s"] = max((rec["compress_s"] for rec in records), default=0.0)
     return out
+
+
+class _RecordingLM:
+    """An LLM that keeps every question it answered: ``(context, options, chosen index)``."""
+
+    def __init__(self, llm: Any):
+        self.llm, self.name = llm, llm.name
+        self.calls: list[tuple[str, tuple[str, ...], int]] = []
+
+    def choose(self, context: str, options: Sequence[str]) -> tuple[int, list[float]]:
+        index, scores = self.llm.choose(context, options)
+        self.calls.append((context, tuple(options), index))
+        return index, scores
+
+    def chat(self, messages, **kwargs) -> str:
+        return self.llm.chat(messages, **kwargs)
+
+
+def tasks_agent_eval(data: str | os.PathLike[str], *, apps: Sequence[str] = ()) -> AgentEval:
+    """An ``agent_eval`` hook: the tasks benchmark with the row's model as the agent's LLM.
+
+    The recordings under ``data`` (DroidTask app folders, optionally only ``apps``) are imported once. Per
+    row: step-wise ``action_accuracy``, ``goal_success_rate`` of the free runs, and ``model_decisions``
+    (how often the agent asked the model). The agent asks the model rarely, so the questions the fp32
+    row's model answered are put again to each compressed row's model: ``same_choice_as_fp32`` of
+    ``fp32_questions``. The fp32 row must run first (it does in ``ROWS``).
+    """
+    from appatlas.agent.llm_local import LocalLM
+    from appatlas.bench.tasks import prepare_app, score_app
+
+    folders = sorted(p for p in Path(data).iterdir() if p.is_dir() and (p / "states").is_dir()
+                     and any(p.glob("task*.yaml")) and (not apps or p.name in apps))
+    if not folders:
+        raise FileNotFoundError(f"no DroidTask app folders{' named ' + ','.join(apps) if apps else ''} under {data}")
+    prepared = []
+    for folder in folders:  # as run_tasks_bench does with atlas="import"
+        full, replay, tasks = prepare_app(folder)
+        prepared.append((folder.name, tasks, replay, full))
+    reference: list[tuple[str, tuple[str, ...], int]] = []
+
+    def hook(model: torch.nn.Module, tokenizer: Any, row: dict[str, Any]) -> dict[str, Any]:
+        llm = LocalLM(model, tokenizer, name=row["label"])
+        recording = _RecordingLM(llm)
+        tick = time.perf_counter()
+        evidence: list[dict[str, Any]] = []
+        for app, tasks, replay, full in prepared:
+            evidence += score_app(app, tasks, replay=replay, full=full, base=full, llm=recording)[0]
+        steps = [s for r in evidence for s in r["steps"]]
+        out: dict[str, Any] = {
+            "action_accuracy": sum(s["correct"] for s in steps) / max(len(steps), 1),  # as bench tasks' summary
+            "goal_success_rate": sum(r["run"]["success"] for r in evidence) / max(len(evidence), 1),
+            "steps": len(steps), "tasks": len(evidence), "model_decisions": len(recording.calls),
+            "seconds": time.perf_counter() - tick,
+        }
+        if row["label"] == "fp32":
+            reference[:] = recording.calls
+        elif reference:
+            out["fp32_questions"] = len(reference)
+            out["same_choice_as_fp32"] = sum(llm.choose(c, list(o))[0] == i for c, o, i in reference)
+        return out
+
+    return hook

@@ -80,13 +80,8 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
     for folder in folders:
         if progress is not None:
             progress(folder.name, "importing")
+        full, replay, tasks = prepare_app(folder)
         with tempfile.TemporaryDirectory() as tmp:
-            import_droidbot(folder, Path(tmp) / "rec.atlas")
-            with Atlas.open(Path(tmp) / "rec.atlas") as rec:
-                full = Knowledge.from_atlas(rec)
-                replay = recorded_app(rec)
-            tasks = read_tasks(folder, full)
-            replay = with_task_steps(replay, tasks)
             base = full if atlas == "import" else _crawled(replay, Path(tmp), crawl_budget, progress, folder.name)
         rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=base, llm=model,
                              leave_out=atlas == "import", progress=progress, sources=sources)
@@ -216,6 +211,17 @@ def _from_choice(rec: dict[str, Any], group: list[tuple[str, int]], full: Knowle
                 return BenchStep(origin, sid, states, action)
     log.info("the chosen element %r is on none of the step's screens", label)
     return BenchStep(group[-1][0], group[-1][1], states, None, label=label)
+
+
+def prepare_app(folder: Path) -> tuple[Knowledge, RecordedApp, list[BenchTask]]:
+    """A DroidTask app folder imported: its full knowledge, its replayed phone (with the task steps) and tasks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        import_droidbot(folder, Path(tmp) / "rec.atlas")
+        with Atlas.open(Path(tmp) / "rec.atlas") as rec:
+            full = Knowledge.from_atlas(rec)
+            replay = recorded_app(rec)
+    tasks = read_tasks(folder, full)
+    return full, with_task_steps(replay, tasks), tasks
 
 
 def with_task_steps(replay: RecordedApp, tasks: list[BenchTask]) -> RecordedApp:

@@ -27,7 +27,8 @@ def compress_cmd(
     sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of weights to prune (0 = none).")] = 0.0,
     pattern: Annotated[str, typer.Option("--pattern", help="unstructured | 2:4")] = "unstructured",
     prune_method: Annotated[str, typer.Option("--prune-method", help="magnitude | wanda | sparsegpt | appatlas-prune")] = "sparsegpt",
-    head_bits: Annotated[int | None, typer.Option("--head-bits", help="8: also int8-quantize lm_head (faster decode).")] = None,
+    head_bits: Annotated[int | None, typer.Option(
+        "--head-bits", help="Also quantize lm_head (faster decode): 8 per channel, 4 in --group-size groups.")] = None,
     samples: Annotated[int, typer.Option("--samples", help="Calibration windows.")] = 32,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per calibration window.")] = 512,
 ) -> None:
@@ -97,15 +98,30 @@ def bench_compress_cmd(
                                                          help="Evaluate on the first N 512-token windows only.")] = None,
     compile: Annotated[bool, typer.Option("--compile/--no-compile",
                                           help="torch.compile the decoders of the packed speed check.")] = True,
+    tasks_data: Annotated[Path | None, typer.Option(
+        "--tasks-data", help="DroidTask app folders: also run the tasks benchmark with each --tasks-rows model.")] = None,
+    tasks_apps: Annotated[str | None, typer.Option("--tasks-apps", help="Only these apps (comma-separated).")] = None,
+    tasks_rows: Annotated[str | None, typer.Option(
+        "--tasks-rows", help="Rows whose model runs the tasks benchmark (default: fp32, gptq-w3, appatlas-mp, "
+                             "appatlas-prune, packed-int4).")] = None,
 ) -> None:
     """Benchmark every compression method on one text: ppl, bits/weight, size, decode tok/s, time.
 
+    With --tasks-data a second table gives the agent's action_accuracy with the fp32 and compressed models.
     Example: appatlas bench compress --model smollm2-135m --text botchan.txt --out bench.json
     """
-    from appatlas.bench.compress import run_compress_bench
+    from appatlas.bench.compress import run_compress_bench, tasks_agent_eval
 
+    agent_eval = None
+    if tasks_data is not None:
+        try:
+            agent_eval = tasks_agent_eval(tasks_data, apps=tasks_apps.split(",") if tasks_apps else ())
+        except FileNotFoundError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--tasks-data") from exc
+    picked = {"agent_rows": tasks_rows.split(",")} if tasks_rows else {}
     summary = run_compress_bench(model=model, text_path=text, out_path=out, rows=rows.split(",") if rows else None,
-                                 max_eval_windows=max_eval_windows, compile=compile, console=console)
+                                 max_eval_windows=max_eval_windows, compile=compile, agent_eval=agent_eval,
+                                 console=console, **picked)
     console.print(f"wrote {out} ({len(summary['summary']['rows'])} rows)")
     console.print_json(json.dumps(summary["summary"].get("checks", {})))
 

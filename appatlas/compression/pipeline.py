@@ -22,7 +22,7 @@ from .prune.masks import check_sparsity
 from .prune.sparsegpt import SparseGPT
 from .prune.wanda import Wanda
 from .quant.gptq import GPTQ, GPTQConfig
-from .quant.grid import QuantizedWeight, assemble, find_params, quantize_codes
+from .quant.grid import QuantizedWeight, assemble, quantize_codes, resolve_group_size, static_groups
 from .quant.mixed import MixedPrecisionConfig, mixed_precision_compress
 from .quant.rtn import RTN, RTNConfig
 from .result import LayerResult
@@ -38,8 +38,9 @@ class CompressSpec:
     """What to do. ``bits=None`` skips quantization; ``sparsity=0`` skips pruning.
 
     For ``appatlas-mp`` ``bits`` is the average budget over {2, 3, 4, 8}; for ``rtn``/``gptq`` it must
-    be one of those. ``head_bits=8`` also quantizes ``lm_head`` (tied with the embedding) per channel,
-    which is what makes the packed path fast on CPU.
+    be one of those. ``head_bits`` also quantizes ``lm_head`` (tied with the embedding): 8 per channel,
+    4 in groups of ``group_size`` (faster to decode, a little worse); the head is the largest matrix of a
+    small model, so this is what makes the packed path fast on CPU.
     """
 
     method: str | None = "gptq"
@@ -67,8 +68,8 @@ class CompressSpec:
             if self.prune_method not in PRUNE_METHODS:
                 raise ConfigError(f"unknown pruning method {self.prune_method!r}; use one of {PRUNE_METHODS}")
             check_sparsity(self.sparsity, self.pattern)
-        if self.head_bits not in (None, 8):
-            raise ConfigError(f"head_bits must be 8 (int8 per channel) or unset, got {self.head_bits}")
+        if self.head_bits not in (None, 4, 8):
+            raise ConfigError(f"head_bits must be 8 (int8 per channel), 4 (int4 groups) or unset, got {self.head_bits}")
 
     @property
     def needs_calibration(self) -> bool:
@@ -118,12 +119,15 @@ def _quantize(model, calib, spec: CompressSpec, fam: Family, masks: dict[str, to
 
 
 @torch.no_grad()
-def quantize_head(model: nn.Module, *, bits: int = 8) -> QuantizedWeight:
-    """Quantize ``lm_head`` per output channel in place (the tied embedding follows)."""
+def quantize_head(model: nn.Module, *, bits: int = 8, group_size: int = 32) -> QuantizedWeight:
+    """Round ``lm_head`` to nearest in place (the tied embedding follows): 8 bits per output channel,
+    4 bits per group of ``group_size`` columns."""
     head = model.get_output_embeddings()
     W = head.weight.detach().float()
-    params = find_params(W, bits)
-    quant = assemble(quantize_codes(W, params, bits), [params], bits=bits, group_size=W.shape[1])
+    g = W.shape[1] if bits == 8 else resolve_group_size(group_size, W.shape[1])
+    groups = static_groups(W, bits, g)
+    codes = torch.cat([quantize_codes(W[:, j * g : (j + 1) * g], p, bits) for j, p in enumerate(groups)], dim=1)
+    quant = assemble(codes, groups, bits=bits, group_size=g)
     head.weight.copy_(quant.dequantize())
     return quant
 
@@ -167,7 +171,8 @@ def compress(
     skip = set(layers)
     if spec.head_bits:
         head_name = fam.head
-        layers[head_name] = LayerResult(weight=model.get_output_embeddings().weight.detach(), quant=quantize_head(model))
+        head_quant = quantize_head(model, bits=spec.head_bits, group_size=spec.group_size)
+        layers[head_name] = LayerResult(weight=model.get_output_embeddings().weight.detach(), quant=head_quant)
         skip.add(head_name)
         if getattr(model.config, "tie_word_embeddings", False):
             skip.add(fam.embed)

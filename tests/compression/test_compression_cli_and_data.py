@@ -73,3 +73,21 @@ def test_smollm2_loads_and_continues_text():
     ids = tokenizer("The capital of France is", add_special_tokens=False)["input_ids"]
     text = tokenizer.decode(GreedyDecoder(model, kernels=False, max_len=64).generate(ids, 4).tokens)
     assert "Paris" in text
+
+
+def test_bench_second_table_compares_the_agent_with_fp32_and_compressed_models(tiny_folder, text_file, tmp_path,
+                                                                                droidtask):
+    from appatlas.bench.compress import run_compress_bench, tasks_agent_eval
+
+    hook = tasks_agent_eval(droidtask, apps=["applauncher", "contacts"])
+    out = tmp_path / "bench.json"
+    result = run_compress_bench(model=str(tiny_folder), text_path=text_file, out_path=out, rows=["fp32", "rtn-w3"],
+                                n_samples=4, seq_len=64, max_eval_windows=1, decode_tokens=4, compile=False,
+                                agent_eval=hook, agent_rows=["fp32", "rtn-w3"])
+    fp32, rtn = result["summary"]["agent_rows"]
+    assert (fp32["label"], rtn["label"]) == ("fp32", "rtn-w3")
+    assert fp32["steps"] == rtn["steps"] > 0 and 0.0 <= rtn["action_accuracy"] <= 1.0
+    assert "same_choice_as_fp32" not in fp32
+    assert rtn["fp32_questions"] == fp32["model_decisions"] > 0
+    assert 0 <= rtn["same_choice_as_fp32"] <= rtn["fp32_questions"]
+    assert json.loads(out.read_text())["summary"]["agent_rows"] == result["summary"]["agent_rows"]

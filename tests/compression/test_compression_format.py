@@ -14,6 +14,7 @@ from appatlas.compression.errors import FormatError
 from appatlas.compression.packed.bitpack import pack_bits, unpack_bits
 from appatlas.compression.packed.format import bits_per_weight, load_compressed, save_compressed
 from appatlas.compression.packed.kernels import DenseOp, Int4Op, Int8Op, int4_available, int8_available
+from appatlas.compression.packed.vnni import vnni_available
 from appatlas.compression.pipeline import CompressSpec, compress, quantize_head
 from appatlas.compression.quant.grid import assemble, find_params, quantize_codes
 
@@ -106,7 +107,7 @@ def test_packed_decoder_uses_kernels_and_follows_reference(tiny_model, calib_ids
     fast = GreedyDecoder(tiny_model, quant=quant, kernels=True, max_len=64)
     ref = GreedyDecoder(tiny_model, quant=quant, kernels=False, max_len=64)
     if int4_available():
-        assert fast.layers[0].qkv.kind == "int4"
+        assert fast.qkv.kind == "int4"
     ids = calib_ids[0, :16]
     a, b = fast.forward(ids, 0), ref.forward(ids, 0)
     assert (a - b).abs().max() <= 0.05 * b.abs().max()
@@ -148,3 +149,72 @@ def test_mixed_width_layers_round_trip_their_codes_exactly(tiny_model, calib_ids
     assert torch.equal(q.codes, result.quant.codes) and q.group_bits.tolist() == [2, 4, 3, 2]
     assert torch.equal(loaded.model.get_submodule(name).weight, result.weight)
     assert bits_per_weight({name: result}) == pytest.approx(result.quant.storage_bits() / result.weight.numel())
+
+
+@pytest.mark.skipif(not (int4_available() and int8_available()), reason="no int4/int8 CPU kernels in this torch")
+@pytest.mark.parametrize("bits", [4, 8])
+def test_logit_bound_bounds_the_kernel_error(bits):
+    q = _quant(96, 128, bits, 32 if bits == 4 else 128)
+    op = Int4Op([q], bound=True) if bits == 4 else Int8Op(q, bound=True)
+    W = q.dequantize()
+    gen = torch.Generator().manual_seed(bits)
+    for scale in (0.1, 1.0, 30.0):
+        for _ in range(8):
+            x = torch.randn(128, generator=gen) * scale + torch.randn(1, generator=gen) * scale
+            y = op(x[None])[0]
+            assert torch.all((y - W @ x).abs() <= op.logit_bound(x, y))
+
+
+def test_stacked_ops_run_each_block_exactly_and_mixed_ones_stay_per_block():
+    from appatlas.compression.packed.kernels import PerBlock, StackedOp, stack_ops
+
+    ops = [DenseOp(torch.randn(8, 16)) for _ in range(3)]
+    stacked = stack_ops(ops)
+    x = torch.randn(2, 16)
+    assert isinstance(stacked, StackedOp)
+    for i, op in enumerate(ops):
+        assert torch.equal(stacked(x, i), op(x))
+    assert isinstance(stack_ops([*ops, DenseOp(torch.randn(4, 16))]), PerBlock)
+
+
+@pytest.mark.parametrize("rescore", [1, 16])
+def test_quantized_head_choice_is_the_exact_argmax(tiny_model, calib_ids, rescore):
+    import torch.nn.functional as F
+
+    report = compress(tiny_model, calib_ids, CompressSpec("rtn", 4, head_bits=4))
+    quant = {n: r.quant for n, r in report.layers.items() if r.quant is not None}
+    dec = GreedyDecoder(tiny_model, quant=quant, kernels=True, max_len=64, rescore=rescore)
+    if int4_available():
+        assert dec.head.kind == "int4" and dec.certify
+    ids = calib_ids[0, :24]
+    dec._prefill(ids[:8], 0)
+    fallbacks = 0
+    with torch.inference_mode():
+        for pos in range(8, 24):
+            out = dec._next(ids[pos : pos + 1], torch.tensor([pos]))
+            exact = F.linear(out[3], dec.head_weight)[0]
+            assert dec._exact_choice(out) == int(exact.argmax())
+            fallbacks += not bool(out[2])
+    assert rescore == 16 or fallbacks > 0  # one candidate cannot certify every step: the fp32 fallback ran
+
+
+def test_quantize_head_int4_groups_keep_tied_embedding(tiny_model):
+    quant = quantize_head(tiny_model, bits=4, group_size=32)
+    assert quant.bits == 4 and quant.group_size == 32 and quant.scales.shape[1] == 64 // 32
+    assert torch.equal(tiny_model.get_output_embeddings().weight, quant.dequantize())
+    assert tiny_model.get_input_embeddings().weight.data_ptr() == tiny_model.get_output_embeddings().weight.data_ptr()
+
+
+@pytest.mark.skipif(not vnni_available(), reason="no AVX512-VNNI (or no compiler) for our int4 kernel")
+@pytest.mark.parametrize("bits", [2, 4])
+def test_vnni_kernel_is_the_stored_weight_times_the_int8_activation(bits):
+    from appatlas.compression.packed.kernels import Int4VnniOp
+
+    qs = [_quant(48, 128, bits, 32), _quant(16, 128, bits, 32)]
+    x = torch.randn(3, 128) * 4
+    x[:, 5] = 60.0  # an outlier channel: its group's step is coarse, the others' are not
+    got = Int4VnniOp(qs)(x)
+    emulated = Int4VnniOp(qs, emulate=True)(x)  # int8 rounding of x replayed in torch, fp32 matmul
+    torch.testing.assert_close(got, emulated, rtol=1e-5, atol=1e-4)
+    ref = DenseOp(torch.cat([q.dequantize() for q in qs]))(x)
+    assert (got - ref).abs().max() <= 0.02 * ref.abs().max()

@@ -1,6 +1,7 @@
 """CPU matmul paths for packed layers, with a dequantized fallback that is always correct.
 
-* ≤4-bit layers run through torch's int4 CPU kernel (``_weight_int4pack_mm_for_cpu``). 2- and 3-bit
+* ≤4-bit layers run through our int4 × int8 kernel (``vnni.py``) where the CPU has AVX512-VNNI, else
+  through torch's int4 CPU kernel (``_weight_int4pack_mm_for_cpu``). 2- and 3-bit
   codes fit the 4-bit grid, so they use the same kernel; their storage stays 2/3 bits on disk.
   The kernel computes ``(q - 8) · scale + zero`` per group, so our ``q · scale + offset`` maps to
   ``zero = offset + 8 · scale``.
@@ -9,6 +10,13 @@
 * Everything else (or when a kernel is missing) multiplies with the dequantized fp32 weight.
 
 The kernels are fast with bf16 activations only; inputs are cast to bf16 and outputs back to fp32.
+Their scale and zero are bf16 too, so a kernel's weight differs slightly from the stored one;
+``logit_bound`` turns all of this into a rigorous per-output error bound (used to certify a greedy
+choice made from kernel logits).
+
+Every op computes ``run(x, *tensors)`` from its tensors and a few static settings, so the same op of
+every block can be stacked (``stack_ops``): the decoder then holds one tensor per field instead of one
+per block, which keeps ``torch.compile``'s guards — evaluated on every call — few.
 """
 
 from __future__ import annotations
@@ -20,8 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from ..quant.grid import QuantizedWeight
+from .vnni import pack_codes, quantize_activation, vnni_ok
 
 INT4_GROUPS = (32, 64, 128, 256)
+_U_BF16 = 2.0**-8  # unit roundoff of bf16 (8 significant bits)
+_U_FP32 = 2.0**-24
 
 
 @lru_cache(maxsize=1)
@@ -48,25 +59,58 @@ def int8_available() -> bool:
         return False
 
 
-class DenseOp:
+class _Op:
+    """``y = x Wᵀ (+ b)``; subclasses name their tensor ``fields`` and compute ``run(x, *tensors)``."""
+
+    kind = "?"
+    fields: tuple[str, ...] = ()
+    stackable = True
+
+    def tensors(self) -> tuple[torch.Tensor | None, ...]:
+        return tuple(getattr(self, f) for f in self.fields)
+
+    def settings(self) -> tuple:
+        """Everything besides the tensors that ``run`` reads (ops stack only when these agree)."""
+        return (type(self),)
+
+    def run(self, x: torch.Tensor, *tensors: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x, *self.tensors())
+
+
+class DenseOp(_Op):
     """``y = x Wᵀ + b`` in fp32 (the reference and fallback path)."""
 
     kind = "dense"
+    fields = ("weight", "bias")
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
         self.weight = weight.detach().float().contiguous()
         self.bias = None if bias is None else bias.detach().float()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+    def run(self, x, weight, bias):
+        return F.linear(x, weight, bias)
 
 
-class Int4Op:
-    """Rows of one or more ≤4-bit layers (same group size) packed for the int4 CPU kernel."""
+def _code_gap(stored: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Largest ``|stored - kernel|`` over the code axis (last): how far the kernel's weight can be from the
+    stored one for any code, per row (and group)."""
+    return (stored.double() - kernel.double()).abs().amax(-1).float()
+
+
+class Int4Op(_Op):
+    """Rows of one or more ≤4-bit layers (same group size) packed for the int4 CPU kernel.
+
+    ``bound=True`` also keeps what :meth:`logit_bound` needs (done for the ``lm_head`` only).
+    """
 
     kind = "int4"
+    fields = ("packed", "scales_zeros", "bias")
 
-    def __init__(self, quants: Sequence[QuantizedWeight], bias: torch.Tensor | None = None, *, emulate: bool = False):
+    def __init__(self, quants: Sequence[QuantizedWeight], bias: torch.Tensor | None = None, *, emulate: bool = False,
+                 bound: bool = False):
         g = quants[0].group_size
         codes = torch.cat([q.codes for q in quants]).to(torch.int32)
         scale = torch.cat([q.scales for q in quants]).float()
@@ -78,56 +122,131 @@ class Int4Op:
         zero = offset + 8.0 * scale
         self.scales_zeros = torch.stack([scale, zero], dim=-1).transpose(0, 1).contiguous().to(torch.bfloat16)
         self.bias = None if bias is None else bias.detach().float()
+        # what the kernel multiplies: (q - 8) · bf16(scale) + bf16(zero), per [row, group]
+        k_scale, k_zero = self.scales_zeros.float().transpose(0, 1).unbind(-1)
         self.emulated = None
-        if emulate:  # exactly the weights the kernel multiplies: (q - 8) · bf16(scale) + bf16(zero)
-            sz = self.scales_zeros.float().transpose(0, 1).repeat_interleave(g, dim=1)
-            self.emulated = (codes.float() - 8.0) * sz[..., 0] + sz[..., 1]
-            self.kind = "int4-emulated"
+        if emulate:
+            self.emulated = (codes.float() - 8.0) * k_scale.repeat_interleave(g, 1) + k_zero.repeat_interleave(g, 1)
+            self.kind, self.stackable = "int4-emulated", False
+        if bound:
+            q = torch.arange(16.0)
+            stored = q * scale[..., None] + offset[..., None]  # what dequantize() gives for each code
+            # [groups, rows]: a vector-matrix product per token reads it in one pass
+            self.gap = _code_gap(stored, (q - 8.0) * k_scale[..., None] + k_zero[..., None]).t().contiguous()
+            self.row_norm = torch.cat([  # ‖w̃_i‖₂ of the kernel's rows, in chunks (the head is 49152 rows)
+                ((codes[r : r + 4096].float() - 8.0) * k_scale[r : r + 4096].repeat_interleave(g, 1)
+                 + k_zero[r : r + 4096].repeat_interleave(g, 1)).norm(dim=1)
+                for r in range(0, codes.shape[0], 4096)])
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def settings(self) -> tuple:
+        return (type(self), self.group_size)
+
+    def run(self, x, packed, scales_zeros, bias):
         shape = x.shape
         x2 = x.reshape(-1, shape[-1]).to(torch.bfloat16)
         if self.emulated is not None:  # fp32 accumulation of bf16 inputs, bf16 output: the kernel's numerics
             y = F.linear(x2.float(), self.emulated).to(torch.bfloat16).float()
         else:
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group_size, self.scales_zeros).float()
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, packed, self.group_size, scales_zeros).float()
         y = y.reshape(*shape[:-1], y.shape[-1])
-        return y if self.bias is None else y + self.bias
+        return y if bias is None else y + bias
+
+    def logit_bound(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per output, a bound on ``|y - x Wᵀ|`` for ``y = self(x)`` (``x`` 1-D) and the stored weight ``W``.
+
+        Four terms: bf16 rounding of ``x`` (Hölder, ``‖x̃ - x‖₂·‖w̃_i‖₂``); fp32 accumulation of ``K``
+        products (``K·u·‖x̃‖₂·‖w̃_i‖₂``); the kernel's bf16 scale/zero against the stored fp16 grid
+        (``Σ_g gap_ig·‖x_g‖₁``); and bf16 rounding of the output (``u/(1-u)·|y_i|``).
+        """
+        xb = x.to(torch.bfloat16).float()
+        k = x.numel()
+        err = ((xb - x).norm() + (k + 2) * _U_FP32 * xb.norm()) * self.row_norm
+        err = err + x.abs().view(-1, self.group_size).sum(1) @ self.gap
+        out = y if self.bias is None else y - self.bias
+        return err + _U_BF16 / (1 - _U_BF16) * out.abs()
 
 
-class Int8Op:
-    """An 8-bit layer with one group per row, run through the int8 CPU kernel."""
+class Int8Op(_Op):
+    """An 8-bit layer with one group per row, run through the int8 CPU kernel.
+
+    ``bound=True`` also keeps what :meth:`logit_bound` needs.
+    """
 
     kind = "int8"
+    fields = ("weight", "scale", "row_bias", "bias")
 
-    def __init__(self, quant: QuantizedWeight, bias: torch.Tensor | None = None, *, emulate: bool = False):
+    def __init__(self, quant: QuantizedWeight, bias: torch.Tensor | None = None, *, emulate: bool = False,
+                 bound: bool = False):
         scale = quant.scales.float()[:, 0]
         offset = (-quant.zeros.float()[:, 0] * scale) if quant.zeros is not None else quant.offsets.float()[:, 0]
         self.weight = (quant.codes.to(torch.int16) - 128).to(torch.int8).contiguous()
         self.scale = scale.to(torch.bfloat16)
-        self.scale_f32 = scale
         self.row_bias = offset + 128.0 * scale  # multiplies Σx: the asymmetric offset folded out of int8
         self.bias = None if bias is None else bias.detach().float()
-        self.emulated = self.weight.float() * self.scale.float()[:, None] if emulate else None
+        self.emulated = None
         if emulate:
-            self.kind = "int8-emulated"
+            self.emulated = self.weight.float() * self.scale.float()[:, None]
+            self.kind, self.stackable = "int8-emulated", False
+        if bound:
+            q = torch.arange(-128.0, 128.0)
+            stored = (q + 128.0) * scale[:, None] + offset[:, None]
+            self.gap = _code_gap(stored, q * self.scale.float()[:, None] + self.row_bias[:, None])  # [rows]
+            self.row_norm = torch.cat([(self.weight[r : r + 4096].float() * self.scale[r : r + 4096, None].float())
+                                       .norm(dim=1) for r in range(0, self.weight.shape[0], 4096)])
 
-    def exact_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """fp32 dequantized weight rows ``rows`` (to rescore a few outputs exactly)."""
-        return self.weight[rows].float() * self.scale_f32[rows, None] + self.row_bias[rows, None]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def run(self, x, weight, scale, row_bias, bias):
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
         xb = x2.to(torch.bfloat16)
         if self.emulated is not None:
             y = F.linear(xb.float(), self.emulated).to(torch.bfloat16).float()
         else:
-            y = torch.ops.aten._weight_int8pack_mm(xb, self.weight, self.scale).float()
-        y = y + x2.sum(-1, keepdim=True) * self.row_bias
-        if self.bias is not None:
-            y = y + self.bias
+            y = torch.ops.aten._weight_int8pack_mm(xb, weight, scale).float()
+        y = y + x2.sum(-1, keepdim=True) * row_bias
+        if bias is not None:
+            y = y + bias
         return y.reshape(*shape[:-1], y.shape[-1])
+
+    def logit_bound(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """As :meth:`Int4Op.logit_bound`; the ``row_bias · Σx`` part is fp32 and outside the bf16 rounding."""
+        xb = x.to(torch.bfloat16).float()
+        k = x.numel()
+        part = x.sum() * self.row_bias
+        err = ((xb - x).norm() + (k + 2) * _U_FP32 * xb.norm()) * self.row_norm
+        err = err + self.gap * x.abs().sum() + (k + 2) * _U_FP32 * x.abs().sum() * self.row_bias.abs()
+        out = y - part if self.bias is None else y - part - self.bias
+        return err + _U_BF16 / (1 - _U_BF16) * out.abs()
+
+
+class Int4VnniOp(_Op):
+    """Rows of one or more ≤4-bit layers (same group size) for our int4 × int8 kernel (``vnni.py``)."""
+
+    kind = "int4-vnni"
+    fields = ("w", "scale", "offset", "bias")
+
+    def __init__(self, quants: Sequence[QuantizedWeight], bias: torch.Tensor | None = None, *, emulate: bool = False):
+        self.group_size = quants[0].group_size
+        self.w = pack_codes(torch.cat([q.codes for q in quants]))
+        self.scale = torch.cat([q.scales for q in quants]).t().contiguous()  # [groups, rows], the stored fp16
+        self.offset = torch.cat([q.offsets for q in quants]).t().contiguous()
+        self.bias = None if bias is None else bias.detach().float()
+        self.emulated = None
+        if emulate:  # the stored weight itself: the kernel's only rounding is the activation's
+            self.emulated = torch.cat([q.dequantize() for q in quants])
+            self.kind, self.stackable = "int4-vnni-emulated", False
+
+    def settings(self) -> tuple:
+        return (type(self), self.group_size)
+
+    def run(self, x, w, scale, offset, bias):
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1]).float()
+        if self.emulated is not None:
+            y = F.linear(quantize_activation(x2, self.group_size), self.emulated)
+        else:
+            y = torch.ops.appatlas.int4_vnni_mm(x2, w, scale, offset, self.group_size)
+        y = y.reshape(*shape[:-1], y.shape[-1])
+        return y if bias is None else y + bias
 
 
 def _int4_ok(q: QuantizedWeight) -> bool:
@@ -140,28 +259,32 @@ def _int8_ok(q: QuantizedWeight) -> bool:
 
 
 def make_op(weights: Sequence[torch.Tensor], quants: Sequence[QuantizedWeight | None], *, kernels: bool = True,
-            bias: torch.Tensor | None = None, emulate: bool = False):
+            bias: torch.Tensor | None = None, emulate: bool = False, bound: bool = False, vnni: bool = True):
     """One op computing the concatenated outputs of ``weights`` (fused along rows when possible).
 
     ``emulate`` builds the same ops but multiplies in fp32 with the kernel's exact weights and bf16
-    activation rounding (a reference for checking the kernels). Returns ``None`` when the layers cannot
-    share one op (the caller then makes one op per layer).
+    activation rounding (a reference for checking the kernels); ``bound`` prepares ``logit_bound`` (torch's
+    int4 kernel then, whose bf16 error can be bounded tightly); ``vnni=False`` keeps our kernel out.
+    Returns ``None`` when the layers cannot share one op (the caller then makes one op per layer).
     """
     if kernels and all(q is not None for q in quants):
         qs = [q for q in quants if q is not None]
+        if vnni and not bound and vnni_ok(qs):
+            return Int4VnniOp(qs, bias, emulate=emulate)
         if all(_int4_ok(q) for q in qs) and len({q.group_size for q in qs}) == 1:
-            return Int4Op(qs, bias, emulate=emulate)
+            return Int4Op(qs, bias, emulate=emulate, bound=bound)
         if len(qs) == 1 and _int8_ok(qs[0]):
-            return Int8Op(qs[0], bias, emulate=emulate)
+            return Int8Op(qs[0], bias, emulate=emulate, bound=bound)
     if not kernels or all(q is None for q in quants) or len(weights) == 1:
         return DenseOp(torch.cat(list(weights)), bias)
     return None
 
 
-class ConcatOp:
+class ConcatOp(_Op):
     """Separate ops whose outputs are concatenated (when fusion is not possible)."""
 
     kind = "concat"
+    stackable = False
 
     def __init__(self, ops: Sequence):
         self.ops = list(ops)
@@ -171,14 +294,47 @@ class ConcatOp:
 
 
 def fused_op(weights: Sequence[torch.Tensor], quants: Sequence[QuantizedWeight | None], *, kernels: bool = True,
-             biases: Sequence[torch.Tensor | None] | None = None, emulate: bool = False):
+             biases: Sequence[torch.Tensor | None] | None = None, emulate: bool = False, vnni: bool = True):
     """Op for layers reading the same input: fused when possible, else concatenated."""
     biases = list(biases) if biases is not None else [None] * len(weights)
     bias = None if all(b is None for b in biases) else torch.cat(
         [b if b is not None else torch.zeros(w.shape[0]) for w, b in zip(weights, biases, strict=True)]
     )
-    op = make_op(weights, quants, kernels=kernels, bias=bias, emulate=emulate)
+    op = make_op(weights, quants, kernels=kernels, bias=bias, emulate=emulate, vnni=vnni)
     if op is not None:
         return op
-    return ConcatOp([make_op([w], [q], kernels=kernels, bias=b, emulate=emulate)
+    return ConcatOp([make_op([w], [q], kernels=kernels, bias=b, emulate=emulate, vnni=vnni)
                      for w, q, b in zip(weights, quants, biases, strict=True)])
+
+
+class StackedOp:
+    """The same op of every block, each tensor field stacked along a new first axis; ``op(x, i)`` runs block ``i``."""
+
+    def __init__(self, ops: Sequence[_Op]):
+        self.template, self.kind = ops[0], ops[0].kind
+        self.stacked = [None if ts[0] is None else torch.stack(ts)
+                        for ts in zip(*(op.tensors() for op in ops), strict=True)]
+
+    def __call__(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return self.template.run(x, *(None if t is None else t[i] for t in self.stacked))
+
+
+class PerBlock:
+    """Ops that cannot be stacked (different kinds or shapes per block); ``op(x, i)`` runs block ``i``."""
+
+    def __init__(self, ops: Sequence[_Op]):
+        self.ops = list(ops)
+        self.kind = "/".join(sorted({op.kind for op in self.ops}))
+
+    def __call__(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return self.ops[i](x)
+
+
+def stack_ops(ops: Sequence[_Op]) -> StackedOp | PerBlock:
+    """Stack ops of the same class, settings and tensor shapes; otherwise keep them per block."""
+    def signature(op: _Op):
+        return op.settings(), tuple(None if t is None else (t.shape, t.dtype) for t in op.tensors())
+
+    if all(op.stackable for op in ops) and len({signature(op) for op in ops}) == 1:
+        return StackedOp(ops)
+    return PerBlock(ops)

@@ -1,7 +1,9 @@
 """appatlas block-aware pruning, in the spirit of LLM-Barber (Su et al., 2024).
 
 1. One-shot mask per layer (SparseGPT), true-sequential inside the block.
-2. Rebuild the mask over the whole block — attention and MLP together — from the block objective
+2. Re-solve: for a fixed mask, the kept weights of each layer are solved exactly (masked least squares
+   with the layer Hessian, below), not left at SparseGPT's one-pass OBS values.
+3. Rebuild the mask over the whole block — attention and MLP together — from the block objective
    ``L = ‖f_block(X; Ŵ) − f_block(X; W)‖² / n`` (sparse vs dense block on the same inputs).
    Its first-order Taylor term ``w · ∂L/∂w`` (LLM-Barber's ``|W ⊙ ∇W L|``) says how removing a kept
    weight or restoring a pruned one moves the *block* error — through softmax for q/k, into the MLP
@@ -18,7 +20,17 @@
    effect exceeds ``trust`` × L (massive-activation channels break the quadratic model). Unstructured:
    the best restorations pair with the cheapest removals anywhere in the block, so sparsity moves
    between layers (within ``max_shift``). 2:4: the best swap inside each group of 4; the pattern stays.
-3. Keep a round only if the measured block error went down.
+   After the mask changes, the kept weights of every layer are re-solved for the new mask (step 2).
+4. Keep a round (the re-solve of step 2 included) only if the measured block error went down.
+
+Re-solve. For layer weight ``W`` (dense), Hessian ``H = 2XXᵀ/n`` of its inputs and mask ``M``:
+
+    min_Ŵ  ½ tr((Ŵ − W) Hλ (Ŵ − W)ᵀ)   s.t.  Ŵ ⊙ ¬M = 0,      Hλ = H + λI  (SparseGPT's damping)
+
+Rows are independent: on row ``r``'s support ``S``, ``Ŵ_S = W_S + (Hλ)_SS⁻¹ (Hλ)_S¬S W_¬S``. One
+Cholesky per row is too slow, so all rows are solved together by conjugate gradients on the masked
+system ``((Ŵ − W) Hλ) ⊙ M = 0`` (Jacobi preconditioner, warm start at the current weights); every CG
+step lowers the objective, so re-solving never increases a layer's (damped) error.
 """
 
 from __future__ import annotations
@@ -48,6 +60,37 @@ class BlockAwareConfig:
     trust: float = 0.02  # ignore single changes predicted to move L by more than this fraction
     max_shift: float = 0.1  # unstructured: a layer's sparsity stays within target ± max_shift
     grad_chunks: int = 2  # calibration chunks used for the block objective
+    cg_iters: int = 16  # conjugate-gradient steps of each re-solve
+    percdamp: float = 0.01  # λ = percdamp · mean(diag H), as SparseGPT
+
+
+@torch.no_grad()
+def resolve_masked(W: torch.Tensor, start: torch.Tensor, mask: torch.Tensor, H: torch.Tensor, *,
+                   percdamp: float = 0.01, iters: int = 16) -> torch.Tensor:
+    """Kept weights re-solved for ``mask`` (True = kept) toward the dense ``W`` (see the module docstring).
+
+    Preconditioned CG from ``start`` (zero outside ``mask``), one independent system per row.
+    """
+    Hl = H.float().clone()
+    dead = torch.diag(Hl) == 0
+    Hl[dead, dead] = 1.0
+    Hl.diagonal().add_(percdamp * Hl.diagonal().mean())
+    keep = mask.float()
+    X = start.float() * keep
+    R = ((W.float() - X) @ Hl) * keep  # residual = −gradient on the support
+    Z = R / Hl.diagonal()
+    P, rz = Z.clone(), (R * Z).sum(1)
+    for _ in range(iters):
+        AP = (P @ Hl) * keep
+        pap = (P * AP).sum(1)
+        alpha = torch.where(pap > 0, rz / pap.clamp(min=1e-30), 0.0)[:, None]  # converged rows stop
+        X += alpha * P
+        R -= alpha * AP
+        Z = R / Hl.diagonal()
+        rz_new = (R * Z).sum(1)
+        P = Z + torch.where(rz > 0, rz_new / rz.clamp(min=1e-30), 0.0)[:, None] * P
+        rz = rz_new
+    return X * keep
 
 
 def block_error(block: nn.Module, inputs: BlockInputs, targets: list[torch.Tensor]) -> float:
@@ -101,21 +144,28 @@ def taylor_terms(block: nn.Module, linears: dict[str, nn.Linear], inputs: BlockI
     return terms
 
 
+def _first_of_each(key: torch.Tensor) -> torch.Tensor:
+    """Mask of the entries that come first among those with the same key."""
+    _, inverse = torch.unique(key, return_inverse=True)
+    pos = torch.arange(key.numel())
+    first = torch.full((int(inverse.max()) + 1,), key.numel()).scatter_reduce(0, inverse, pos, "amin")
+    return first[inverse] == pos
+
+
 def _unique_picks(order: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor | None, layer: torch.Tensor, k: int,
-                  used: set) -> list[int]:
-    """Walk candidates in ``order``; keep at most one per (layer, row) and per (layer, column)."""
-    picks = []
-    for i in order.tolist():
-        keys = [(int(layer[i]), "r", int(rows[i]))]
-        if cols is not None:
-            keys.append((int(layer[i]), "c", int(cols[i])))
-        if any(key in used for key in keys):
-            continue
-        used.update(keys)
-        picks.append(i)
-        if len(picks) == k:
-            break
-    return picks
+                  used: list[torch.Tensor]) -> list[int]:
+    """The first ``k`` candidates of ``order`` keeping at most one per (layer, row) and per (layer, column),
+    none on a row or column in ``used`` (the keys of earlier picks; extended with these)."""
+    keyers = [lambda i: layer[i] * 2**40 + rows[i]]
+    if cols is not None:
+        keyers.append(lambda i: layer[i] * 2**40 + 2**39 + cols[i])
+    taken = torch.cat(used) if used else torch.empty(0, dtype=torch.long)
+    for key in keyers:
+        order = order[~torch.isin(key(order), taken)]
+        order = order[_first_of_each(key(order))] if order.numel() else order
+    picks = order[:k]
+    used.extend(key(picks) for key in keyers)
+    return picks.tolist()
 
 
 def plan_changes(
@@ -136,7 +186,7 @@ def plan_changes(
     new_masks = {n: masks[n].clone() for n in names}
     new_weights = {n: current[n].clone() for n in names}
     nm = parse_pattern(cfg.prune.pattern)
-    used: set = set()
+    used: list[torch.Tensor] = []
     if nm is None:
         flat = lambda d: torch.cat([d[n].flatten() for n in names])  # noqa: E731
         c, b = flat(cost), flat(benefit)
@@ -203,34 +253,55 @@ class BlockAwareProcessor:
 
     def __call__(self, block: nn.Module, inputs: BlockInputs | None, ctx: LoopContext) -> dict[str, LayerResult]:
         tick = time.perf_counter()
+        cfg = self.cfg
         linears = block_linears(block, ctx.family)
         dense = {n: layer.weight.detach().float().clone() for n, layer in linears.items()}
-        probe_inputs = inputs.subset(self.cfg.grad_chunks)
+        probe_inputs = inputs.subset(cfg.grad_chunks)
         with torch.no_grad():
             targets = forward_block(block, probe_inputs)
+        hessians: dict[str, torch.Tensor] = {}
+        prefix = f"{ctx.family.blocks}.{ctx.block_index}."
+
+        def sparsegpt(name: str, solver: SparseGPT) -> LayerResult:
+            hessians[name.removeprefix(prefix)] = solver.H  # kept for the re-solves
+            return solver.prune(cfg.prune)
+
         quiet = LoopContext(ctx.family, ctx.block_index, ctx.n_blocks, ctx.device, None, ctx.state)
-        results = LayerwiseProcessor(SparseGPT, lambda _n, s: s.prune(self.cfg.prune))(block, inputs, quiet)
+        results = LayerwiseProcessor(SparseGPT, sparsegpt)(block, inputs, quiet)
         first = best = block_error(block, probe_inputs, targets)
         masks = {n: r.mask for n, r in results.items()}
         weights = {n: r.weight for n, r in results.items()}
-        kept_rounds = 0
-        for _ in range(self.cfg.rounds):
-            terms = taylor_terms(block, linears, probe_inputs, targets)
-            new_masks, new_weights = plan_changes(dense, weights, masks, terms, self.cfg, best)
-            with torch.no_grad():
-                for name, layer in linears.items():
-                    layer.weight.copy_(new_weights[name])
+        resolved, kept_rounds = False, 0
+        for round_ in range(cfg.rounds + 1):
+            new_masks, start = masks, weights  # round 0: SparseGPT's masks, weights re-solved
+            if round_ > 0:
+                terms = taylor_terms(block, linears, probe_inputs, targets)
+                new_masks, start = plan_changes(dense, weights, masks, terms, cfg, best)
+            iters = cfg.cg_iters if round_ == 0 else cfg.cg_iters // 2  # later: few entries moved from a solution
+            new_weights = {n: resolve_masked(dense[n], start[n], new_masks[n], hessians[n], percdamp=cfg.percdamp,
+                                             iters=iters) for n in linears}
+            _load(linears, new_weights)
             err = block_error(block, probe_inputs, targets)
-            if err >= best:  # the round did not help: undo it and stop
-                with torch.no_grad():
-                    for name, layer in linears.items():
-                        layer.weight.copy_(weights[name])
-                break
-            best, masks, weights, kept_rounds = err, new_masks, new_weights, kept_rounds + 1
+            if err >= best:  # no better than what we have: undo; stop once a mask round fails
+                _load(linears, weights)
+                if round_ > 0:
+                    break
+                continue
+            best, masks, weights = err, new_masks, new_weights
+            resolved, kept_rounds = resolved or round_ == 0, kept_rounds + (round_ > 0)
         seconds = time.perf_counter() - tick
         for name, result in results.items():
             result.weight, result.mask = weights[name], masks[name]
+            delta = dense[name] - weights[name]
+            result.error = float(0.5 * ((delta @ hessians[name]) * delta).sum())  # as HessianLayer.output_error
             result.seconds = seconds / len(results)
-            result.extra.update(block_error_init=first, block_error=best, rebuild_rounds=kept_rounds)
+            result.extra.update(block_error_init=first, block_error=best, rebuild_rounds=kept_rounds,
+                                resolved=float(resolved))
             ctx.report(name, result)
         return results
+
+
+def _load(linears: dict[str, nn.Linear], weights: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, layer in linears.items():
+            layer.weight.copy_(weights[name])
