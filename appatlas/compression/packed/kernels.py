@@ -27,6 +27,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..quant.grid import QuantizedWeight
 from .vnni import pack_codes, quantize_activation, vnni_ok
 
@@ -225,14 +226,18 @@ class Int4VnniOp(_Op):
     fields = ("w", "scale", "offset", "bias")
 
     def __init__(self, quants: Sequence[QuantizedWeight], bias: torch.Tensor | None = None, *, emulate: bool = False):
+        if not vnni_ok(quants):
+            raise ConfigError("these layers do not fit the int4 x int8 kernel (or the CPU lacks AVX512-VNNI); "
+                              "build the op through make_op(), which falls back to torch's int4 kernel")
         self.group_size = quants[0].group_size
         self.w = pack_codes(torch.cat([q.codes for q in quants]))
         self.scale = torch.cat([q.scales for q in quants]).t().contiguous()  # [groups, rows], the stored fp16
         self.offset = torch.cat([q.offsets for q in quants]).t().contiguous()
         self.bias = None if bias is None else bias.detach().float()
         self.emulated = None
-        if emulate:  # the stored weight itself: the kernel's only rounding is the activation's
+        if emulate:  # the stored weight; the int8 activation meets q·s, the exact one meets the offset o
             self.emulated = torch.cat([q.dequantize() for q in quants])
+            self.emulated_offset = self.offset.float().t().repeat_interleave(self.group_size, dim=1)
             self.kind, self.stackable = "int4-vnni-emulated", False
 
     def settings(self) -> tuple:
@@ -242,7 +247,8 @@ class Int4VnniOp(_Op):
         shape = x.shape
         x2 = x.reshape(-1, shape[-1]).float()
         if self.emulated is not None:
-            y = F.linear(quantize_activation(x2, self.group_size), self.emulated)
+            xq = quantize_activation(x2, self.group_size)
+            y = F.linear(xq, self.emulated) + F.linear(x2 - xq, self.emulated_offset)
         else:
             y = torch.ops.appatlas.int4_vnni_mm(x2, w, scale, offset, self.group_size)
         y = y.reshape(*shape[:-1], y.shape[-1])
