@@ -110,7 +110,7 @@ def bench_compress_cmd(
     With --tasks-data a second table gives the agent's action_accuracy with the fp32 and compressed models.
     Example: appatlas bench compress --model smollm2-135m --text botchan.txt --out bench.json
     """
-    from appatlas.bench.compress import run_compress_bench, tasks_agent_eval
+    from appatlas.bench.compress import AGENT_ROWS, run_compress_bench, tasks_agent_eval
 
     agent_eval = None
     if tasks_data is not None:
@@ -118,10 +118,9 @@ def bench_compress_cmd(
             agent_eval = tasks_agent_eval(tasks_data, apps=tasks_apps.split(",") if tasks_apps else ())
         except FileNotFoundError as exc:
             raise typer.BadParameter(str(exc), param_hint="--tasks-data") from exc
-    picked = {"agent_rows": tasks_rows.split(",")} if tasks_rows else {}
     summary = run_compress_bench(model=model, text_path=text, out_path=out, rows=rows.split(",") if rows else None,
                                  max_eval_windows=max_eval_windows, compile=compile, agent_eval=agent_eval,
-                                 console=console, **picked)
+                                 agent_rows=tasks_rows.split(",") if tasks_rows else AGENT_ROWS, console=console)
     console.print(f"wrote {out} ({len(summary['summary']['rows'])} rows)")
     console.print_json(json.dumps(summary["summary"].get("checks", {})))
 

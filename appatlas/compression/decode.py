@@ -57,7 +57,7 @@ class GreedyDecoder:
 
     ``kernels=False``: the dequantized fp32 reference. ``emulate=True``: the kernels' exact weights and
     activation rounding computed with fp32 matmuls (checks the kernels themselves). ``vnni=False``: torch's
-    int4 kernel for the block linears even where ours (``packed/vnni.py``) runs.
+    int4 kernel even where ours (``packed/vnni.py``) runs.
     """
 
     def __init__(self, model: nn.Module, *, quant: dict[str, QuantizedWeight] | None = None, kernels: bool = True,
@@ -74,7 +74,8 @@ class GreedyDecoder:
         self.eps, self.hidden, self.max_len, self.rescore = cfg.rms_norm_eps, cfg.hidden_size, max_len, rescore
         self.embed = model.get_input_embeddings().weight.detach().float()
         self.head_weight = model.get_output_embeddings().weight.detach().float()  # the exact (dequantized) head
-        self.head = make_op([self.head_weight], [quant.get(fam.head)], kernels=kernels, emulate=emulate, bound=True)
+        self.head = make_op([self.head_weight], [quant.get(fam.head)], kernels=kernels, emulate=emulate, bound=True,
+                            vnni=vnni)
         self.certify = hasattr(self.head, "logit_bound") and rescore > 0
         self.final_norm = model.model.norm.weight.detach().float()
         blocks = get_blocks(model, fam)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..quant.grid import QuantizedWeight
-from .vnni import pack_codes, quantize_activation, vnni_ok
+from .vnni import pack_vnni, quantize_activation, vnni_ok
 
 INT4_GROUPS = (32, 64, 128, 256)
 _U_BF16 = 2.0**-8  # unit roundoff of bf16 (8 significant bits)
@@ -220,37 +220,64 @@ class Int8Op(_Op):
 
 
 class Int4VnniOp(_Op):
-    """Rows of one or more ≤4-bit layers (same group size) for our int4 × int8 kernel (``vnni.py``)."""
+    """Rows of one or more ≤4-bit layers (same group size) for our int4 × int8 kernel (``vnni.py``).
+
+    ``bound=True`` also keeps what :meth:`logit_bound` needs.
+    """
 
     kind = "int4-vnni"
-    fields = ("w", "scale", "offset", "bias")
+    fields = ("w", "bias")
 
-    def __init__(self, quants: Sequence[QuantizedWeight], bias: torch.Tensor | None = None, *, emulate: bool = False):
+    def __init__(self, quants: Sequence[QuantizedWeight], bias: torch.Tensor | None = None, *, emulate: bool = False,
+                 bound: bool = False):
         if not vnni_ok(quants):
             raise ConfigError("these layers do not fit the int4 x int8 kernel (or the CPU lacks AVX512-VNNI); "
-                              "build the op through make_op(), which falls back to torch's int4 kernel")
+                              "build the op with make_op(), which falls back to torch's int4 kernel")
         self.group_size = quants[0].group_size
-        self.w = pack_codes(torch.cat([q.codes for q in quants]))
-        self.scale = torch.cat([q.scales for q in quants]).t().contiguous()  # [groups, rows], the stored fp16
-        self.offset = torch.cat([q.offsets for q in quants]).t().contiguous()
+        self.w = pack_vnni(quants)
         self.bias = None if bias is None else bias.detach().float()
         self.emulated = None
-        if emulate:  # the stored weight; the int8 activation meets q·s, the exact one meets the offset o
+        if emulate:  # the stored weight; the rounded activation meets q·s, the exact one meets the offset o
             self.emulated = torch.cat([q.dequantize() for q in quants])
-            self.emulated_offset = self.offset.float().t().repeat_interleave(self.group_size, dim=1)
+            offsets = torch.cat([q.offsets for q in quants if q.offsets is not None])  # all are: see vnni_ok
+            self.emulated_offset = offsets.float().repeat_interleave(self.group_size, 1)
             self.kind, self.stackable = "int4-vnni-emulated", False
+        if bound:  # row norms of q·s and of |q·s| + |o|, in chunks (the head is 49152 rows)
+            qs_norm, abs_norm = [], []
+            for q in quants:
+                assert q.offsets is not None  # vnni_ok checked it
+                for r in range(0, q.codes.shape[0], 4096):
+                    qs = q.codes[r : r + 4096].float() * q.scales[r : r + 4096].float().repeat_interleave(q.group_size, 1)
+                    off = q.offsets[r : r + 4096].float().abs().repeat_interleave(q.group_size, 1)
+                    qs_norm.append(qs.norm(dim=1))
+                    abs_norm.append((qs.abs() + off).norm(dim=1))
+            self.qs_norm, self.abs_norm = torch.cat(qs_norm), torch.cat(abs_norm)
 
     def settings(self) -> tuple:
         return (type(self), self.group_size)
 
-    def run(self, x, w, scale, offset, bias):
+    def logit_bound(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per output, a bound on ``|y - x Wᵀ|`` for ``y = self(x)`` (``x`` 1-D) and the stored weight ``W``.
+
+        The activation's rounding, ``|x_k − x̃_k| ≤ d_g/508 + 2u|x_k|``, by Hölder with ``‖(q·s)_i‖₂``; and
+        the fp32 arithmetic — about ``2G`` chained fma per output, the group sums of ``x``, the stored
+        weight's own rounding — as ``(2G + 40)·u·‖(|q·s| + |o|)_i‖₂·(‖x‖₂ + ‖x̃‖₂)``. The codes, scales,
+        offsets and int32 sums are exact.
+        """
+        g = self.group_size
+        d = x.abs().view(-1, g).amax(1) / 127.0
+        dx = (g * (d / 508.0) ** 2).sum().sqrt() + 2 * _U_FP32 * x.norm()
+        gamma = (2 * x.numel() // g + 40) * _U_FP32
+        return dx * self.qs_norm + gamma * self.abs_norm * (2 * x.norm() + dx)
+
+    def run(self, x, w, bias):
         shape = x.shape
         x2 = x.reshape(-1, shape[-1]).float()
         if self.emulated is not None:
             xq = quantize_activation(x2, self.group_size)
             y = F.linear(xq, self.emulated) + F.linear(x2 - xq, self.emulated_offset)
         else:
-            y = torch.ops.appatlas.int4_vnni_mm(x2, w, scale, offset, self.group_size)
+            y = torch.ops.appatlas.int4_vnni_mm(x2, w, self.group_size)
         y = y.reshape(*shape[:-1], y.shape[-1])
         return y if bias is None else y + bias
 
@@ -269,14 +296,14 @@ def make_op(weights: Sequence[torch.Tensor], quants: Sequence[QuantizedWeight | 
     """One op computing the concatenated outputs of ``weights`` (fused along rows when possible).
 
     ``emulate`` builds the same ops but multiplies in fp32 with the kernel's exact weights and bf16
-    activation rounding (a reference for checking the kernels); ``bound`` prepares ``logit_bound`` (torch's
-    int4 kernel then, whose bf16 error can be bounded tightly); ``vnni=False`` keeps our kernel out.
+    activation rounding (a reference for checking the kernels); ``bound`` prepares ``logit_bound``;
+    ``vnni=False`` keeps our kernel out.
     Returns ``None`` when the layers cannot share one op (the caller then makes one op per layer).
     """
     if kernels and all(q is not None for q in quants):
         qs = [q for q in quants if q is not None]
-        if vnni and not bound and vnni_ok(qs):
-            return Int4VnniOp(qs, bias, emulate=emulate)
+        if vnni and vnni_ok(qs):
+            return Int4VnniOp(qs, bias, emulate=emulate, bound=bound)
         if all(_int4_ok(q) for q in qs) and len({q.group_size for q in qs}) == 1:
             return Int4Op(qs, bias, emulate=emulate, bound=bound)
         if len(qs) == 1 and _int8_ok(qs[0]):
