@@ -27,7 +27,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
 from appatlas.agent.oracle import AppWords, realised
-from appatlas.agent.progress import Progress, Taken, all_texts, names_slot
+from appatlas.agent.progress import Progress, Taken, all_texts, names_slot, shows_value
 from appatlas.agent.prompt import choice_context
 from appatlas.agent.valuing import (
     confirming,
@@ -100,10 +100,10 @@ def _counted(label: str) -> set[str]:
     return {stem(m.group(1).lower()) for m in re.finditer(r"\b\d+\s+([A-Za-z]+)", label)}
 
 
-def _shows_value(screen: Screen, value: str) -> bool:
-    """Whether `screen` shows `value` as one of its texts — numbers as a clock writes them ("05:00")."""
-    want = value.strip().lower()
-    return any(t.strip().lower() == want or t.strip().lower().lstrip("0") == want.lstrip("0") for t in screen.texts)
+def _harmless_confirm(screen: Screen) -> Option | None:
+    """The screen's confirming button, unless it destroys something ("Delete")."""
+    confirm = confirming(options(screen, scroll=False), form=False)
+    return None if confirm is None or confirm.label.strip().lower() in DESTRUCTIVE_WORDS else confirm
 
 
 class Policy:
@@ -186,9 +186,9 @@ class Policy:
         # rather than left for a detour only the look-ahead likes (its sound picker "Add a new sound").
         opened = bool(history) and is_dialog(screen) and not history[-1].dialog
         if opened and best is not None and best.own < cfg.theta and not submits(best.option) and intent.slots \
-                and all(_shows_value(screen, s.text) for s in intent.slots):
-            confirm = confirming(options(screen, scroll=False), form=False)
-            if confirm is not None and confirm.label.strip().lower() not in DESTRUCTIVE_WORDS:
+                and all(shows_value(all_texts(screen), s.text) for s in intent.slots):
+            confirm = _harmless_confirm(screen)
+            if confirm is not None:
                 return Decision(confirm.action(screen), f"confirm '{confirm.label}': the dialog shows every value",
                                 "confirm", confirm, scores=scores)
         # Memory re-ranks what is worth doing; it cannot by itself keep a finished intent going.
@@ -211,8 +211,8 @@ class Policy:
         # Another app's screen our steps handed the work to (the print spooler) and nothing here is known:
         # its submit button finishes what was handed over ("Save to PDF").
         if history and self.knowledge.package and screen.package != self.knowledge.package:
-            confirm = confirming(options(screen, scroll=False), form=False)
-            if confirm is not None and confirm.label.strip().lower() not in DESTRUCTIVE_WORDS:
+            confirm = _harmless_confirm(screen)
+            if confirm is not None:
                 return Decision(confirm.action(screen), f"finish in {screen.package} with '{confirm.label}'",
                                 "confirm", confirm, scores=scores)
         look = self._scroll_for_slot(intent, progress, screen)

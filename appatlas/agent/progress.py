@@ -79,6 +79,12 @@ def all_texts(screen: Screen) -> frozenset[str]:
     return frozenset(t.strip().lower() for t in screen.texts)
 
 
+def shows_value(texts: frozenset[str], value: str) -> bool:
+    """Whether `texts` (`all_texts` of a screen) hold `value` — numbers as a clock writes them ("05:00")."""
+    want = value.strip().lower().lstrip("0")
+    return any(t.lstrip("0") == want for t in texts)
+
+
 def _option_for(widget, screen: Screen) -> Option | None:  # noqa: ANN001 - a Widget
     opts = options(screen, scroll=False)
     for o in opts:
@@ -147,8 +153,7 @@ class Progress:
         # Confirming a dialog that shows a value ("New timer 05:00", OK) sets it, and creates what was added.
         for t in history:
             if t.confirm and t.dialog:
-                shown = {x.lstrip("0") for x in t.texts}
-                done = {s.text for s in intent.slots if s.text.lower().lstrip("0") in shown}
+                done = {s.text for s in intent.slots if shows_value(t.texts, s.text)}
                 if done:
                     self.picked |= done
                     self.covered |= {x for x in intent.terms if any(same_term(x, c) for c in _CREATING)}
