@@ -309,12 +309,10 @@ def tasks_agent_eval(data: str | os.PathLike[str], *, apps: Sequence[str] = ()) 
     ``fp32_questions``. The fp32 row must run first (it does in ``ROWS``).
     """
     from appatlas.agent.llm_local import LocalLM
+    from appatlas.bench.folders import app_folders
     from appatlas.bench.tasks import prepare_app, score_app
 
-    folders = sorted(p for p in Path(data).iterdir() if p.is_dir() and (p / "states").is_dir()
-                     and any(p.glob("task*.yaml")) and (not apps or p.name in apps))
-    if not folders:
-        raise FileNotFoundError(f"no DroidTask app folders{' named ' + ','.join(apps) if apps else ''} under {data}")
+    folders = app_folders(data, apps)
     prepared = []
     for folder in folders:  # as run_tasks_bench does with atlas="import"
         full, replay, tasks = prepare_app(folder)

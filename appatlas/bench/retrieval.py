@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from appatlas.bench.folders import app_folders
 from appatlas.devices.render import render_png
 from appatlas.graph.atlas import Atlas, RecordedTask
 from appatlas.graph.droidbot import import_droidbot
@@ -197,15 +198,6 @@ def _app_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "query_ms_p50": round(statistics.median([r["ms"] for r in rows]), 2) if rows else None}
 
 
-def _app_folders(data: Path, apps: Sequence[str] | None) -> list[Path]:
-    folders = sorted(p for p in data.iterdir() if p.is_dir() and (p / "states").is_dir() and any(p.glob("task*.yaml")))
-    if apps:
-        folders = [p for p in folders if p.name in set(apps)]
-    if not folders:
-        raise FileNotFoundError(f"{data} holds no app folders with states/ and task*.yaml (the DroidTask layout)")
-    return folders
-
-
 def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", apps: Sequence[str] | None = None,
                         screenshots: bool = True, real_screenshots: Path | None = None, scale: int = 0,
                         embedder: TextEmbedder | None = None, progress: Progress | None = None) -> dict[str, Any]:
@@ -217,7 +209,7 @@ def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", a
         raise ValueError(f"captions must be 'heuristic' or 'reference', got {captions!r}")
     data = Path(data)
     emb = embedder or text_embedder()
-    folders = _app_folders(data, apps)
+    folders = app_folders(data, apps)
     result: dict[str, Any] = {"benchmark": "retrieval", "data": str(data), "captions": captions, "apps": {},
                               "tasks": []}
     shots: dict[str, list[bool]] = {c: [] for c in CHANGES}

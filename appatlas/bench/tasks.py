@@ -41,6 +41,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.options import options
 from appatlas.agent.policy import Decision, Policy
 from appatlas.agent.progress import Taken, taken
+from appatlas.bench.folders import app_folders
 from appatlas.devices.base import locate
 from appatlas.devices.replay import RecordedApp, RecordedEdge, ReplayDevice
 from appatlas.errors import AppatlasError, SelectorNotFound
@@ -66,12 +67,7 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
 
     if atlas not in ("import", "crawl"):
         raise ValueError(f"--atlas must be import or crawl, not {atlas!r}")
-    folders = sorted(p for p in Path(data).iterdir() if p.is_dir() and (p / "states").is_dir()
-                     and any(p.glob("task*.yaml")))
-    if apps:
-        folders = [p for p in folders if p.name in apps]
-    if not folders:
-        raise FileNotFoundError(f"no app folders with states/ and task*.yaml under {data}")
+    folders = app_folders(data, apps)
     model = make_llm(llm, model=llm_model)
     per_app: dict[str, dict[str, Any]] = {}
     evidence: list[dict[str, Any]] = []
