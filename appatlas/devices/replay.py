@@ -308,25 +308,22 @@ class ReplayDevice:
         # The same page at another scroll position has the same views (found by ids and text): the
         # same outcome, whichever position the recording tapped it from.
         states += [(s, False) for s in sorted(self.app.same_page(self._state) - {self._state})]
-        if self._cursor is not None and self._cursor < len(self.app.log):
+        recorded = self._recorded_next()
+        if recorded is not None and recorded.source != self._state and recorded.source in self.app.same_page(self._state):
             # Re-enacting a recording whose next action was taken further along this page: the same
             # view (found by its ids and text, not where it was), so the same outcome — a person
             # scrolls less or more before the same tap.
-            source = self.app.edges_by_id[self.app.log[self._cursor]].source
-            if source != self._state and source in self.app.same_page(self._state):
-                states.insert(0, (source, False))
+            states.insert(0, (recorded.source, False))
         for state, by_place in states:
             matches = self._matches(state, action, hit, typed, by_place=by_place)
             if matches:
                 edge = max(matches, key=lambda e: (self.app.context_match(e, self._trail), e.count))
                 if self._cursor is not None:  # re-enacting a recording: its next edge, while we follow it
-                    following = self._cursor < len(self.app.log) and self.app.log[self._cursor] in {
-                        e.id for e in matches}
-                    if following:
-                        edge = next(e for e in matches if e.id == self.app.log[self._cursor])
+                    if recorded is not None and any(e.id == recorded.id for e in matches):
+                        edge = recorded
                         self._cursor += 1
-                    elif not self.app.logged(edge) and self._cursor < len(self.app.log) and \
-                            self.app.edges_by_id[self.app.log[self._cursor]].source in self.app.same_page(edge.target):
+                    elif not self.app.logged(edge) and recorded is not None and \
+                            recorded.source in self.app.same_page(edge.target):
                         pass  # a step the log missed, and the recording goes on from where it leads
                     else:
                         self._cursor = None
@@ -348,6 +345,12 @@ class ReplayDevice:
                     self._go(edge.target, push=True, screen=target)
                 return True
         return False
+
+    def _recorded_next(self) -> RecordedEdge | None:
+        """The recording's next edge while one is re-enacted (`reset(..., at=)`), else None."""
+        if self._cursor is None or self._cursor >= len(self.app.log):
+            return None
+        return self.app.edges_by_id[self.app.log[self._cursor]]
 
     def _matches(self, state: int, action: Action, hit: Widget | None, typed: str, *,
                  by_place: bool = True) -> list[RecordedEdge]:
