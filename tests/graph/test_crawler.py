@@ -59,13 +59,62 @@ def test_a_crash_is_recorded_as_a_finding_with_the_path_that_led_there(tmp_path:
     assert report.findings >= 1 and "crashed" in finding["message"] and finding["path"]
 
 
-def test_dangerous_actions_are_never_candidates(tmp_path: Path) -> None:
-    device = open_app("demo", screenshots=False)
-    _, atlas, _ = _crawl(tmp_path)
-    for t in atlas.transitions():
-        label = t.action.target.describe() if t.action.target else ""
-        assert "delete all" not in label.lower() and "log out" not in label.lower()
-    del device
+DANGEROUS = ("Delete all", "Log out", "Archive everything")  # two default patterns and one only --deny names
+
+
+def _danger_spec() -> dict:
+    """An app whose first screen offers the dangerous buttons beside a harmless one, each to its own screen."""
+    buttons = [{"button": label, "id": f"b{i}", "tap": {"go": f"after{i}"}} for i, label in enumerate(DANGEROUS)]
+    return {
+        "app": {"package": "com.x.danger", "name": "Danger", "launch": "home"},
+        "screens": [
+            {"id": "home", "title": "Home", "widgets": [*buttons, {"button": "Next", "id": "next", "tap": {"go": "other"}}]},
+            *({"id": f"after{i}", "title": label, "widgets": [{"text": "Gone"}]} for i, label in enumerate(DANGEROUS)),
+            {"id": "other", "title": "Other", "widgets": [{"text": "Safe"}]},
+        ],
+    }
+
+
+def _tapped_and_reached(atlas: Atlas) -> tuple[set[str], set[str]]:
+    tapped = {t.action.target.describe() for t in atlas.transitions() if t.action.target is not None}
+    return tapped, _activities(atlas)
+
+
+def test_dangerous_actions_are_never_tapped_and_deny_adds_patterns(tmp_path: Path) -> None:
+    from appatlas.graph.model import DEFAULT_DENY
+
+    def run(name: str, deny: tuple[str, ...]) -> tuple[set[str], set[str]]:
+        with Atlas.create(tmp_path / f"{name}.atlas", app="com.x.danger") as atlas:
+            crawl(open_app(_danger_spec(), screenshots=False), atlas, package="com.x.danger",
+                  config=CrawlConfig(budget=60, deny=deny))
+            return _tapped_and_reached(atlas)
+
+    # Without a deny list the crawler taps all three within the budget: the app does tempt it.
+    tapped, reached = run("open", ())
+    assert all(any(label in t for t in tapped) for label in DANGEROUS), tapped
+    assert {f"com.x.danger.After{i}Activity" for i in range(3)} <= reached
+    tapped, reached = run("denied", DEFAULT_DENY + (r"archive everything",))
+    assert not any(label in t for t in tapped for label in DANGEROUS), tapped
+    assert not any(a.startswith("com.x.danger.After") for a in reached), reached
+    assert "com.x.danger.OtherActivity" in reached  # the harmless button was still explored
+
+
+def test_the_crawl_command_never_taps_defaults_or_its_deny_patterns(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from appatlas.cli import app
+
+    spec = tmp_path / "danger.yaml"
+    spec.write_text(yaml.safe_dump(_danger_spec()))
+    out = tmp_path / "cli.atlas"
+    result = CliRunner().invoke(app, ["crawl", "--app", str(spec), "--out", str(out), "--budget", "60",
+                                      "--deny", "archive every"])
+    assert result.exit_code == 0, result.output
+    with Atlas.open(out) as atlas:
+        tapped, reached = _tapped_and_reached(atlas)
+    assert not any(label in t for t in tapped for label in DANGEROUS), tapped
+    assert "com.x.danger.OtherActivity" in reached and not any(a.startswith("com.x.danger.After") for a in reached)
 
 
 def test_every_screen_offers_back_and_its_widgets(tmp_path: Path) -> None:
