@@ -8,12 +8,18 @@ A *state* is one concrete observation (content key); a *screen* is what states s
 only content differs (structure key). Transitions join states; the graph view joins screens.
 Every write is its own transaction, so a process killed at any moment loses only the write
 in flight. Opening never modifies a file that is not a healthy atlas of a known version.
+
+An atlas records the platform its app runs on (`android`, `harmony`, `web`): the planner, retrieval
+and agent never look at it; the pytest exporter and the commands that pick a device do. Schema 1
+atlases predate the field and were all Android; opening one migrates it to schema 2 in place
+(one meta row), or reads it as Android when the file cannot be written.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -29,9 +35,12 @@ from appatlas.graph.codec import action_from_json, action_to_json, widget_from_j
 from appatlas.graph.fingerprint import content_key, structure_key
 from appatlas.types import Action, Screen
 
-__all__ = ["Atlas", "RecordedStep", "RecordedTask", "State", "StoredTransition", "SCHEMA_VERSION"]
+__all__ = ["PLATFORMS", "Atlas", "RecordedStep", "RecordedTask", "State", "StoredTransition", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2  # 2: meta 'platform'
+PLATFORMS = ("android", "harmony", "web")
 DB_NAME = "atlas.sqlite"
 JPEG_MAGIC = b"\xff\xd8\xff"
 APPLICATION_ID = 0x41544C53  # "ATLS": marks the SQLite file as ours
@@ -113,8 +122,10 @@ class Atlas:
     # --- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, folder: str | Path, *, app: str) -> Atlas:
+    def create(cls, folder: str | Path, *, app: str, platform: str = "android") -> Atlas:
         """Make a new atlas folder. Refuses to touch anything that already exists there."""
+        if platform not in PLATFORMS:
+            raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}, got {platform!r}")
         folder = Path(folder)
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise NotAnAtlas(f"{folder} already exists and is not empty; choose a new --out or delete it first")
@@ -125,7 +136,8 @@ class Atlas:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.executescript(_SCHEMA)
             conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-                ("schema_version", str(SCHEMA_VERSION)), ("app", app), ("created", str(time.time()))])
+                ("schema_version", str(SCHEMA_VERSION)), ("app", app), ("platform", platform),
+                ("created", str(time.time()))])
         return cls(folder, conn)
 
     @classmethod
@@ -165,7 +177,10 @@ class Atlas:
             raise AtlasTooNew(f"{folder} was written by a newer appatlas (schema {version}, this one reads up to "
                               f"{SCHEMA_VERSION}); upgrade appatlas (pip install -U appatlas)")
         (folder / "screenshots").mkdir(exist_ok=True)
-        return cls(folder, _connect(db))
+        conn = _connect(db)
+        if version < SCHEMA_VERSION:
+            _migrate(conn, version, db)
+        return cls(folder, conn)
 
     def close(self) -> None:
         self._db.close()
@@ -191,6 +206,11 @@ class Atlas:
     @property
     def app(self) -> str:
         return self._meta("app")
+
+    @property
+    def platform(self) -> str:
+        """"android", "harmony" or "web": what the app runs on (an atlas without the field is Android's)."""
+        return self._meta("platform") or "android"
 
     def _meta(self, key: str) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -382,6 +402,17 @@ class Atlas:
         for _, _, data in g.edges(data=True):
             data["reliability"] = (data["count"] + 1) / (data["count"] + data["failures"] + 2)
         return g
+
+
+def _migrate(conn: sqlite3.Connection, version: int, db: Path) -> None:
+    """Bring a healthy older atlas up to SCHEMA_VERSION, one transaction per step."""
+    try:
+        if version < 2:  # schema 1 had no platform; every atlas then came from Android (u2, DroidBot)
+            with conn:
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('platform', 'android')")
+                conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    except sqlite3.OperationalError as exc:  # a read-only copy: readable as it is, `platform` defaults
+        log.info("%s stays at schema %d (%s); read as an Android atlas", db, version, exc)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
