@@ -46,6 +46,30 @@ def imported(tmp_path_factory: pytest.TempPathFactory, droidtask: Path):
     return get
 
 
+def crawl_ledger(folder: Path, package: str) -> dict[str, int]:
+    """What a crawler resuming on the atlas at `folder` must take over, counted from the atlas itself.
+
+    `screens` and `effects` are what the crawl model counts as seen (distinct structure keys;
+    distinct (screen, action spot, screen) effects: CrawlModel.learn's "new"), so a resumed crawl's
+    own counters must equal them; `observations` minus `returns` (the back presses recorded after
+    the crawl left the app, which the crawler does not count as actions) is the actions spent
+    (a permission dialog is the app's, as for the crawler).
+    """
+    from appatlas.graph.atlas import Atlas
+    from appatlas.graph.crawler import PERMISSION_PACKAGES
+    from appatlas.graph.model import spot
+
+    with Atlas.open(folder) as atlas:
+        states = {s.id: s for s in atlas.states()}
+        outside = {sid for sid in states if atlas.screen(sid, with_screenshot=False).package not in (package, *PERMISSION_PACKAGES)}
+        transitions = {t.id: t for t in atlas.transitions()}
+        key = {sid: s.structure_key for sid, s in states.items()}
+        observed = list(atlas.observations())
+        return {"screens": len(set(key.values())), "observations": len(observed),
+                "effects": len({(key[t.source], spot(t.action), key[t.target]) for t in transitions.values()}),
+                "returns": sum(transitions[tid].source in outside for tid in observed)}
+
+
 def byte_level_bpe():
     """A byte-level BPE tokenizer with no merges (one token per byte): tiny test models need no download."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from appatlas.cli import app
 from appatlas.graph.atlas import Atlas
+from tests.conftest import crawl_ledger
 
 runner = CliRunner()
 
@@ -36,14 +37,36 @@ def test_import_prints_what_it_skipped_and_the_counts(droidtask: Path, tmp_path:
         assert printed is not None and int(printed.group(1)) == atlas.counts()["transitions"]
 
 
+def _model_counters(output: str) -> tuple[int, int]:
+    """The crawl model's own (screens, transitions) from the last progress line the command printed."""
+    *_, last = re.findall(r"screens (\d+)\s+transitions (\d+)", output)
+    return int(last[0]), int(last[1])
+
+
+def _actions_printed(output: str) -> int:
+    match = re.search(r"actions\s*│\s*(\d+)", output)
+    assert match is not None, output
+    return int(match.group(1))
+
+
 def test_crawl_writes_an_atlas_and_resume_continues_it(tmp_path: Path) -> None:
     out = tmp_path / "d.atlas"
     first = runner.invoke(app, ["crawl", "--app", "demo", "--out", str(out), "--budget", "40"])
     assert first.exit_code == 0, first.output
+    assert _actions_printed(first.output) == 40
+    before = crawl_ledger(out, "com.appatlas.notes")
     again = runner.invoke(app, ["crawl", "--app", "demo", "--out", str(out), "--budget", "70", "--resume"])
     assert again.exit_code == 0, again.output
-    with Atlas.open(out) as atlas:
-        assert atlas.counts()["observations"] >= 70
+    after = crawl_ledger(out, "com.appatlas.notes")
+    # --budget counts over all runs: the resumed run spent exactly what the first left (a restart
+    # from scratch would spend 70 more).
+    assert _actions_printed(again.output) == 70
+    spent = (after["observations"] - before["observations"]) - (after["returns"] - before["returns"])
+    assert spent == 70 - (before["observations"] - before["returns"])
+    # The resumed model knew all the first run saw: its counters are the atlas's, not only what this
+    # run saw again (a fresh model would count the screens it walked through anew, and fewer).
+    assert _model_counters(again.output) == (after["screens"], after["effects"])
+    assert after["effects"] > before["effects"]  # and it went on to something new
 
 
 def test_crawl_refuses_to_overwrite_an_existing_atlas(tmp_path: Path) -> None:

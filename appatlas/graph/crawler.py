@@ -92,10 +92,17 @@ class _Crawl:
         self.strategy = make_strategy(config.strategy, seed=config.seed + (atlas.counts()["observations"]
                                                                             if resume else 0))
         self.inputs = InputBook()
-        self.report = CrawlReport(actions=atlas.counts()["observations"] if resume else 0)
+        self.report = CrawlReport(actions=self._spent() if resume else 0)
         self.screens: set[str] = {s.structure_key for s in atlas.states()} if resume else set()
         self.path: deque[dict[str, str]] = deque(maxlen=20)
         self._typed: dict[str, str] = {}  # field key -> value typed on the current screen
+
+    def _spent(self) -> int:
+        """Actions a stopped crawl spent: its observations, less the back presses recorded after it
+        had left the app (`_return_to_app`), which the run that made them did not count either."""
+        outside = {s.id for s in self.atlas.states() if not self._in_app(self.atlas.screen(s.id, with_screenshot=False))}
+        source = {t.id: t.source for t in self.atlas.transitions()}
+        return sum(source[tid] not in outside for tid in self.atlas.observations())
 
     # --- device calls, timed so the crawler's own overhead can be reported -----------------------
 

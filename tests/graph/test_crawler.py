@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ from appatlas.graph.atlas import DB_NAME, Atlas
 from appatlas.graph.crawler import CrawlConfig, crawl
 from appatlas.graph.model import CrawlModel, candidates
 from appatlas.types import ActionKind
+from tests.conftest import crawl_ledger
 
 
 def _crawl(tmp_path: Path, strategy: str = "atlas", budget: int = 800, **kw):
@@ -171,15 +173,22 @@ def test_a_crawl_killed_with_sigkill_resumes_and_keeps_every_transition(tmp_path
         proc.wait(timeout=10)
     assert len(before) >= 60
     with Atlas.open(out) as atlas:
-        observed = atlas.counts()["observations"]
         assert before <= {(t.source, t.target, _blob(t.action)) for t in atlas.transitions()}
-    resumed = subprocess.run([*cmd[:-1], str(observed + 50), "--resume"], capture_output=True, text=True, env=env,
+    killed = crawl_ledger(out, "com.appatlas.notes")
+    spent = killed["observations"] - killed["returns"]  # what the resumed crawl counts as already spent
+    resumed = subprocess.run([*cmd[:-1], str(spent + 50), "--resume"], capture_output=True, text=True, env=env,
                              timeout=60)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     after = _committed(out)
-    assert before <= after and len(after) >= len(before)
-    with Atlas.open(out) as atlas:
-        assert atlas.counts()["observations"] >= observed + 40  # it went on from where it stopped
+    assert before <= after
+    ledger = crawl_ledger(out, "com.appatlas.notes")
+    # Exactly the 50 actions the budget left (a restart from scratch would spend all of it again) ...
+    assert (ledger["observations"] - killed["observations"]) - (ledger["returns"] - killed["returns"]) == 50
+    # ... and the resumed crawl knew everything committed before the kill: its own counters are the
+    # atlas's, so nothing seen before was counted again as new, and it found more.
+    *_, last = re.findall(r"screens (\d+)\s+transitions (\d+)", resumed.stdout)
+    assert (int(last[0]), int(last[1])) == (ledger["screens"], ledger["effects"])
+    assert ledger["effects"] > killed["effects"]
 
 
 def _blob(action) -> str:  # noqa: ANN001
