@@ -38,9 +38,10 @@ _NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b(?=\s+\w)", re.IGNOR
 _VERBS = frozenset({"call", "send", "play", "open", "search", "find", "add", "delete", "remove", "create", "type",
                     "write", "enter", "check", "show", "display", "print", "export", "rename"})
 # The word right before a slot that says it is typed ("named 'X'", "type 'X'", "number 555…").
-_INPUT_CUES = ("named", "called", "it", "titled", "title", "type", "text", "message", "content", "number", "phone",
-               "mobile", "email", "mail", "write", "enter", "password", "label", "is", "as")
-_EXTENSIONS = r"(ics|vcf|pdf|txt|csv|json|zip|png|jpg|mp3|xml)"
+_INPUT_CUES = ("named", "called", "titled", "title", "type", "text", "message", "content", "number", "phone",
+               "mobile", "email", "mail", "write", "enter", "password", "label")
+# Any short extension after a name ("backup.ics", "song.flac"): a letter first, so "1.5" is a number.
+_EXTENSIONS = r"([A-Za-z][A-Za-z0-9]{1,3})"
 _FILE = re.compile(rf"^([\w\- ]+)\.{_EXTENSIONS}$", re.IGNORECASE)
 _FILE_NAME = re.compile(rf"(?<![\w.])[\w\-]+\.{_EXTENSIONS}\b", re.IGNORECASE)
 
@@ -119,16 +120,13 @@ def words(text: str) -> list[str]:
             or t.isdigit()]
 
 
-# Abbreviations UIs print where people write the words ("Send SMS" for "send a text message").
-SPELLED_OUT = {"sms": "text message", "mms": "picture message", "faq": "frequently asked questions"}
-
-
 def label_words(label: str) -> list[str]:
-    """Words of a label, plus each pair of neighbours written as one ('Font size' also gives 'fontsize'),
-    plus the words of an abbreviation ('SMS' also gives 'text', 'message')."""
+    """Words of a label, plus each pair of neighbours written as one ('Font size' also gives 'fontsize').
+
+    Synonyms and abbreviations ('SMS' for "text message") are not listed here: they are meaning, which
+    the semantic comparison (`appatlas.rag.embed`) carries for any app."""
     ws = words(label)
-    spelled = [x for w in ws if w in SPELLED_OUT for x in words(SPELLED_OUT[w])]
-    return ws + [a + b for a, b in zip(ws, ws[1:], strict=False)] + spelled
+    return ws + [a + b for a, b in zip(ws, ws[1:], strict=False)]
 
 
 def terms_in(terms: Sequence[str], ws: Sequence[str]) -> list[str]:

@@ -5,9 +5,10 @@ structure tokens (for finding the nearest known screen), and its outgoing transi
 recorded tasks (experience) and an IDF weight per word, so rare words ("autosave") steer more
 than common ones ("note").
 
-`without(task)` is the same knowledge minus one recorded task *and its demonstration*: the
-transitions observed between its consecutive steps lose one observation each (dropped when none
-is left), and the states seen only in that demonstration are forgotten. The tasks benchmark uses
+`without(task)` is the same knowledge minus one recorded task *and its demonstration*: each hop
+it made loses one observation of the transition it took (by the step's action; dropped when none
+is left), and the states seen only in that demonstration are forgotten
+(`appatlas.graph.demonstration.removal`). The tasks benchmark uses
 it so that no task is evaluated with its own answer in the atlas.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import networkx as nx
@@ -23,9 +24,10 @@ import networkx as nx
 from appatlas.agent.intent import label_words, words
 from appatlas.agent.options import Option, options
 from appatlas.graph.atlas import Atlas, RecordedTask, StoredTransition
+from appatlas.graph.demonstration import Demonstration, removal
 from appatlas.graph.fingerprint import content_key, structure_tokens
 from appatlas.graph.inputs import field_kind
-from appatlas.types import Screen
+from appatlas.types import Action, Screen
 
 __all__ = ["Knowledge", "ScreenInfo"]
 
@@ -84,7 +86,6 @@ class Knowledge:
         self._by_state: dict[int, str] | None = None
         self._pages: dict[str, list[str]] | None = None
         self._options: dict[int, list[Option]] = {}
-        self._switches: list[tuple[str, ...]] | None = None
         self._labels: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
         df: Counter[str] = Counter()
         seen: set[str] = set()
@@ -171,16 +172,6 @@ class Knowledge:
                 o for o in options(screen, scroll=False) if o.widget is not None and o.label and not o.editable]
         return self._options[state_id]
 
-    @property
-    def switches(self) -> list[tuple[str, ...]]:
-        """The label words of every switch the app shows (a checkable option that is not a radio button)."""
-        if self._switches is None:
-            found = {o.label: tuple(label_words(o.label)) for info in self.screens.values()
-                     for sid in info.states[:MAX_STATES_PER_SCREEN] for o in self.options_of(sid)
-                     if o.checkable and not o.radio}
-            self._switches = list(found.values())
-        return self._switches
-
     def labels_of(self, state_id: int) -> list[tuple[str, tuple[str, ...]]]:
         """(label, words) of the options of one known state."""
         if state_id not in self._labels:
@@ -199,44 +190,28 @@ class Knowledge:
 
     # --- leaving a task out ----------------------------------------------------------------------
 
-    def without(self, task_name: str, *, records: Sequence[Sequence[int]] | None = None) -> Knowledge:
+    def without(self, task_name: str, *, records: Sequence[Sequence[int]] | None = None,
+                actions: Sequence[Action | None] = ()) -> Knowledge:
         """This knowledge minus the recorded task `task_name` and its demonstration (module docstring).
 
-        `records` gives every state of each step (a step scrolled through shows several); by default
-        the task's own step states. A transition within a step or from one step to the next loses one
-        observation per demonstration.
+        `records` gives every state of each step (a step scrolled through shows several) and
+        `actions` each step's action; by default the task's own steps. What is taken away is decided
+        by `appatlas.graph.demonstration.removal`, the one rule every benchmark uses.
         """
         task = next((t for t in self.tasks if t.name == task_name), None)
         if task is None and records is None:
             return self
-        groups = [list(r) for r in records] if records is not None else [[s.state] for s in task.steps]  # type: ignore[union-attr]
-        pairs: Counter[tuple[int, int]] = Counter()
-        for i, group in enumerate(groups):
-            pairs.update(zip(group, group[1:], strict=False))
-            if i + 1 < len(groups):
-                pairs.update((a, b) for a in group for b in groups[i + 1])
-        kept: list[StoredTransition] = []
-        for t in self.transitions:
-            used = pairs.get((t.source, t.target), 0)
-            if used:
-                pairs[(t.source, t.target)] -= 1
-                if t.count - 1 <= 0:
-                    continue
-                t = replace(t, count=t.count - 1)
-            kept.append(t)
+        if records is None:
+            assert task is not None
+            records, actions = [[s.state] for s in task.steps], [s.action for s in task.steps]
+        demo = Demonstration(task_name, tuple(tuple(r) for r in records), tuple(actions))
         others = [t for t in self.tasks if t.name != task_name]
-        anchored = _states_in(kept, others)
-        demo_only = {sid for group in groups for sid in group} - anchored
-        screens = {sid: s for sid, s in self.state_screens.items() if sid not in demo_only}
+        cut = removal([demo], self.transitions, kept_task_states=(s.state for t in others for s in t.steps))
+        kept = [replace(t, count=cut.kept_count(t)) for t in self.transitions
+                if cut.kept_count(t) > 0 and t.source not in cut.states and t.target not in cut.states]
+        screens = {sid: s for sid, s in self.state_screens.items() if sid not in cut.states}
         return Knowledge.build(package=self.package, screens=screens,
                                state_key={k: v for k, v in self.state_key.items() if k in screens},
                                content={c: sid for c, sid in self.content.items() if sid in screens},
                                transitions=kept, tasks=others,
                                origins={k: v for k, v in self.origins.items() if k in screens})
-
-
-def _states_in(transitions: Iterable[StoredTransition], tasks: Iterable[RecordedTask]) -> set[int]:
-    out = {t.source for t in transitions} | {t.target for t in transitions}
-    for task in tasks:
-        out.update(s.state for s in task.steps)
-    return out

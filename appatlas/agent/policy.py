@@ -95,11 +95,6 @@ class _Valued:
     own: float = 0.0  # the part of `value` the option itself earns (its label, a slot it names or types)
 
 
-def _counted(label: str) -> set[str]:
-    """Stems of the words that follow a number in `label` ("2 Tracks", "6 items"): what is counted."""
-    return {stem(m.group(1).lower()) for m in re.finditer(r"\b\d+\s+([A-Za-z]+)", label)}
-
-
 def _harmless_confirm(screen: Screen) -> Option | None:
     """The screen's confirming button, unless it destroys something ("Delete")."""
     confirm = confirming(options(screen, scroll=False), form=False)
@@ -352,17 +347,10 @@ class Policy:
             # A value's own words there ("5 minutes" under "Max reminder duration") are its current value.
             valued = {t for t in matched if t not in titled
                       and any(self._matches(f"{s.text} {s.kind_word}", [t]) for s in slots)}
-            # … and so is a count's unit ("Recordings" / "2 Tracks" is not the Tracks tab).
-            valued |= {t for t in matched if t not in titled and t in _counted(o.label)}
             matched = [t for t in matched if t not in valued]
             own = sum(self._weight(t) * (1.0 if t in titled else 0.5) for t in matched) * precision(o.label, matched)
             if o.checkable and self._satisfied(o, intent):
                 own = 0.0
-            elif intent.wants == "off" and not o.checkable and matched and any(
-                    len(terms_in(matched, ws)) == len(matched) for ws in self.knowledge.switches):
-                # "Disable showing the dial pad": what the app's switch names, a plain button cannot
-                # turn off ('Dialpad' opens the dial pad).
-                own *= 0.3
             if self._set_already(o, slots):
                 v.why.append("it shows the wanted value already")
                 return v  # a setting already as wanted, like a toggle already as wanted

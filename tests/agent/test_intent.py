@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appatlas.agent.intent import label_words, parse_intent, same_term, stem, terms_in
+from appatlas.agent.intent import parse_intent, same_term, stem
 
 
 def _slot(text: str, value: str):
@@ -81,10 +81,10 @@ def test_a_word_meets_its_noun_in_ion_but_short_words_do_not() -> None:
     assert not same_term(stem("note"), stem("notion"))
 
 
-def test_a_label_that_abbreviates_names_the_words_people_write() -> None:
-    intent = parse_intent("send a text message to Bob")
-    assert terms_in(intent.terms, label_words("Send SMS")) == ["send", "text", "message"]
-    assert terms_in(intent.terms, label_words("Send email")) == ["send"]
+def test_any_short_extension_makes_a_file_name_and_a_decimal_does_not() -> None:
+    slots = parse_intent("Export the calendar as backup.flac then set volume to 1.5").slots
+    assert [(s.text, s.kind) for s in slots] == [("backup.flac", "quoted"), ("1.5", "number")]
+    assert slots[0].typed == "backup"
 
 
 def test_a_number_word_remembers_its_unit() -> None:

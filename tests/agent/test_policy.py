@@ -332,12 +332,6 @@ def test_confirming_a_dialog_that_shows_the_value_realises_adding_it() -> None:
     assert progress.uncovered() == [] and "5:00" in progress.picked
 
 
-def test_what_a_row_counts_is_not_what_it_is() -> None:
-    albums = _settings_page(_setting(100, "Recordings", "2 Tracks", "album"))
-    scores = dict(Policy(_empty()).decide("play the song in the tracks", albums, []).scores)
-    assert scores["tap 'Recordings 2 Tracks'"] == 0.0
-
-
 def test_a_setting_that_shows_the_wanted_value_already_is_not_changed() -> None:
     page = _settings_page(_setting(100, "Max reminder duration", "5 minutes", "alarm_reminder"))
     scores = dict(Policy(_empty()).decide("change the max reminder duration to 5 minutes", page, []).scores)
@@ -363,19 +357,3 @@ def test_what_an_option_covers_itself_is_not_counted_again_on_the_screens_after_
     decision = Policy(k).decide("open the dial pad", _buttons("Dialpad"), [], known_as="main")
     assert "leads towards" not in decision.reason
 
-
-def test_a_plain_button_cannot_turn_off_what_a_switch_of_the_app_names() -> None:
-    switch = Widget("android.widget.Switch", Bounds(0, 0, W, 150), text="Show a dialpad button", clickable=True,
-                    checkable=True, checked=True, package="com.x", resource_id="com.x:id/show_dialpad")
-    frame = Widget("android.widget.FrameLayout", Bounds(0, 0, W, H), package="com.x", children=(switch,))
-    settings = Screen("com.x", "com.x.Settings", Widget("hierarchy", Bounds(0, 0, W, H), children=(frame,)), W, H)
-
-    def dialpad_value(with_switch: bool) -> float:
-        screens = {1: _buttons("Dialpad"), **({2: settings} if with_switch else {})}
-        keys = {1: "main", 2: "settings"}
-        k = Knowledge.build(package="com.x", screens=screens, state_key={s: keys[s] for s in screens}, content={},
-                            tasks=[], transitions=[])
-        scores = dict(Policy(k).decide("disable the dial pad button", _buttons("Dialpad"), [], known_as="main").scores)
-        return scores["tap 'Dialpad'"]
-
-    assert 0 < dialpad_value(True) < dialpad_value(False)
