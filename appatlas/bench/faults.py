@@ -7,6 +7,7 @@ how many already-recorded transitions were lost (must be 0), and how long recove
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -33,6 +34,8 @@ __all__ = ["FaultRow", "run_faults_bench"]
 SERIAL = "virtual-1"
 BUDGET = 60
 FAULT_AT = 20
+KILL_AFTER = 50  # committed observations the crawl has made when kill -9 hits it
+KILL_WAIT_S = 60.0  # at most this long for them (a loaded machine starts the process slowly)
 
 
 @dataclass
@@ -65,9 +68,37 @@ def _observations(folder: Path) -> set[int]:
         conn.close()
 
 
-def _in_crawl(name: str, inject: Callable[[FakeAdbServer], None], tmp: Path, *, note: str,
-              times: int = 1) -> FaultRow:
-    """A fault (injected `times` actions in a row) the crawl must ride through without stopping."""
+@dataclass(frozen=True)
+class _Trace:
+    """What a crawl shows of a fault it rode through: the evidence that the fault did fire."""
+
+    restarts: int  # automatic UI-server restarts the client made
+    retries: int  # snapshots the crawler looked at again after a timeout
+    empty: int  # empty dumps the client saw and asked again for
+    crashes: int  # crash findings recorded after the fault was injected
+
+
+class _EmptyDumps(logging.Handler):
+    """Counts the client's "empty view hierarchy" retries (devices/u2.py logs each one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen += "empty view hierarchy" in record.getMessage()
+
+
+def _in_crawl(name: str, inject: Callable[[FakeAdbServer], None], fired: Callable[[_Trace], bool], tmp: Path, *,
+              note: str, times: int = 1) -> FaultRow:
+    """A fault (injected `times` actions in a row) the crawl must ride through without stopping.
+
+    Finishing the budget is not enough: `fired` must find the fault's trace in the run (a restart,
+    a retry, crash findings), or the row did not test anything.
+    """
+    empty = _EmptyDumps()
+    u2_log = logging.getLogger("appatlas.devices.u2")
+    u2_log.addHandler(empty)
     with _phone_server() as (server, package), _connect(server, package) as phone, \
             Atlas.create(tmp / "a.atlas", app=package) as atlas:
         marks: dict[str, Any] = {}
@@ -75,6 +106,7 @@ def _in_crawl(name: str, inject: Callable[[FakeAdbServer], None], tmp: Path, *, 
         def progress(p: CrawlProgress) -> None:
             if p.actions == FAULT_AT:
                 marks["before"] = set(atlas.observations())
+                marks["findings"] = len(atlas.findings())
             if FAULT_AT <= p.actions < FAULT_AT + times:
                 marks["t"] = time.perf_counter()
                 inject(server)
@@ -84,8 +116,14 @@ def _in_crawl(name: str, inject: Callable[[FakeAdbServer], None], tmp: Path, *, 
         try:
             report = crawl(phone, atlas, package=package, config=CrawlConfig(budget=BUDGET), progress=progress)
             survived, why = report.actions == BUDGET, f"{report.actions} of {BUDGET} actions; {report.findings} findings"
+            trace = _Trace(phone.restarts, report.retries, empty.seen,
+                           sum(f["kind"] == "crash" for f in atlas.findings()) - marks.get("findings", 0))
+            if "t" not in marks or not fired(trace):
+                survived, why = False, f"{why}; the fault left no trace, so it did not fire: {trace}"
         except AppatlasError as exc:
             survived, why = False, f"{type(exc).__name__}: {exc}"
+        finally:
+            u2_log.removeHandler(empty)
         lost = len(marks.get("before", set()) - set(atlas.observations()))
     return FaultRow(name, "crawl", survived, lost, marks.get("recover"), f"{note} ({why})")
 
@@ -127,17 +165,23 @@ def _kill_9(tmp: Path) -> FaultRow:
                             env={**os.environ, "COLUMNS": "120"})
     before: set[int] = set()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(before) < 50:
+        deadline = time.monotonic() + KILL_WAIT_S
+        while time.monotonic() < deadline and len(before) < KILL_AFTER:
             time.sleep(0.05)
             try:
                 before = _observations(out)
             except (sqlite3.Error, FileNotFoundError):
                 pass
-        before = _observations(out)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=10)
+    try:
+        before = _observations(out)  # what was committed when the kill came (the process is gone now)
+    except (sqlite3.Error, FileNotFoundError):
+        before = set()
+    if not before:
+        return FaultRow("kill -9 of the crawler, then --resume", "crawl", False, 0, None,
+                        "nothing was committed before the kill; nothing was tested")
     t = time.perf_counter()
     device = open_app("demo", screenshots=False)
     with Atlas.open(out) as atlas:
@@ -197,16 +241,16 @@ def _crash_loop(server: FakeAdbServer) -> None:
 
 SCENARIOS: list[tuple[str, Callable[[Path], FaultRow]]] = [
     ("kill -9", _kill_9),
-    ("ui server", lambda d: _in_crawl("UI server killed", lambda s: s.kill_ui_server(SERIAL), d,
-                                      note="one automatic restart")),
+    ("ui server", lambda d: _in_crawl("UI server killed", lambda s: s.kill_ui_server(SERIAL),
+                                      lambda t: t.restarts == 1, d, note="one automatic restart")),
     ("drop", lambda d: _stop_and_resume("connection dropped", d, replug=True)),
     ("removed", lambda d: _stop_and_resume("device removed", d, replug=False)),
     ("slow", lambda d: _in_crawl("slow dumps (past the 3 s timeout)", lambda s: s.slow_dumps(SERIAL, 3500, count=1),
-                                 d, note="looked again")),
-    ("empty", lambda d: _in_crawl("empty dumps", lambda s: s.empty_dumps(SERIAL, 2), d,
+                                 lambda t: t.retries >= 1, d, note="looked again")),
+    ("empty", lambda d: _in_crawl("empty dumps", lambda s: s.empty_dumps(SERIAL, 2), lambda t: t.empty == 2, d,
                                   note="uiautomator2's known flake, retried")),
-    ("crash loop", lambda d: _in_crawl("app crash loop (5 crashes in a row)", _crash_loop, d, times=5,
-                                       note="findings recorded, relaunched")),
+    ("crash loop", lambda d: _in_crawl("app crash loop (5 crashes in a row)", _crash_loop, lambda t: t.crashes >= 5,
+                                       d, times=5, note="findings recorded, relaunched")),
     ("disk full", _disk_full),
     ("corrupt", _corrupt_at_start),
     *((name, lambda d, run=run: FaultRow(**run(d))) for name, run in CAMPAIGN_SCENARIOS),
