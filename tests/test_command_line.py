@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,15 +15,68 @@ from typer.testing import CliRunner
 
 from appatlas.cli import app
 from appatlas.graph.atlas import Atlas
-from tests.conftest import crawl_ledger
+from tests.conftest import REPO, crawl_ledger
 
 runner = CliRunner()
 
 
-def test_every_command_has_help_with_an_example() -> None:
-    for args in (["demo"], ["crawl"], ["import", "droidbot"], ["info"], ["devices", "serve"], ["bench", "crawl"]):
+def _readme_commands() -> list[list[str]]:
+    """The commands the README's table lists, as argument lists (`bench crawl · devices` -> two)."""
+    commands: list[list[str]] = []
+    for line in (REPO / "README.md").read_text().splitlines():
+        if not line.startswith("| `appatlas"):
+            continue
+        cell = re.split(r"(?<!\\)\|", line)[1]  # the first column; `\|` inside it is not a column break
+        for segment in re.findall(r"`([^`]*)`", cell):
+            segment = segment.removeprefix("appatlas ")
+            if "·" in segment:
+                group, _, rest = segment.partition(" ")
+                commands += [[group, name.strip()] for name in rest.split("·")]
+                continue
+            words = []
+            for token in segment.split():
+                if not re.fullmatch(r"[a-z][a-z-]*", token):
+                    break
+                words.append(token)
+            if words:
+                commands.append(words)
+    return commands
+
+
+def test_every_command_of_the_readme_has_help_with_an_example() -> None:
+    commands = _readme_commands()
+    assert len(commands) >= 20, commands  # 21 today; a parse that finds few has lost the table
+    for args in commands:
         result = runner.invoke(app, [*args, "--help"])
-        assert result.exit_code == 0 and "Example" in result.output, args
+        assert result.exit_code == 0 and "Example" in result.output, (args, result.output)
+
+
+def test_the_installed_appatlas_command_offers_every_top_level_command() -> None:
+    # The console script of pyproject.toml, as a user runs it, not typer's runner on the object.
+    exe = shutil.which("appatlas", path=str(Path(sys.executable).parent)) or shutil.which("appatlas")
+    assert exe is not None, "the appatlas console script is not installed (pip install -e .)"
+    result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"^│ (\S+)", result.stdout, re.MULTILINE))
+    assert {args[0] for args in _readme_commands()} <= listed, listed
+
+
+def test_a_command_module_that_cannot_be_imported_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from appatlas import cli
+
+    monkeypatch.setitem(sys.modules, "appatlas.cli.rag", None)  # importing it now raises ModuleNotFoundError
+    with pytest.raises(ModuleNotFoundError, match="appatlas.cli.rag"):
+        cli._register_all(typer.Typer(), typer.Typer())
+
+
+def test_every_command_module_is_registered() -> None:
+    from appatlas import cli
+
+    modules = {p.stem for p in (REPO / "appatlas" / "cli").glob("*.py")} - {"__init__", "__main__"}
+    assert modules == set(cli.COMMAND_MODULES)
 
 
 def test_info_on_something_that_is_not_an_atlas_says_what_to_do(tmp_path: Path) -> None:

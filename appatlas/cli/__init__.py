@@ -16,20 +16,19 @@ bench = typer.Typer(no_args_is_help=True, help="Reproducible benchmarks; each pr
 app.add_typer(bench, name="bench")
 
 
-def _register_all() -> None:
+COMMAND_MODULES = ("demo", "atlas", "crawl", "devices", "rag", "agent", "faults", "compress")
+
+
+def _register_all(app: typer.Typer, bench: typer.Typer) -> None:
+    """Each command module adds its commands. One that cannot be imported is an error, not a command
+    that quietly disappears (their optional dependencies are imported inside the commands)."""
     import importlib
 
-    for name in ("demo", "atlas", "crawl", "devices", "rag", "agent", "faults", "compress"):
-        try:
-            module = importlib.import_module(f"appatlas.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"appatlas.cli.{name}":
-                raise
-            continue
-        module.register(app, bench)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"appatlas.cli.{name}").register(app, bench)
 
 
-_register_all()
+_register_all(app, bench)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`appatlas devices serve|list` and `appatlas bench devices`, run through typer."""
+"""`appatlas devices serve|list` and `appatlas bench devices`, run through the appatlas command."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import typer
 from typer.testing import CliRunner
 from u2_apps import PACKAGE, SERIAL, demo
 
-from appatlas.cli.devices import register
+from appatlas.cli import app
 from appatlas.devices.fakeadb import FakeAdbServer
 
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    app, bench = typer.Typer(), typer.Typer()
-    app.add_typer(bench, name="bench")
-    register(app, bench)
-    return app
+    return app  # the real `appatlas` command (its entry point), not one built for the test
 
 
 def test_list_shows_serial_state_and_model(cli: typer.Typer, server: FakeAdbServer) -> None:
