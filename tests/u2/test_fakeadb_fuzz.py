@@ -33,22 +33,39 @@ def live() -> Iterator[FakeAdbServer]:
         d.stop_uiautomator(wait=False)
 
 
-def _exchange(sock: socket.socket, data: bytes) -> bytes:
-    sock.settimeout(0.5)
+FIRST_BYTE_S = 5.0  # a server that has not started to answer by then hangs (generous: 2 loaded cores)
+IDLE_S = 0.5  # once it answered, this much silence ends a long-lived answer (track-devices)
+LONG_LIVED = (b"host:track-devices", b"host:wait-for-")  # services that answer and keep the stream open
+
+
+def _exchange(sock: socket.socket, data: bytes) -> tuple[bytes, str]:
+    """Send `data`, half-close, read the answer: (bytes, how it ended: closed, reset or silent)."""
+    sock.settimeout(FIRST_BYTE_S)
     try:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
     except OSError:
-        return b""  # the server already closed on us: an allowed answer
+        sock.close()
+        return b"", "reset"  # the server already closed on us: an allowed answer
     out = b""
     try:
         while chunk := sock.recv(65536):
             out += chunk
-    except (TimeoutError, ConnectionResetError):
-        pass  # a long-lived answer (track-devices) or a reset: both end only this connection
+            sock.settimeout(IDLE_S)
+        return out, "closed"
+    except ConnectionResetError:
+        return out, "reset"
+    except TimeoutError:
+        return out, "silent"
     finally:
         sock.close()
-    return out
+
+
+def _ended_well(answer: bytes, how: str, data: bytes) -> bool:
+    """Closed or reset is an answer; silence is one only after OKAY from a service that streams on."""
+    if how != "silent":
+        return True
+    return answer[:4] == b"OKAY" and any(service in data for service in LONG_LIVED)
 
 
 def _framed(text: str) -> bytes:
@@ -58,7 +75,7 @@ def _framed(text: str) -> bytes:
 
 def _still_serving(srv: FakeAdbServer) -> None:
     sock = socket.create_connection((srv.host, srv.port))
-    assert _exchange(sock, _framed("host:devices")) == b"OKAY" + _framed(f"{SERIAL}\tdevice\n")
+    assert _exchange(sock, _framed("host:devices")) == (b"OKAY" + _framed(f"{SERIAL}\tdevice\n"), "closed")
 
 
 def _ui_stream(srv: FakeAdbServer) -> socket.socket:
@@ -89,7 +106,8 @@ adb_requests = st.one_of(
 @given(data=adb_requests)
 def test_any_bytes_to_the_adb_port_get_okay_fail_or_a_close(live, data: bytes) -> None:
     srv = live
-    answer = _exchange(socket.create_connection((srv.host, srv.port)), data)
+    answer, how = _exchange(socket.create_connection((srv.host, srv.port)), data)
+    assert _ended_well(answer, how, data), f"the connection hung: {how} after {answer!r}"
     assert answer == b"" or answer[:4] in (b"OKAY", b"FAIL")
     _still_serving(srv)
 
@@ -109,7 +127,9 @@ rpc_bodies = st.one_of(
 def _post(srv: FakeAdbServer, body: bytes) -> bytes:
     sock = _ui_stream(srv)
     head = f"POST /jsonrpc/0 HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    return _exchange(sock, head.encode() + body)
+    answer, how = _exchange(sock, head.encode() + body)
+    assert how != "silent", f"the request hung after {answer!r}"
+    return answer
 
 
 @FUZZ
@@ -128,7 +148,8 @@ def test_any_jsonrpc_body_gets_a_result_or_a_jsonrpc_error(live, body: bytes) ->
 @given(raw=st.binary(max_size=400))
 def test_any_bytes_to_the_ui_port_get_an_http_answer_or_a_close(live, raw: bytes) -> None:
     srv = live
-    answer = _exchange(_ui_stream(srv), raw)
+    answer, how = _exchange(_ui_stream(srv), raw)
+    assert how != "silent", f"the connection hung after {answer!r}"
     assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
     _still_serving(srv)
 
