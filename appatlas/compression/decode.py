@@ -56,13 +56,15 @@ class GreedyDecoder:
     """Greedy decoding of a Llama-style model.
 
     ``kernels=False``: the dequantized fp32 reference. ``emulate=True``: the kernels' exact weights and
-    activation rounding computed with fp32 matmuls (checks the kernels themselves). ``vnni=False``: torch's
-    int4 kernel even where ours (``packed/vnni.py``) runs.
+    activation rounding computed with fp32 matmuls (checks the kernels themselves). ``int4_kernel``: which
+    ≤4-bit kernel runs (``packed/vnni.py``: ``avx512vnni``, ``avxvnni``, ``avx2`` or ``"torch"`` for torch's;
+    default ``$APPATLAS_INT4_KERNEL``, else the best the CPU supports). ``dense_dtype=torch.bfloat16``: the
+    unquantized matmuls in bf16 (the bf16 baseline).
     """
 
     def __init__(self, model: nn.Module, *, quant: dict[str, QuantizedWeight] | None = None, kernels: bool = True,
                  max_len: int = 256, compile: bool = False, rescore: int = 16, emulate: bool = False,
-                 vnni: bool = True):
+                 int4_kernel: str | None = None, dense_dtype: torch.dtype = torch.float32):
         cfg = model.config
         if cfg.model_type not in SUPPORTED:
             raise UnsupportedModel(f"fast decoder supports {SUPPORTED}, not {cfg.model_type!r}; use perplexity() only")
@@ -75,7 +77,7 @@ class GreedyDecoder:
         self.embed = model.get_input_embeddings().weight.detach().float()
         self.head_weight = model.get_output_embeddings().weight.detach().float()  # the exact (dequantized) head
         self.head = make_op([self.head_weight], [quant.get(fam.head)], kernels=kernels, emulate=emulate, bound=True,
-                            vnni=vnni)
+                            int4_kernel=int4_kernel, dense_dtype=dense_dtype)
         self.certify = hasattr(self.head, "logit_bound") and rescore > 0
         self.final_norm = model.model.norm.weight.detach().float()
         blocks = get_blocks(model, fam)
@@ -88,7 +90,7 @@ class GreedyDecoder:
                 mods = [linears[n] for n in names]
                 ops[key].append(fused_op([m.weight for m in mods], [quant.get(f"{fam.blocks}.{i}.{n}") for n in names],
                                          kernels=kernels, biases=[m.bias for m in mods], emulate=emulate,
-                                         vnni=vnni))
+                                         int4_kernel=int4_kernel, dense_dtype=dense_dtype))
         self.qkv, self.o, self.gate_up, self.down = (stack_ops(ops[key]) for key in per_block)
         self.norm1 = torch.stack([b.input_layernorm.weight.detach().float() for b in blocks])
         self.norm2 = torch.stack([b.post_attention_layernorm.weight.detach().float() for b in blocks])
@@ -146,15 +148,24 @@ class GreedyDecoder:
         return torch.bmm(scores.softmax(-1), self.v_cache[i]).reshape(1, -1)
 
     @torch.inference_mode()
-    def _prefill(self, ids: torch.Tensor, pos: int):
+    def _hidden(self, ids: torch.Tensor, pos: int, *, positions: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states ``[T, hidden]`` of ``ids`` written to cache slots ``pos..pos+T`` — one GEMM per op.
+
+        ``positions`` (rotary positions, default the slots) and ``mask`` (``[T, pos+T]``, True = attend; default
+        causal) let several continuations of one prefix share its cache (:meth:`score_options`).
+        """
         T = ids.numel()
         if pos + T > self.max_len:
             raise ValueError(f"sequence longer than max_len={self.max_len}; build the decoder with a larger max_len")
         x = self.embed[ids]
-        cos, sin = self.cos[pos : pos + T], self.sin[pos : pos + T]
-        mask = None
-        if T > 1 and pos > 0:  # chunk after a prefix: causal within the chunk, full over the prefix
+        if positions is None:
+            cos, sin = self.cos[pos : pos + T], self.sin[pos : pos + T]
+        else:
+            cos, sin = self.cos[positions], self.sin[positions]
+        if mask is None and T > 1 and pos > 0:  # chunk after a prefix: causal within the chunk, full over the prefix
             mask = torch.ones(T, pos + T, dtype=torch.bool).tril(diagonal=pos)
+        causal = mask is None and T > 1
         for i in range(self.n_layers):
             qkv = self.qkv(F.rms_norm(x, (self.hidden,), self.norm1[i], self.eps), i).view(T, -1, self.head_dim)
             qk = self._rope(qkv[:, : self.n_heads + self.n_kv], cos, sin).transpose(0, 1)
@@ -162,11 +173,51 @@ class GreedyDecoder:
             self.v_cache[i][:, pos : pos + T] = qkv[:, self.n_heads + self.n_kv :].transpose(0, 1)
             att = F.scaled_dot_product_attention(
                 qk[None, : self.n_heads], self.k_cache[i][None, :, : pos + T], self.v_cache[i][None, :, : pos + T],
-                attn_mask=mask, is_causal=T > 1 and pos == 0, enable_gqa=self.n_kv != self.n_heads)
+                attn_mask=mask, is_causal=causal, enable_gqa=self.n_kv != self.n_heads)
             x = x + self.o(att[0].transpose(0, 1).reshape(T, -1), i)
             gate, up = self.gate_up(F.rms_norm(x, (self.hidden,), self.norm2[i], self.eps), i).chunk(2, dim=-1)
             x = x + self.down(F.silu(gate) * up, i)
-        return self._choose(x[-1:])
+        return x
+
+    @torch.inference_mode()
+    def _prefill(self, ids: torch.Tensor, pos: int):
+        return self._choose(self._hidden(ids, pos)[-1:])
+
+    @torch.inference_mode()
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits ``[T, vocab]`` of every position of ``ids`` (1-D) from position 0, through the ops (kernels)."""
+        h = F.rms_norm(self._hidden(ids, 0), (self.hidden,), self.final_norm, self.eps)
+        return self.head(h)
+
+    @torch.inference_mode()
+    def score_options(self, prompt: list[int], options: list[list[int]]) -> list[float]:
+        """Mean log-probability of each option's tokens after ``prompt`` — the agent's choice by likelihood.
+
+        The prompt runs once (a GEMM per op); then all options run as one batch of ``Σ len(option)`` tokens in
+        the cache slots after it, each at the rotary positions right after the prompt and attending to the
+        prompt and to its own earlier tokens only (a block-diagonal mask), so they share the prompt's cache.
+        """
+        P = len(prompt)
+        h = F.rms_norm(self._hidden(torch.tensor(prompt), 0)[-1:], (self.hidden,), self.final_norm, self.eps)
+        first = torch.log_softmax(self.head(h)[0].float(), -1)
+        flat = torch.tensor([t for o in options for t in o])
+        L = flat.numel()
+        positions = torch.cat([torch.arange(P, P + len(o)) for o in options])
+        mask = torch.zeros(L, P + L, dtype=torch.bool)
+        mask[:, :P] = True
+        start = 0
+        for o in options:  # each option sees itself causally, never the other options
+            n = len(o)
+            mask[start : start + n, P + start : P + start + n] = torch.ones(n, n, dtype=torch.bool).tril()
+            start += n
+        x = self._hidden(flat, P, positions=positions, mask=mask)
+        logp = torch.log_softmax(self.head(F.rms_norm(x, (self.hidden,), self.final_norm, self.eps)).float(), -1)
+        scores, start = [], 0
+        for o in options:
+            total = float(first[o[0]]) + sum(float(logp[start + t - 1, o[t]]) for t in range(1, len(o)))
+            scores.append(total / len(o))
+            start += len(o)
+        return scores
 
     def forward(self, ids: torch.Tensor, pos: int) -> torch.Tensor:
         """Logits of the last of ``ids`` (1-D) appended at position ``pos`` (used for the prompt)."""

@@ -25,3 +25,7 @@ class FormatError(CompressionError):
 
 class ConfigError(CompressionError):
     """An option combination that cannot work (e.g. 2:4 with sparsity 0.3)."""
+
+
+class KernelError(CompressionError):
+    """An int4 kernel was asked for that this CPU cannot run, or that could not be built here."""

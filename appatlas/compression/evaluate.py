@@ -43,3 +43,17 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     tick = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - tick
+
+
+@torch.no_grad()
+def kernel_perplexity(decoder, windows: torch.Tensor, *, on_window: Callable[[int, int], None] | None = None) -> float:
+    """:func:`perplexity` computed through a ``GreedyDecoder``'s ops — for a packed model, the same int4 kernels
+    (with their int8 activations) and int4 head that decode, run as one GEMM per op over each window."""
+    nll, count = 0.0, 0
+    for n, ids in enumerate(windows):
+        logits = decoder.logits(ids).float()
+        nll += float(F.cross_entropy(logits[:-1], ids[1:], reduction="sum"))
+        count += ids.numel() - 1
+        if on_window is not None:
+            on_window(n + 1, windows.shape[0])
+    return math.exp(nll / count)

@@ -16,6 +16,18 @@ def _byte_tokenizer():
                                    eos_token=sorted(pre_tokenizers.ByteLevel.alphabet())[0])
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state, whatever ran before it (no order dependence)."""
+    import random
+
+    import numpy as np
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return _byte_tokenizer()

@@ -1,7 +1,8 @@
 """CPU matmul paths for packed layers, with a dequantized fallback that is always correct.
 
-* ≤4-bit layers run through our int4 × int8 kernel (``vnni.py``) where the CPU has AVX512-VNNI, else
-  through torch's int4 CPU kernel (``_weight_int4pack_mm_for_cpu``). 2- and 3-bit
+* ≤4-bit layers run through our int4 × int8 kernel (``vnni.py``: AVX512-VNNI, AVX-VNNI or AVX2, chosen by
+  the CPU's features or ``$APPATLAS_INT4_KERNEL``), else through torch's int4 CPU kernel
+  (``_weight_int4pack_mm_for_cpu``). 2- and 3-bit
   codes fit the 4-bit grid, so they use the same kernel; their storage stays 2/3 bits on disk.
   The kernel computes ``(q - 8) · scale + zero`` per group, so our ``q · scale + offset`` maps to
   ``zero = offset + 8 · scale``.
@@ -27,9 +28,9 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, KernelError
 from ..quant.grid import QuantizedWeight
-from .vnni import pack_vnni, quantize_activation, vnni_ok
+from .vnni import KERNELS, kernel_fits, pack_vnni, quantize_activation, select_kernel
 
 INT4_GROUPS = (32, 64, 128, 256)
 _U_BF16 = 2.0**-8  # unit roundoff of bf16 (8 significant bits)
@@ -82,17 +83,25 @@ class _Op:
 
 
 class DenseOp(_Op):
-    """``y = x Wᵀ + b`` in fp32 (the reference and fallback path)."""
+    """``y = x Wᵀ + b`` in fp32 (the reference and fallback path), or in bf16 (``dtype``; output fp32)."""
 
     kind = "dense"
     fields = ("weight", "bias")
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
-        self.weight = weight.detach().float().contiguous()
-        self.bias = None if bias is None else bias.detach().float()
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, dtype: torch.dtype = torch.float32):
+        self.dtype = dtype
+        self.weight = weight.detach().to(dtype).contiguous()
+        self.bias = None if bias is None else bias.detach().to(dtype)
+        if dtype != torch.float32:
+            self.kind = f"dense-{str(dtype).removeprefix('torch.')}"
+
+    def settings(self) -> tuple:
+        return (type(self), self.dtype)
 
     def run(self, x, weight, bias):
-        return F.linear(x, weight, bias)
+        if self.dtype == torch.float32:
+            return F.linear(x, weight, bias)
+        return F.linear(x.to(self.dtype), weight, bias).float()
 
 
 def _code_gap(stored: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -222,17 +231,23 @@ class Int8Op(_Op):
 class Int4VnniOp(_Op):
     """Rows of one or more ≤4-bit layers (same group size) for our int4 × int8 kernel (``vnni.py``).
 
-    ``bound=True`` also keeps what :meth:`logit_bound` needs.
+    ``isa``: one of ``vnni.KERNELS`` (default: :func:`select_kernel`'s choice; raises ``KernelError`` when it is
+    torch's). ``kind`` names it, e.g. ``int4-avx2``. ``bound=True`` also keeps what :meth:`logit_bound` needs.
     """
 
-    kind = "int4-vnni"
     fields = ("w", "bias")
 
     def __init__(self, quants: Sequence[QuantizedWeight], bias: torch.Tensor | None = None, *, emulate: bool = False,
-                 bound: bool = False):
-        if not vnni_ok(quants):
-            raise ConfigError("these layers do not fit the int4 x int8 kernel (or the CPU lacks AVX512-VNNI); "
-                              "build the op with make_op(), which falls back to torch's int4 kernel")
+                 bound: bool = False, isa: str | None = None):
+        if not kernel_fits(quants):
+            raise ConfigError("these layers do not fit the int4 x int8 kernel; build the op with make_op(), which "
+                              "falls back to torch's int4 kernel")
+        isa = isa or ("avx512vnni" if emulate else select_kernel())
+        if isa not in KERNELS:
+            raise KernelError(f"no int4 x int8 kernel runs here ({isa!r} chosen); use make_op(), which takes torch's")
+        if not emulate:
+            select_kernel(isa)  # checks the CPU and builds
+        self.isa, self.isa_id, self.kind = isa, KERNELS.index(isa), f"int4-{isa}"
         self.group_size = quants[0].group_size
         self.w = pack_vnni(quants)
         self.bias = None if bias is None else bias.detach().float()
@@ -241,11 +256,11 @@ class Int4VnniOp(_Op):
             self.emulated = torch.cat([q.dequantize() for q in quants])
             offsets = torch.cat([q.offsets for q in quants if q.offsets is not None])  # all are: see vnni_ok
             self.emulated_offset = offsets.float().repeat_interleave(self.group_size, 1)
-            self.kind, self.stackable = "int4-vnni-emulated", False
+            self.kind, self.stackable = "int4-x8-emulated", False
         if bound:  # row norms of q·s and of |q·s| + |o|, in chunks (the head is 49152 rows)
             qs_norm, abs_norm = [], []
             for q in quants:
-                assert q.offsets is not None  # vnni_ok checked it
+                assert q.offsets is not None  # kernel_fits checked it
                 for r in range(0, q.codes.shape[0], 4096):
                     qs = q.codes[r : r + 4096].float() * q.scales[r : r + 4096].float().repeat_interleave(q.group_size, 1)
                     off = q.offsets[r : r + 4096].float().abs().repeat_interleave(q.group_size, 1)
@@ -254,7 +269,7 @@ class Int4VnniOp(_Op):
             self.qs_norm, self.abs_norm = torch.cat(qs_norm), torch.cat(abs_norm)
 
     def settings(self) -> tuple:
-        return (type(self), self.group_size)
+        return (type(self), self.group_size, self.isa_id)
 
     def logit_bound(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per output, a bound on ``|y - x Wᵀ|`` for ``y = self(x)`` (``x`` 1-D) and the stored weight ``W``.
@@ -277,7 +292,7 @@ class Int4VnniOp(_Op):
             xq = quantize_activation(x2, self.group_size)
             y = F.linear(xq, self.emulated) + F.linear(x2 - xq, self.emulated_offset)
         else:
-            y = torch.ops.appatlas.int4_vnni_mm(x2, w, self.group_size)
+            y = torch.ops.appatlas.int4_mm(x2, w, self.group_size, self.isa_id)
         y = y.reshape(*shape[:-1], y.shape[-1])
         return y if bias is None else y + bias
 
@@ -292,24 +307,26 @@ def _int8_ok(q: QuantizedWeight) -> bool:
 
 
 def make_op(weights: Sequence[torch.Tensor], quants: Sequence[QuantizedWeight | None], *, kernels: bool = True,
-            bias: torch.Tensor | None = None, emulate: bool = False, bound: bool = False, vnni: bool = True):
+            bias: torch.Tensor | None = None, emulate: bool = False, bound: bool = False,
+            int4_kernel: str | None = None, dense_dtype: torch.dtype = torch.float32):
     """One op computing the concatenated outputs of ``weights`` (fused along rows when possible).
 
-    ``emulate`` builds the same ops but multiplies in fp32 with the kernel's exact weights and bf16
+    ``emulate`` builds the same ops but multiplies in fp32 with the kernel's exact weights and
     activation rounding (a reference for checking the kernels); ``bound`` prepares ``logit_bound``;
-    ``vnni=False`` keeps our kernel out.
+    ``int4_kernel`` picks the ≤4-bit kernel as :func:`vnni.select_kernel` does (``"torch"`` keeps ours out).
     Returns ``None`` when the layers cannot share one op (the caller then makes one op per layer).
     """
     if kernels and all(q is not None for q in quants):
         qs = [q for q in quants if q is not None]
-        if vnni and vnni_ok(qs):
-            return Int4VnniOp(qs, bias, emulate=emulate, bound=bound)
+        isa = select_kernel(int4_kernel)
+        if isa != "torch" and kernel_fits(qs):
+            return Int4VnniOp(qs, bias, emulate=emulate, bound=bound, isa=isa)
         if all(_int4_ok(q) for q in qs) and len({q.group_size for q in qs}) == 1:
             return Int4Op(qs, bias, emulate=emulate, bound=bound)
         if len(qs) == 1 and _int8_ok(qs[0]):
             return Int8Op(qs[0], bias, emulate=emulate, bound=bound)
     if not kernels or all(q is None for q in quants) or len(weights) == 1:
-        return DenseOp(torch.cat(list(weights)), bias)
+        return DenseOp(torch.cat(list(weights)), bias, dense_dtype)
     return None
 
 
@@ -327,16 +344,19 @@ class ConcatOp(_Op):
 
 
 def fused_op(weights: Sequence[torch.Tensor], quants: Sequence[QuantizedWeight | None], *, kernels: bool = True,
-             biases: Sequence[torch.Tensor | None] | None = None, emulate: bool = False, vnni: bool = True):
+             biases: Sequence[torch.Tensor | None] | None = None, emulate: bool = False,
+             int4_kernel: str | None = None, dense_dtype: torch.dtype = torch.float32):
     """Op for layers reading the same input: fused when possible, else concatenated."""
     biases = list(biases) if biases is not None else [None] * len(weights)
     bias = None if all(b is None for b in biases) else torch.cat(
         [b if b is not None else torch.zeros(w.shape[0]) for w, b in zip(weights, biases, strict=True)]
     )
-    op = make_op(weights, quants, kernels=kernels, bias=bias, emulate=emulate, vnni=vnni)
+    op = make_op(weights, quants, kernels=kernels, bias=bias, emulate=emulate, int4_kernel=int4_kernel,
+                 dense_dtype=dense_dtype)
     if op is not None:
         return op
-    return ConcatOp([make_op([w], [q], kernels=kernels, bias=b, emulate=emulate, vnni=vnni)
+    return ConcatOp([make_op([w], [q], kernels=kernels, bias=b, emulate=emulate, int4_kernel=int4_kernel,
+                             dense_dtype=dense_dtype)
                      for w, q, b in zip(weights, quants, biases, strict=True)])
 
 

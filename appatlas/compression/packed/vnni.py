@@ -1,15 +1,25 @@
-"""Our int4 × int8 CPU kernel (AVX512-VNNI) for the block linears of a packed model.
+"""Our int4 × int8 CPU kernel for the block linears of a packed model, in three instruction sets.
 
 Why: at batch 1 the int4 matmuls are bound by how fast the weights stream in, and torch's
 ``_weight_int4pack_mm_for_cpu`` reads them at about half the rate a plain fp32 matrix-vector product
-reaches on this machine (~11 vs ~21 GB/s). This kernel reads each block of 16 rows as one contiguous
-record, prefetched well ahead, and multiplies in integers: about 1.9× faster over the 120 block linears.
+reaches (~11 vs ~21 GB/s on an AVX-512 machine). This kernel reads each block of 16 rows as one contiguous
+record, prefetched well ahead, and multiplies in integers.
+
+One layout, three implementations, chosen at run time by the CPU's features (best first):
+
+* ``avx512vnni`` — ``vpdpbusd`` on 512-bit registers (16 rows per instruction);
+* ``avxvnni``    — the same instruction on 256-bit registers (Alder Lake and later laptops without AVX-512);
+* ``avx2``       — ``vpmaddubsw`` + ``vpmaddwd`` (every x86-64 CPU since 2013; CI runners, AMD EPYC).
+
+All three compute the same int32 sums and the same fp32 operations in the same order, so their outputs are
+bit-identical (the tests check it). ``APPATLAS_INT4_KERNEL`` (``auto`` | ``avx512vnni`` | ``avxvnni`` | ``avx2``
+| ``torch``) forces one, so the AVX2 path can be measured and tested on an AVX-512 machine; ``torch`` keeps
+torch's int4 kernel.
 
 Activations are written with two int8 digits per group of ``g`` inputs,
 ``x ≈ d_g · (qx + rx / 254)`` (``d_g = max|x_g| / 127``, ``qx = round(x/d)``, ``rx = round((x/d − qx)·254)``,
 half to even), so ``x`` is rounded to ``d/508`` — finer than the bf16 the torch kernel uses; one digit alone
-(``d/2``) moved SmolLM2's logits by up to 2 where a group holds an outlier channel. ``vpdpbusd`` multiplies
-4 codes by 4 digits for 16 rows at once (exact in int32); both digits reuse each loaded weight. Per group:
+(``d/2``) moved SmolLM2's logits by up to 2 where a group holds an outlier channel. Per group:
 
     y_r = Σ_g  s_rg · d_g · (Σ_{k∈g} q_rk·qx_k + Σ_{k∈g} q_rk·rx_k / 254)  +  o_rg · Σ_{k∈g} x_k
 
@@ -17,26 +27,42 @@ with the stored fp16 scale ``s`` and offset ``o`` (``w = q·s + o``, exact in fp
 ``x_g`` for the offset term. Layout ``[N/16, G, 64·g/8 + 64]`` bytes: for row block ``b`` and group ``j``
 the codes of inputs ``8p..8p+7`` take 64 bytes per ``p`` — byte ``4·lane + t`` holds code
 ``(row 16b+lane, k 8p+t)`` in its low nibble and ``(row, k 8p+4+t)`` in its high one, so one load feeds
-two ``vpdpbusd`` — then 16 fp16 scales and 16 fp16 offsets.
+two dot products (the 256-bit kernels load the two halves: rows 0–7 and 8–15) — then 16 fp16 scales and
+16 fp16 offsets.
+
+Prompts (``M > 1`` rows of ``x``) are a GEMM, not ``M`` GEMVs: each thread takes a range of row blocks and runs
+every token through a block while its record (≤ 16 KiB) sits in L1, several tokens per loaded weight (4 on
+AVX-512, 2 on the 256-bit kernels), so the weights stream once per call instead of once per token.
 
 The C++ is compiled on first use (``torch.utils.cpp_extension``, cached; needs g++ and ninja, as
-``torch.compile`` does) and registered as ``appatlas::int4_vnni_mm`` with a fake implementation, so a
-compiled decoder calls it directly. Without AVX512-VNNI, or if the build fails, ``vnni_available()`` is
-False and callers keep torch's int4 kernel.
+``torch.compile`` does); each implementation carries its own ``target`` attribute, so one build holds all
+three and the generic parts run anywhere. It is registered as ``appatlas::int4_mm`` with a fake
+implementation, so a compiled decoder calls it directly.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from ..errors import KernelError
 from ..quant.grid import QuantizedWeight
 
 log = logging.getLogger(__name__)
+
+KERNELS = ("avx512vnni", "avxvnni", "avx2")  # ours, best first; the index is the op's ``isa`` argument
+ENV = "APPATLAS_INT4_KERNEL"
+CHOICES = ("auto", *KERNELS, "torch")
+_NEEDS = {  # /proc/cpuinfo flags each implementation uses
+    "avx512vnni": ("avx512f", "avx512bw", "avx512_vnni", "f16c", "fma"),
+    "avxvnni": ("avx2", "avx_vnni", "f16c", "fma"),
+    "avx2": ("avx2", "f16c", "fma"),
+}
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -49,109 +75,253 @@ _SOURCE = r"""
 // 1.15x slower, 32 KiB: 1.12x, none: 2.4x).
 constexpr int64_t kPrefetch = 8192;
 
-// x [M, K] fp32, w [N/16, G, 64 * group/8 + 64] uint8 -> y [M, N] fp32
-at::Tensor int4_vnni_mm(const at::Tensor& x_, const at::Tensor& w, int64_t group) {
+struct Acts {  // x/d = qx + rx/254 per group of every row of x
+  std::vector<int8_t> q, r;
+  std::vector<float> d, s;  // the step d and the exact sum of x, per (row, group)
+};
+
+static void quantize_acts(const float* x, int64_t M, int64_t K, int64_t group, Acts& a) {
+  const int64_t G = K / group;
+  a.q.resize(M * K); a.r.resize(M * K); a.d.resize(M * G); a.s.resize(M * G);
+  at::parallel_for(0, M, 8, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      const float* xp = x + m * K;
+      for (int64_t g = 0; g < G; ++g) {
+        float amax = 0.f, sum = 0.f;
+        for (int64_t k = g * group; k < (g + 1) * group; ++k) { amax = std::max(amax, std::abs(xp[k])); sum += xp[k]; }
+        const float d = amax / 127.f, inv = d > 0.f ? 1.f / d : 0.f;
+        a.d[m * G + g] = d;
+        a.s[m * G + g] = sum;
+        for (int64_t k = g * group; k < (g + 1) * group; ++k) {
+          const float t = xp[k] * inv, q = std::nearbyint(t);
+          a.q[m * K + k] = (int8_t)q;
+          a.r[m * K + k] = (int8_t)std::nearbyint((t - q) * 254.f);
+        }
+      }
+    }
+  });
+}
+
+struct Job {  // one row block b of the weight, tokens m0 .. m0+MT-1
+  const uint8_t* wb; const Acts* a; int64_t G, K, N, pairs, rec, b; float* y; bool prefetch;
+};
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vnni,fma,f16c")))
+#define TVNNI __attribute__((target("avx2,avxvnni,fma,f16c")))
+#define TAVX2 __attribute__((target("avx2,fma,f16c")))
+
+template <int MT> T512 static void rows_avx512vnni(const Job& j, int64_t m0) {
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  __m512 acc[MT];
+  for (int t = 0; t < MT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < j.G; ++g) {
+    const uint8_t* wg = j.wb + g * j.rec;
+    if (j.prefetch) for (int64_t c = 0; c < j.rec; c += 64) _mm_prefetch((const char*)(wg + kPrefetch + c), _MM_HINT_T0);
+    __m512i hs[MT], ls[MT];
+    for (int t = 0; t < MT; ++t) { hs[t] = _mm512_setzero_si512(); ls[t] = _mm512_setzero_si512(); }
+    for (int64_t p = 0; p < j.pairs; ++p) {
+      const __m512i v = _mm512_loadu_si512(wg + p * 64);
+      const __m512i c0 = _mm512_and_si512(v, low), c1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      const int64_t kp = 2 * (g * j.pairs + p);
+      for (int t = 0; t < MT; ++t) {
+        const int32_t* q4 = reinterpret_cast<const int32_t*>(j.a->q.data() + (m0 + t) * j.K);
+        const int32_t* r4 = reinterpret_cast<const int32_t*>(j.a->r.data() + (m0 + t) * j.K);
+        hs[t] = _mm512_dpbusd_epi32(hs[t], c0, _mm512_set1_epi32(q4[kp]));
+        hs[t] = _mm512_dpbusd_epi32(hs[t], c1, _mm512_set1_epi32(q4[kp + 1]));
+        ls[t] = _mm512_dpbusd_epi32(ls[t], c0, _mm512_set1_epi32(r4[kp]));
+        ls[t] = _mm512_dpbusd_epi32(ls[t], c1, _mm512_set1_epi32(r4[kp + 1]));
+      }
+    }
+    const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(wg + j.pairs * 64)));
+    const __m512 o = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(wg + j.pairs * 64 + 32)));
+    for (int t = 0; t < MT; ++t) {
+      const __m512 isum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ls[t]), _mm512_set1_ps(1.f / 254.f),
+                                          _mm512_cvtepi32_ps(hs[t]));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_set1_ps(j.a->d[(m0 + t) * j.G + g])), isum, acc[t]);
+      acc[t] = _mm512_fmadd_ps(o, _mm512_set1_ps(j.a->s[(m0 + t) * j.G + g]), acc[t]);
+    }
+  }
+  for (int t = 0; t < MT; ++t) _mm512_storeu_ps(j.y + (m0 + t) * j.N + j.b * 16, acc[t]);
+}
+
+// The 256-bit kernels: the same sums for rows 0-7 (h = 0) and 8-15 (h = 1) of the block.
+#define ROWS256(NAME, TARGET, DOT, SETUP)                                                                       \
+template <int MT> TARGET static void NAME(const Job& j, int64_t m0) {                                           \
+  const __m256i low = _mm256_set1_epi8(0x0F);                                                                  \
+  SETUP                                                                                                         \
+  __m256 acc[MT][2];                                                                                            \
+  for (int t = 0; t < MT; ++t) { acc[t][0] = _mm256_setzero_ps(); acc[t][1] = _mm256_setzero_ps(); }           \
+  for (int64_t g = 0; g < j.G; ++g) {                                                                           \
+    const uint8_t* wg = j.wb + g * j.rec;                                                                       \
+    if (j.prefetch) for (int64_t c = 0; c < j.rec; c += 64) _mm_prefetch((const char*)(wg + kPrefetch + c), _MM_HINT_T0); \
+    __m256i hs[MT][2], ls[MT][2];                                                                               \
+    for (int t = 0; t < MT; ++t) for (int h = 0; h < 2; ++h) { hs[t][h] = _mm256_setzero_si256(); ls[t][h] = _mm256_setzero_si256(); } \
+    for (int64_t p = 0; p < j.pairs; ++p) {                                                                     \
+      __m256i c0[2], c1[2];                                                                                     \
+      for (int h = 0; h < 2; ++h) {                                                                             \
+        const __m256i v = _mm256_loadu_si256((const __m256i*)(wg + p * 64 + 32 * h));                           \
+        c0[h] = _mm256_and_si256(v, low); c1[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);               \
+      }                                                                                                         \
+      const int64_t kp = 2 * (g * j.pairs + p);                                                                 \
+      for (int t = 0; t < MT; ++t) {                                                                            \
+        const int32_t* q4 = reinterpret_cast<const int32_t*>(j.a->q.data() + (m0 + t) * j.K);                  \
+        const int32_t* r4 = reinterpret_cast<const int32_t*>(j.a->r.data() + (m0 + t) * j.K);                  \
+        const __m256i qa = _mm256_set1_epi32(q4[kp]), qb = _mm256_set1_epi32(q4[kp + 1]);                     \
+        const __m256i ra = _mm256_set1_epi32(r4[kp]), rb = _mm256_set1_epi32(r4[kp + 1]);                     \
+        for (int h = 0; h < 2; ++h) {                                                                           \
+          hs[t][h] = DOT(DOT(hs[t][h], c0[h], qa), c1[h], qb);                                                  \
+          ls[t][h] = DOT(DOT(ls[t][h], c0[h], ra), c1[h], rb);                                                  \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+    for (int h = 0; h < 2; ++h) {                                                                               \
+      const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 16 * h)));         \
+      const __m256 o = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 32 + 16 * h)));    \
+      for (int t = 0; t < MT; ++t) {                                                                            \
+        const __m256 isum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ls[t][h]), _mm256_set1_ps(1.f / 254.f),          \
+                                            _mm256_cvtepi32_ps(hs[t][h]));                                      \
+        acc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(j.a->d[(m0 + t) * j.G + g])), isum, acc[t][h]); \
+        acc[t][h] = _mm256_fmadd_ps(o, _mm256_set1_ps(j.a->s[(m0 + t) * j.G + g]), acc[t][h]);                  \
+      }                                                                                                         \
+    }                                                                                                           \
+  }                                                                                                             \
+  for (int t = 0; t < MT; ++t) for (int h = 0; h < 2; ++h)                                                      \
+    _mm256_storeu_ps(j.y + (m0 + t) * j.N + j.b * 16 + 8 * h, acc[t][h]);                                       \
+}
+
+// AVX-VNNI: u8 x s8 dot of 4 into int32, as vpdpbusd on 512 bits.
+#define DOT_VNNI(acc, c, a) _mm256_dpbusd_avx_epi32(acc, c, a)
+ROWS256(rows_avxvnni, TVNNI, DOT_VNNI, )
+// AVX2: vpmaddubsw (u8 x s8, pairs into int16: |15*127*2| < 2^15, never saturates) then vpmaddwd with ones.
+#define DOT_AVX2(acc, c, a) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(c, a), ones))
+ROWS256(rows_avx2, TAVX2, DOT_AVX2, const __m256i ones = _mm256_set1_epi16(1);)
+
+template <int MT> static void run_rows(int64_t isa, const Job& j, int64_t m0) {
+  if (isa == 0) rows_avx512vnni<MT>(j, m0);
+  else if (isa == 1) rows_avxvnni<MT>(j, m0);
+  else rows_avx2<MT>(j, m0);
+}
+
+static bool cpu_supports(int64_t isa) {
+  __builtin_cpu_init();
+  const bool base = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == 0) return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+  if (isa == 1) return base && __builtin_cpu_supports("avxvnni");
+  return isa == 2 && base;
+}
+
+// x [M, K] fp32, w [N/16, G, 64 * group/8 + 64] uint8 -> y [M, N] fp32; isa: 0 avx512vnni, 1 avxvnni, 2 avx2
+at::Tensor int4_mm(const at::Tensor& x_, const at::Tensor& w, int64_t group, int64_t isa) {
   const at::Tensor x = x_.contiguous();
   const int64_t M = x.size(0), K = x.size(1), G = K / group, pairs = group / 8, N = w.size(0) * 16;
   const int64_t rec = pairs * 64 + 64;
   TORCH_CHECK(x.scalar_type() == at::kFloat && w.dim() == 3 && K % group == 0 && group % 8 == 0 &&
-              w.size(1) == G && w.size(2) == rec, "int4_vnni_mm: x, w and group disagree");
+              w.size(1) == G && w.size(2) == rec && w.is_contiguous(), "int4_mm: x, w and group disagree");
+  TORCH_CHECK(cpu_supports(isa), "int4_mm: this CPU cannot run kernel ", isa, "; use APPATLAS_INT4_KERNEL=auto");
   at::Tensor y = at::empty({M, N}, x.options());
+  Acts a;
+  quantize_acts(x.data_ptr<float>(), M, K, group, a);
   const uint8_t* wp = w.data_ptr<uint8_t>();
-  std::vector<int8_t> qx(K), rx(K);
-  std::vector<float> dx(G), sx(G);
-  for (int64_t m = 0; m < M; ++m) {
-    const float* xp = x.data_ptr<float>() + m * K;
-    for (int64_t g = 0; g < G; ++g) {  // x/d = qx + rx/254 per group
-      float amax = 0.f, sum = 0.f;
-      for (int64_t k = g * group; k < (g + 1) * group; ++k) { amax = std::max(amax, std::abs(xp[k])); sum += xp[k]; }
-      const float d = amax / 127.f, inv = d > 0.f ? 1.f / d : 0.f;
-      dx[g] = d;
-      sx[g] = sum;
-      for (int64_t k = g * group; k < (g + 1) * group; ++k) {
-        const float t = xp[k] * inv, q = std::nearbyint(t);
-        qx[k] = (int8_t)q;
-        rx[k] = (int8_t)std::nearbyint((t - q) * 254.f);
-      }
+  float* yp = y.data_ptr<float>();
+  const int tile = isa == 0 ? 4 : 2;  // tokens per loaded weight (registers: 32 zmm, 16 ymm)
+  at::parallel_for(0, N / 16, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const Job j{wp + b * G * rec, &a, G, K, N, pairs, rec, b, yp, true};
+      int64_t m = 0;
+      if (tile == 4) for (; m + 4 <= M; m += 4) run_rows<4>(isa, j, m);
+      for (; m + 2 <= M; m += 2) run_rows<2>(isa, j, m);
+      for (; m < M; ++m) run_rows<1>(isa, j, m);
     }
-    const int32_t* q4 = reinterpret_cast<const int32_t*>(qx.data());  // 4 digits per int32
-    const int32_t* r4 = reinterpret_cast<const int32_t*>(rx.data());
-    float* yp = y.data_ptr<float>() + m * N;
-    at::parallel_for(0, N / 16, 1, [&](int64_t b0, int64_t b1) {
-      const __m512i low = _mm512_set1_epi8(0x0F);
-      for (int64_t b = b0; b < b1; ++b) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t g = 0; g < G; ++g) {
-          const uint8_t* wg = wp + (b * G + g) * rec;
-          for (int64_t c = 0; c < rec; c += 64) _mm_prefetch((const char*)(wg + kPrefetch + c), _MM_HINT_T0);
-          __m512i hs = _mm512_setzero_si512(), ls = _mm512_setzero_si512();
-          for (int64_t p = 0; p < pairs; ++p) {
-            const __m512i v = _mm512_loadu_si512(wg + p * 64);
-            const __m512i c0 = _mm512_and_si512(v, low), c1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-            const int64_t kp = 2 * (g * pairs + p);
-            hs = _mm512_dpbusd_epi32(hs, c0, _mm512_set1_epi32(q4[kp]));
-            hs = _mm512_dpbusd_epi32(hs, c1, _mm512_set1_epi32(q4[kp + 1]));
-            ls = _mm512_dpbusd_epi32(ls, c0, _mm512_set1_epi32(r4[kp]));
-            ls = _mm512_dpbusd_epi32(ls, c1, _mm512_set1_epi32(r4[kp + 1]));
-          }
-          const __m512 isum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ls), _mm512_set1_ps(1.f / 254.f),
-                                              _mm512_cvtepi32_ps(hs));
-          const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(wg + pairs * 64)));
-          const __m512 o = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(wg + pairs * 64 + 32)));
-          acc = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_set1_ps(dx[g])), isum, acc);
-          acc = _mm512_fmadd_ps(o, _mm512_set1_ps(sx[g]), acc);
-        }
-        _mm512_storeu_ps(yp + b * 16, acc);
-      }
-    });
-  }
+  });
   return y;
 }
 
-TORCH_LIBRARY(appatlas, m) { m.def("int4_vnni_mm(Tensor x, Tensor w, int group) -> Tensor"); }
-TORCH_LIBRARY_IMPL(appatlas, CPU, m) { m.impl("int4_vnni_mm", &int4_vnni_mm); }
+TORCH_LIBRARY(appatlas, m) { m.def("int4_mm(Tensor x, Tensor w, int group, int isa) -> Tensor"); }
+TORCH_LIBRARY_IMPL(appatlas, CPU, m) { m.impl("int4_mm", &int4_mm); }
 """
-
-_FLAGS = ("avx512f", "avx512bw", "avx512_vnni", "f16c", "fma")
-
-
-def _cpu_has_vnni() -> bool:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return False
-    return all(f in flags.split() for f in _FLAGS)
 
 
 @lru_cache(maxsize=1)
-def vnni_available() -> bool:
-    """True once the kernel is built and registered (compiled on the first call, ~30 s, then cached)."""
-    if not _cpu_has_vnni():
-        return False
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (from /proc/cpuinfo; empty where it cannot be read)."""
+    try:
+        line = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return frozenset()
+    return frozenset(line.split(":", 1)[1].split())
+
+
+def cpu_kernels() -> tuple[str, ...]:
+    """Our implementations this CPU can run, best first."""
+    return tuple(k for k in KERNELS if all(f in cpu_flags() for f in _NEEDS[k]))
+
+
+@lru_cache(maxsize=1)
+def build_kernels() -> None:
+    """Compile and register ``appatlas::int4_mm`` (first call ~40 s, then cached). Raises :class:`KernelError`."""
     try:
         from torch.utils.cpp_extension import load_inline
 
-        load_inline("appatlas_int4_vnni", cpp_sources=[_SOURCE], is_python_module=False,
-                    extra_cflags=["-O3", "-mavx512f", "-mavx512bw", "-mavx512vnni", "-mf16c", "-mfma", "-fopenmp"],
-                    extra_ldflags=["-fopenmp"])  # at::parallel_for is OpenMP: without it one thread runs
-    except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, ...: torch's int4 kernel still works
-        log.warning("the int4 x int8 kernel could not be built (%s); using torch's int4 kernel", exc)
-        return False
+        load_inline("appatlas_int4_mm", cpp_sources=[_SOURCE], is_python_module=False,
+                    extra_cflags=["-O3", "-fopenmp"],  # at::parallel_for is OpenMP: without it one thread runs
+                    extra_ldflags=["-fopenmp"])
+    except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, a compiler without these targets, ...
+        raise KernelError(f"the int4 x int8 kernel could not be built ({exc}); install g++ and ninja, or set "
+                          f"{ENV}=torch to use torch's int4 kernel") from exc
 
-    @torch.library.register_fake("appatlas::int4_vnni_mm")
-    def _fake(x, w, group):
+    @torch.library.register_fake("appatlas::int4_mm")
+    def _fake(x, w, group, isa):
         return x.new_empty(x.shape[0], w.shape[0] * 16)
 
-    return True
+
+def select_kernel(choice: str | None = None) -> str:
+    """The int4 kernel to run: one of :data:`KERNELS` (built) or ``"torch"``.
+
+    ``choice`` (default: ``$APPATLAS_INT4_KERNEL``, else ``auto``): ``auto`` takes the best this CPU supports and
+    keeps torch's kernel, with a warning, if ours cannot be built; naming one of ours forces it and raises
+    :class:`KernelError` if the CPU lacks it or it does not build.
+    """
+    choice = (choice or os.environ.get(ENV) or "auto").strip().lower()
+    if choice not in CHOICES:
+        raise KernelError(f"unknown int4 kernel {choice!r} ({ENV}); use one of {', '.join(CHOICES)}")
+    if choice == "torch":
+        return "torch"
+    if choice == "auto":
+        supported = cpu_kernels()
+        if not supported:
+            return "torch"
+        try:
+            build_kernels()
+        except KernelError as exc:
+            log.warning("%s; using torch's int4 kernel", exc)
+            return "torch"
+        return supported[0]
+    if choice not in cpu_kernels():
+        raise KernelError(f"this CPU cannot run the {choice} int4 kernel (needs {', '.join(_NEEDS[choice])}); "
+                          f"it supports {', '.join(cpu_kernels()) or 'none of ours'}: set {ENV}=auto")
+    build_kernels()
+    return choice
 
 
-def vnni_ok(quants: Sequence[QuantizedWeight]) -> bool:
-    """The kernel's requirements: ≤4-bit codes, one group size (a multiple of 8), rows a multiple of 16 and
-    fp16 offsets (zero-on-grid layers store ``zero``, and ``-zero·scale`` need not be fp16-exact)."""
+def describe_kernel(choice: str | None = None) -> str:
+    """One line naming the int4 kernel that runs, and why (for logs and command output)."""
+    source = "argument" if choice else (f"{ENV}" if os.environ.get(ENV) else "auto")
+    try:
+        chosen = select_kernel(choice)
+    except KernelError as exc:
+        return f"int4 kernel: none ({exc})"
+    ours = ", ".join(cpu_kernels()) or "none of ours"
+    what = "torch's _weight_int4pack_mm (bf16 activations)" if chosen == "torch" else f"appatlas {chosen} (int4 x int8)"
+    return f"int4 kernel: {what}; chosen by {source}; this CPU supports {ours}"
+
+
+def kernel_fits(quants: Sequence[QuantizedWeight]) -> bool:
+    """The kernel's requirements on the layers: ≤4-bit codes, one group size (a multiple of 8), rows a multiple of
+    16 and fp16 offsets (zero-on-grid layers store ``zero``, and ``-zero·scale`` need not be fp16-exact)."""
     g = quants[0].group_size
     rows = sum(q.codes.shape[0] for q in quants)
     return (all(q.bits <= 4 and q.group_size == g and q.offsets is not None for q in quants)
-            and g % 8 == 0 and rows % 16 == 0 and quants[0].codes.shape[1] % g == 0 and vnni_available())
+            and g % 8 == 0 and rows % 16 == 0 and quants[0].codes.shape[1] % g == 0)
 
 
 def pack_vnni(quants: Sequence[QuantizedWeight]) -> torch.Tensor:
@@ -166,7 +336,7 @@ def pack_vnni(quants: Sequence[QuantizedWeight]) -> torch.Tensor:
         return t.half().view(n // 16, 16, k // g).transpose(1, 2)
 
     scales = torch.cat([q.scales for q in quants])
-    offsets = torch.cat([q.offsets for q in quants if q.offsets is not None])  # all are: see vnni_ok
+    offsets = torch.cat([q.offsets for q in quants if q.offsets is not None])  # all are: see kernel_fits
     grid = torch.cat([per_block(scales), per_block(offsets)], dim=-1).contiguous().view(torch.uint8)
     return torch.cat([nibbles, grid], dim=-1).contiguous()
 
