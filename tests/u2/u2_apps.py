@@ -23,3 +23,19 @@ def _demo_spec() -> AppSpec:
 
 def demo(serial: str = SERIAL) -> VirtualDevice:
     return open_app(_demo_spec(), serial=serial)
+
+
+def pixel_distance(a: bytes | object, b: bytes | object) -> float:
+    """Mean absolute difference per RGB channel (0-255) of two screenshots (encoded bytes or PIL images)."""
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    def rgb(x: bytes | object) -> np.ndarray:
+        image = Image.open(BytesIO(x)) if isinstance(x, bytes) else x
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+    first, second = rgb(a), rgb(b)
+    assert first.shape == second.shape, (first.shape, second.shape)
+    return float(np.abs(first - second).mean())
