@@ -72,10 +72,18 @@ def test_the_start_is_where_the_app_opens(retriever) -> None:
 
 
 def test_every_candidate_carries_a_score_and_a_reason(retriever) -> None:
+    import math
+
     retrieval = retriever.retrieve("set the font size to 125%")
-    for c in retrieval.starts + retrieval.ends:
-        assert c.reason and isinstance(c.score, float)
-    assert all(k.reason for k in retrieval.key_transitions)
+    for ranked in (retrieval.starts, retrieval.ends):
+        scores = [c.score for c in ranked]
+        assert scores == sorted(scores, reverse=True) and all(math.isfinite(x) and x > 0 for x in scores)
+        assert all(c.reason and c.key in retriever.views.graph for c in ranked)
+    (key,) = retrieval.key_transitions  # the one choice the intent names
+    assert "'125%'" in key.reason and "matches 125" in key.reason
+    # The best end is where the route through that choice ends, and it says so.
+    assert retrieval.ends[0].key == key.edge[1] and "route" in retrieval.ends[0].reason
+    assert retrieval.ends[0].score > 2 * retrieval.ends[1].score
 
 
 def test_a_task_left_out_is_not_used_as_experience(retriever) -> None:
