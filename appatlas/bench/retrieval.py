@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import statistics
 import tempfile
 from collections.abc import Callable, Sequence
@@ -34,16 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from appatlas.bench.folders import app_folders
+from appatlas.bench.settings import atlas_without, check_setting, exploration_phone, explored_atlas
 from appatlas.devices.render import render_png
 from appatlas.graph.atlas import Atlas, RecordedTask
+from appatlas.graph.demonstration import Demonstration, same_element
 from appatlas.graph.droidbot import import_droidbot
 from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
 from appatlas.rag.embed import TextEmbedder, text_embedder
 from appatlas.rag.plan import plan_from_retrieval
 from appatlas.rag.retrieve import Retriever
 from appatlas.rag.shots import resized, scroll_tree, scrolled_pixels, status_bar_changed, to_jpeg
-from appatlas.rag.store import RagStore, build_index
-from appatlas.types import ActionKind, Screen
+from appatlas.rag.store import INDEX_DIR, RagStore, build_index
+from appatlas.types import Action, ActionKind, Screen
 
 __all__ = ["recorded_pages", "run_retrieval_bench", "score_task", "screenshot_bench", "synthetic_query_bench"]
 
@@ -121,13 +124,14 @@ def score_task(task: RecordedTask, keys: dict[int, str], retriever: Retriever, *
     try:
         test = plan_from_retrieval(retriever.views, retrieval).test
         planned = [test.start] + [s.expect for s in test.steps]
+        planned_actions = [s.action for s in test.steps]
         # only texts the plan took from the intent count: a TYPE step that kept the text the atlas
         # recorded would replay the task's own demonstration
         from_intent = {_norm(v) for _, v in test.inputs}
         typed = {(s.action.key, _norm(s.action.text)) for s in test.steps
                  if s.action.kind is ActionKind.TYPE and _norm(s.action.text) in from_intent}
     except Exception as exc:  # noqa: BLE001 - a task the planner cannot plan scores as invalid, with why
-        planned, typed = [], set()
+        planned, typed, planned_actions = [], set(), []
         row["plan_error"] = str(exc)
     needed = {(s.action.key, _norm(s.action.text)) for s in task.steps
               if s.action is not None and s.action.kind is ActionKind.TYPE and s.action.text}
@@ -136,11 +140,32 @@ def score_task(task: RecordedTask, keys: dict[int, str], retriever: Retriever, *
     walked = [page for i, page in enumerate(steps) if i == 0 or not steps[i - 1] & page]
     path_ok = bool(planned) and _passes(walked, _collapse(planned)) and planned[-1] in steps[-1]
     inputs_ok = needed <= typed
+    # the screens alone do not show which option was picked or whether the switch was flipped: the
+    # plan must take the recorded elements, in order
+    elements_ok = bool(planned) and _takes_in_order([s.action for s in task.steps if s.action is not None],
+                                                    planned_actions)
     row["plan"] = {"recorded": _collapse(recorded), "planned": _collapse(planned), "path_ok": path_ok,
-                   "inputs_ok": inputs_ok, "valid": path_ok and inputs_ok, "valid_first_state": first_ok and inputs_ok,
+                   "recorded_actions": [s.action.describe() for s in task.steps if s.action is not None],
+                   "planned_actions": [a.describe() for a in planned_actions],
+                   "inputs_ok": inputs_ok, "elements_ok": elements_ok, "valid": path_ok and inputs_ok and elements_ok,
+                   "valid_first_state": first_ok and inputs_ok and elements_ok,
                    "pages": [sorted(p) for p in walked if len(p) > 1],
                    "key_transitions": [kt.reason for kt in retrieval.key_transitions]}
     return row
+
+
+def _same_target(a: Action, b: Action) -> bool:
+    """The same element, or one the recording and the plan name by the same label (a row and its title)."""
+    if same_element(a, b):
+        return True
+    ta, tb = a.target, b.target
+    label = (lambda t: (t.text or t.content_desc) if t is not None else "")  # noqa: E731
+    return a.kind is b.kind and bool(label(ta)) and label(ta) == label(tb)
+
+
+def _takes_in_order(recorded: Sequence[Action], planned: Sequence[Action]) -> bool:
+    it = iter(planned)
+    return all(any(_same_target(r, p) for p in it) for r in recorded)
 
 
 def _rendered(screen: Screen, *, scale: float = 0.5) -> bytes:
@@ -198,13 +223,59 @@ def _app_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "query_ms_p50": round(statistics.median([r["ms"] for r in rows]), 2) if rows else None}
 
 
+def _captioned_index(atlas: Atlas, folder: Path, captions: str, emb: TextEmbedder, *, screenshots: bool) -> Retriever:
+    caption_atlas(atlas, HeuristicCaptioner())
+    if captions == "reference":
+        from appatlas.rag.reference import ReferenceCaptioner
+
+        caption_atlas(atlas, ReferenceCaptioner.from_folder(folder=folder))
+    build_index(atlas, captioner=captions, screenshots="render" if screenshots else "off", embedder=emb)
+    return Retriever(atlas, RagStore.open(atlas, embedder=emb))
+
+
+def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: TextEmbedder, tmp: Path,
+               crawl_budget: int) -> list[dict[str, Any]]:
+    """Every task of one app (the whole recording in `atlas`) scored in `setting`: each task against
+    knowledge that holds nothing of it (`appatlas.bench.settings`)."""
+    from appatlas.agent.knowledge import Knowledge
+    from appatlas.bench.tasks import demonstration, read_tasks
+
+    keys = {s.id: s.structure_key for s in atlas.states()}
+    pages = recorded_pages(folder, atlas)
+    demos = {t.name: demonstration(t) for t in read_tasks(folder, Knowledge.from_atlas(atlas))}
+    tasks = list(atlas.tasks())
+    for task in tasks:  # a task the tasks reader could not resolve is still left out, by its first states
+        demos.setdefault(task.name, Demonstration(task.name, tuple((s.state,) for s in task.steps),
+                                                  tuple(s.action for s in task.steps)))
+    from appatlas.graph.replay import recorded_app
+
+    recording = recorded_app(atlas) if setting == "explore" else None
+    rows = []
+    for task in tasks:
+        where = tmp / f"{folder.name}-{task.name}.atlas"
+        if recording is not None:
+            known_atlas = explored_atlas(exploration_phone(recording, [demos[task.name]]), where, budget=crawl_budget)
+        else:
+            known_atlas = atlas_without(atlas.folder, where, demos[task.name])
+        # texts embedded for the whole recording need no embedding again (the cache is by content)
+        shutil.copytree(atlas.folder / INDEX_DIR / "cache", known_atlas / INDEX_DIR / "cache", dirs_exist_ok=True)
+        with Atlas.open(known_atlas) as known:
+            retriever = _captioned_index(known, folder, captions, emb, screenshots=False)
+            rows.append(score_task(task, keys, retriever, pages=pages.get(task.name)) | {"app": folder.name})
+        shutil.rmtree(known_atlas, ignore_errors=True)
+    return rows
+
+
 def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", apps: Sequence[str] | None = None,
                         screenshots: bool = True, real_screenshots: Path | None = None, scale: int = 0,
+                        setting: str = "explore", crawl_budget: int = 1000,
                         embedder: TextEmbedder | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Run the retrieval benchmark over every app of `data`; write the JSON to `out` and return it.
 
-    `scale` > 0 also times queries on a synthetic index of that many screens (`summary.scale`).
+    `setting`: explore or import (`appatlas.bench.settings`). `scale` > 0 also times queries on a
+    synthetic index of that many screens (`summary.scale`).
     """
+    setting = check_setting(setting)
     if captions not in ("heuristic", "reference"):
         raise ValueError(f"captions must be 'heuristic' or 'reference', got {captions!r}")
     data = Path(data)
@@ -222,18 +293,9 @@ def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", a
             atlas_dir = Path(tmp) / f"{folder.name}.atlas"
             import_droidbot(folder, atlas_dir)
             with Atlas.open(atlas_dir) as atlas:
-                caption_atlas(atlas, HeuristicCaptioner())
-                if captions == "reference":
-                    from appatlas.rag.reference import ReferenceCaptioner
-
-                    caption_atlas(atlas, ReferenceCaptioner.from_folder(folder=folder))
-                build_index(atlas, captioner=captions, screenshots="render" if screenshots else "off", embedder=emb)
-                store = RagStore.open(atlas, embedder=emb)
-                retriever = Retriever(atlas, store)
-                keys = {s.id: s.structure_key for s in atlas.states()}
-                pages = recorded_pages(folder, atlas)
-                rows = [score_task(task, keys, retriever, pages=pages.get(task.name)) | {"app": folder.name}
-                        for task in atlas.tasks()]
+                retriever = _captioned_index(atlas, folder, captions, emb, screenshots=screenshots)
+                store = retriever.store
+                rows = _score_app(folder, atlas, setting, captions, emb, Path(tmp), crawl_budget)
                 app_row = _app_summary(rows)
                 if screenshots:
                     hits = screenshot_bench(atlas, store, real=False)
@@ -249,7 +311,8 @@ def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", a
                 build_index(atlas, screenshots="auto", embedder=emb)
                 store = RagStore.open(atlas, embedder=emb)
                 shots_real = screenshot_bench(atlas, store, real=True)
-    summary = _app_summary(all_rows)
+    summary = _app_summary(all_rows) | {"setting": setting,
+                                        "crawl_budget": crawl_budget if setting == "explore" else None}
     rendered = [h for v in shots.values() for h in v]
     real = [h for v in shots_real.values() for h in v]
     summary["screenshot_top1"] = _rate(rendered + real)

@@ -1,21 +1,26 @@
 """`appatlas bench tasks` (BENCHMARKS.md §1): the agent on recorded tasks, step-wise and free run.
 
 For each app folder: import the recording into an atlas (the *phone*: a replay device over all of
-it) and build the agent's knowledge — by import (the same recording) or by crawling the replay with
-a fixed budget. Then for every task:
+it) and build the agent's knowledge in one of two settings (`appatlas.bench.settings`):
+`explore` (the default, the headline) — a crawl of the phone with every task's demonstration
+taken away, no recorded task known; `import` — the recording itself with the evaluated task and
+its demonstration taken away (`Knowledge.without`), the app's other tasks kept as experience.
+Then for every task:
 
 - step-wise (the AutoDroid metric): the replay device is put on each recorded step's screen; the
   agent gets the task text and the recorded steps so far and names its next action, compared with
   the recorded one: the same element (the widget's content-free signature, and the same widget when
   several on the screen share it) and the same typed text (case-insensitive); "done" on the last.
+  A step recorded at several scroll positions is also scored from the first (`first_state`): where
+  the element is not shown there, the agent must scroll.
 - free run: from the task's first screen until the agent says done or takes 2 x step_num + 5
-  actions. Success = the recorded screens (by content, consecutive repeats collapsed) appear in
-  order among the screens the agent was on, and it said done on the recorded final screen.
-
-Honesty: with `atlas="import"` the task under evaluation is removed from the agent's knowledge
-together with its demonstration (`Knowledge.without`): its recorded task entry, one observation of
-every transition between its consecutive steps (transitions seen only in the demonstration
-disappear) and the states seen only in it. Other tasks stay: they are the app's experience.
+  actions. The goal is reached when the recorded screens (by content, consecutive repeats
+  collapsed) appear in order among the screens the agent was on, it ends on the recorded final
+  screen, and it took the recording's decisive action on its screen (`decisive`: the last action
+  that changed what the screen shows) or ended on a content new to its run — a wrong pick in a
+  last dialog that leaves the screen as it began is not success. Success = reached and said done;
+  `verdict_precision` / `verdict_recall` compare "done" with reaching the goal. Taps the phone has
+  no recording for do nothing and are counted (`unrecorded_taps`).
 
 A step that was scrolled through lists several states; the agent is put on the one where the
 recorded action starts (the element is visible there), and the free run must pass all of them.
@@ -42,20 +47,24 @@ from appatlas.agent.options import options
 from appatlas.agent.policy import Decision, Policy
 from appatlas.agent.progress import Taken, taken
 from appatlas.bench.folders import app_folders
+from appatlas.bench.settings import anchors, check_setting, exploration_phone, explored_atlas
 from appatlas.devices.base import locate
 from appatlas.devices.replay import RecordedApp, RecordedEdge, ReplayDevice
 from appatlas.errors import AppatlasError, SelectorNotFound
 from appatlas.graph.atlas import Atlas
+from appatlas.graph.demonstration import Demonstration, same_element
 from appatlas.graph.droidbot import import_droidbot, load_droidbot_screen
 from appatlas.graph.fingerprint import SYSTEM_CHROME
 from appatlas.graph.replay import recorded_app
 from appatlas.types import Action, ActionKind, Screen
 
-__all__ = ["SUMMARY_KEYS", "BenchStep", "BenchTask", "read_tasks", "run_tasks_bench", "score_app"]
+__all__ = ["RUN_KEYS", "SUMMARY_KEYS", "BenchStep", "BenchTask", "read_tasks", "run_tasks_bench", "score_app"]
 
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("action_accuracy", "completion_rate", "goal_success_rate", "mean_steps_ratio", "decision_ms_p50",
-                "decision_ms_p95", "tasks", "steps")
+                "decision_ms_p95", "tasks", "steps", "verdict_precision", "verdict_recall", "said_done",
+                "unrecorded_taps", "first_state")
+RUN_KEYS = ("setting", "crawl_budget", "anchors")  # the run's summary also says what it was measured in
 Progress = Callable[[str, str], None]
 
 
@@ -65,8 +74,7 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
     """Run the tasks benchmark over the app folders under `data`; write the JSON to `out` and return it."""
     from appatlas.agent.llm import make_llm
 
-    if atlas not in ("import", "crawl"):
-        raise ValueError(f"--atlas must be import or crawl, not {atlas!r}")
+    atlas = check_setting(atlas)
     folders = app_folders(data, apps)
     model = make_llm(llm, model=llm_model)
     per_app: dict[str, dict[str, Any]] = {}
@@ -77,15 +85,16 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
         if progress is not None:
             progress(folder.name, "importing")
         full, replay, tasks = prepare_app(folder)
-        with tempfile.TemporaryDirectory() as tmp:
-            base = full if atlas == "import" else _crawled(replay, Path(tmp), crawl_budget, progress, folder.name)
-        rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=base, llm=model,
-                             leave_out=atlas == "import", progress=progress, sources=sources)
+        explore = Explorer(replay, crawl_budget) if atlas == "explore" else None
+        rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=full, llm=model, progress=progress,
+                             sources=sources, knowledge_for=None if explore is None else explore.knowledge)
         evidence += rows
         all_ms += ms
         per_app[folder.name] = _summary(rows, ms)
+    summary = _summary(evidence, all_ms) | {"setting": atlas, "crawl_budget": crawl_budget if atlas == "explore"
+                                             else None, "anchors": anchors(data, [f.name for f in folders])}
     doc = {"benchmark": "tasks", "data": str(data), "llm": llm, "llm_name": getattr(model, "name", "none"),
-           "atlas": atlas, "summary": _summary(evidence, all_ms), "apps": per_app, "tasks": evidence,
+           "atlas": atlas, "summary": summary, "apps": per_app, "tasks": evidence,
            "decided_by": dict(sources.most_common())}  # how many decisions each source made
     Path(out).write_text(json.dumps(doc, indent=2))
     return doc
@@ -131,8 +140,8 @@ def read_tasks(folder: Path, full: Knowledge) -> list[BenchTask]:
             sid = full.state_of(screen)
         except (ValueError, KeyError, TypeError, AppatlasError):
             continue  # the importer skipped it too
-        if sid is not None:
-            ids[str(raw.get("state_str", path.stem))] = sid
+        if sid is not None:  # the first file of a state_str, as the importer maps its events
+            ids.setdefault(str(raw.get("state_str", path.stem)), sid)
             contents.setdefault(str(raw.get("state_str", path.stem)), set()).add(_content(screen))
     hops: dict[tuple[int, int], list[Action]] = {}
     for t in full.transitions:
@@ -231,7 +240,7 @@ def with_task_steps(replay: RecordedApp, tasks: list[BenchTask]) -> RecordedApp:
     edges, next_id = list(replay.edges), max((e.id for e in replay.edges), default=0) + 1
     for task in tasks:
         for step, after in zip(task.steps, task.steps[1:], strict=False):
-            if step.action is None or any(e.target in after.states and _same_element(e.action, step.action)
+            if step.action is None or any(e.target in after.states and same_element(e.action, step.action)
                                           for s in step.states for e in replay.edges_from(s)):
                 continue
             # From every scroll position of the step that shows the element (the same view, not the same place).
@@ -240,13 +249,6 @@ def with_task_steps(replay: RecordedApp, tasks: list[BenchTask]) -> RecordedApp:
                 edges.append(RecordedEdge(source, step.action, after.states[0], id=next_id))
                 next_id += 1
     return replace(replay, edges=edges, scroll_pages=pages)
-
-
-def _same_element(a: Action, b: Action) -> bool:
-    ta, tb = a.target, b.target
-    if ta is None or tb is None:
-        return a.kind is b.kind and ta is tb
-    return a.kind is b.kind and (ta.resource_id, ta.text, ta.content_desc) == (tb.resource_id, tb.text, tb.content_desc)
 
 
 def _shows(screen: Screen, action: Action) -> bool:
@@ -259,27 +261,45 @@ def _shows(screen: Screen, action: Action) -> bool:
     return True
 
 
-def _crawled(replay: RecordedApp, tmp: Path, budget: int, progress: Progress | None, name: str) -> Knowledge:
-    from appatlas.graph.crawler import CrawlConfig, crawl
+def demonstration(task: BenchTask) -> Demonstration:
+    """The task's demonstration as `appatlas.graph.demonstration` reads it."""
+    return Demonstration(task.name, tuple(task.records), tuple(s.action for s in task.steps))
 
-    if progress is not None:
-        progress(name, f"crawling ({budget} actions)")
-    with Atlas.create(tmp / "crawl.atlas", app=replay.package) as atlas:
-        crawl(ReplayDevice(replay, screenshots=False), atlas, package=replay.package,
-              config=CrawlConfig(budget=budget, saturation=budget))
-        return Knowledge.from_atlas(atlas)
+
+class Explorer:
+    """The knowledge of the `explore` setting, per task: a crawl of the phone with the task's own
+    demonstration taken away (`exploration_phone`); no recorded task is known. Crawls of the same
+    phone are made once."""
+
+    def __init__(self, replay: RecordedApp, budget: int) -> None:
+        self.replay, self.budget = replay, budget
+        self._made: dict[tuple[frozenset[int], frozenset[int], frozenset[tuple[int, int]]], Knowledge] = {}
+
+    def knowledge(self, task: BenchTask) -> Knowledge:
+        phone = exploration_phone(self.replay, [demonstration(task)])
+        key = (frozenset(phone.states), frozenset(e.id for e in phone.edges),
+               frozenset((e.id, e.count) for e in phone.edges))
+        if key not in self._made:
+            with tempfile.TemporaryDirectory() as tmp, \
+                    Atlas.open(explored_atlas(phone, Path(tmp) / "explore.atlas", budget=self.budget)) as atlas:
+                self._made[key] = Knowledge.from_atlas(atlas)
+        return self._made[key]
 
 
 def score_app(app: str, tasks: list[BenchTask], *, replay: RecordedApp, full: Knowledge, base: Knowledge,
-              llm: object | None, leave_out: bool = True, progress: Progress | None = None,
-              sources: Counter[str] | None = None) -> tuple[list[dict[str, Any]], list[float]]:
-    """Evidence rows (one per task) and decision times (ms) for one app; `sources` counts who decided."""
+              llm: object | None, progress: Progress | None = None, sources: Counter[str] | None = None,
+              knowledge_for: Callable[[BenchTask], Knowledge] | None = None) -> tuple[list[dict[str, Any]], list[float]]:
+    """Evidence rows (one per task) and decision times (ms) for one app; `sources` counts who decided.
+
+    Each task is decided with `knowledge_for(task)`, by default `base` without the task and its
+    demonstration (the `import` setting)."""
     rows, ms = [], []
     sources = sources if sources is not None else Counter()
     for task in tasks:
         if progress is not None:
             progress(app, task.name)
-        knowledge = base.without(task.name, records=task.records) if leave_out else base
+        knowledge = knowledge_for(task) if knowledge_for is not None else \
+            base.without(task.name, records=task.records, actions=[s.action for s in task.steps])
         policy = Policy(knowledge, llm=llm)
         device = ReplayDevice(replay, screenshots=False, start=task.steps[0].state)
         steps = _stepwise(task, device, policy, ms, sources)
@@ -310,10 +330,42 @@ def _stepwise(task: BenchTask, device: ReplayDevice, policy: Policy, ms: list[fl
         predicted = _describe(decision.action, screen) if decision.action is not None else "done"
         correct = decision.action is None if step.done else (
             step.action is not None and _correct(step.action, decision.action, screen))
-        out.append({"state": step.origin, "expected": expected, "predicted": predicted, "correct": correct})
+        row = {"state": step.origin, "expected": expected, "predicted": predicted, "correct": correct}
+        if step.states[0] != step.state:
+            row["first_state"] = _from_first_state(task, step, device, policy, history, correct, ms, sources)
+        out.append(row)
         if step.action is not None:
             history.append(taken(step.action, screen))
     return out
+
+
+def decisive(task: BenchTask) -> tuple[BenchStep, Action] | None:
+    """The recording's decisive step: the last one whose action changed what the screen shows (the
+    option picked in the last dialog, the switch flipped); None when no action changed anything."""
+    for step, after in zip(reversed(task.steps[:-1]), reversed(task.steps[1:]), strict=True):
+        if step.action is not None and set(step.contents) != set(after.contents):
+            return step, step.action
+    return None
+
+
+def _from_first_state(task: BenchTask, step: BenchStep, device: ReplayDevice, policy: Policy,
+                      history: list[Taken], correct: bool, ms: list[float], sources: Counter[str]) -> dict[str, Any]:
+    """The step scored from its first listed state (the page as it first appears): where the expected
+    element is not shown there the right answer is a scroll (and the choice once it is shown)."""
+    device.reset(step.states[0])
+    screen = device.snapshot()
+    began = time.perf_counter()
+    decision = policy.decide(task.intent, screen, history)
+    ms.append(1000 * (time.perf_counter() - began))
+    sources[decision.source] += 1
+    shown = step.action is not None and _shows(screen, step.action)
+    if shown or step.action is None:
+        ok = (decision.action is None) if step.done else (
+            step.action is not None and _correct(step.action, decision.action, screen))
+    else:
+        ok = correct and decision.action is not None and decision.action.kind is ActionKind.SCROLL
+    predicted = _describe(decision.action, screen) if decision.action is not None else "done"
+    return {"needs_scroll": not shown and step.action is not None, "predicted": predicted, "correct": ok}
 
 
 def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowledge, ms: list[float],
@@ -321,11 +373,13 @@ def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowl
     # The run starts at the moment the task was recorded (the app's data as it was then), as a phone
     # restored to that moment would; the agent itself knows nothing of it.
     device.reset(task.steps[0].states[0], at=device.app.moment(task.records, [s.action for s in task.steps]))
+    taps_before = device.unrecorded_taps
     limit = 2 * len(task.steps) + 5
     history: list[Taken] = []
     screen = device.snapshot()
     seen = [_content(screen)]
     actions: list[dict[str, Any]] = []
+    acted: list[tuple[Screen, Action]] = []
     said_done = False
     while len(actions) < limit:
         began = time.perf_counter()
@@ -336,6 +390,7 @@ def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowl
             said_done = True
             break
         actions.append(_describe(decision.action, screen))
+        acted.append((screen, decision.action))
         history.append(taken(decision.action, screen))
         device.perform(decision.action)
         screen = device.snapshot()
@@ -344,10 +399,20 @@ def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowl
     recorded = [set(step.contents) or {_content(full.state_screens[sid]) for sid in step.states}
                 for step in task.steps]
     recorded = [r for i, r in enumerate(recorded) if i == 0 or r != recorded[i - 1]]
-    success = said_done and seen[-1] in recorded[-1] and _in_order(recorded, _collapse(seen))
+    path_ok = seen[-1] in recorded[-1] and _in_order(recorded, _collapse(seen))
+    # The screens alone do not show a choice whose effect is hidden (the last screen equals the first):
+    # the decisive action must have been taken on its screen too, or the run ends on a content new to it.
+    key = decisive(task)
+    took = key is None or any(_content(where) in key[0].contents and _correct(key[1], action, where)
+                              for where, action in acted)
+    decisive_ok = took or seen[-1] not in seen[:-1]
+    reached = path_ok and decisive_ok
     origins = _origins(full)
     visited = [origins.get(k) for k in seen]
-    return {"visited": visited, "actions": actions, "said_done": said_done, "success": success}
+    return {"visited": visited, "actions": actions, "said_done": said_done, "reached": reached,
+            "decisive": None if key is None else _describe(key[1], full.state_screens[key[0].state]) | {
+                "state": key[0].origin, "taken": took},
+            "unrecorded_taps": device.unrecorded_taps - taps_before, "success": said_done and reached}
 
 
 def _content(screen: Screen) -> str:
@@ -440,6 +505,9 @@ def _summary(rows: list[dict[str, Any]], ms: list[float]) -> dict[str, Any]:
     steps = [s for r in rows for s in r["steps"]]
     ratios = [len(r["run"]["actions"]) / max(sum(s["expected"] != "done" for s in r["steps"]), 1)
               for r in rows if r["run"]["success"]]
+    said = [r for r in rows if r["run"]["said_done"]]
+    reached = [r for r in rows if r["run"].get("reached", r["run"]["success"])]
+    first = [s.get("first_state", s) for s in steps]
     return {
         "action_accuracy": sum(s["correct"] for s in steps) / max(len(steps), 1),
         "completion_rate": sum(all(s["correct"] for s in r["steps"]) for r in rows) / max(len(rows), 1),
@@ -449,4 +517,14 @@ def _summary(rows: list[dict[str, Any]], ms: list[float]) -> dict[str, Any]:
         "decision_ms_p95": _percentile(ms, 0.95),
         "tasks": len(rows),
         "steps": len(steps),
+        # of the runs the agent called done, the share that reached the recorded goal; and the reverse
+        "verdict_precision": sum(r["run"]["success"] for r in said) / len(said) if said else None,
+        "verdict_recall": sum(r["run"]["said_done"] for r in reached) / len(reached) if reached else None,
+        "said_done": len(said),
+        "unrecorded_taps": sum(r["run"].get("unrecorded_taps", 0) for r in rows),
+        # every step also scored from the page as it first appears (a needed scroll is then scored)
+        "first_state": {"action_accuracy": sum(s["correct"] for s in first) / max(len(first), 1),
+                        "completion_rate": sum(all(s.get("first_state", s)["correct"] for s in r["steps"])
+                                               for r in rows) / max(len(rows), 1),
+                        "steps_needing_scroll": sum(bool(s.get("needs_scroll")) for s in first)},
     }

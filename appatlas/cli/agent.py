@@ -105,7 +105,10 @@ def run_cmd(
         dev = _connect(device, adb_port, knowledge.package)
     except AppatlasError as exc:
         raise _fail(exc) from None
-    plan = _plan(atlas, intent, dev)
+    try:
+        plan = _plan(atlas, intent, dev)
+    except AppatlasError as exc:  # an intent nothing in the atlas relates to: refused, never run
+        raise _fail(exc) from None
 
     def show(step: dict) -> None:
         console.print(f"[bold]{step['index']:>2}[/] {step['action']}  [dim]{step['source']}: {step['reason']}[/]")
@@ -115,8 +118,11 @@ def run_cmd(
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     verdict = result.verdict
-    console.print(f"[bold {'green' if verdict.passed else 'red'}]{'PASS' if verdict.passed else 'FAIL'}[/] "
-                  f"{verdict.reason}")
+    word = "PASS" if verdict.passed else "INCONCLUSIVE" if verdict.status == "inconclusive" else "FAIL"
+    console.print(f"[bold {'green' if verdict.passed else 'red'}]{word}[/] {verdict.reason}")
+    for check in verdict.checks:
+        mark = "[green]✓[/]" if check["holds"] else "[red]✗[/]"
+        console.print(f"  {mark} {check['expectation']}  [dim]{check['evidence']}[/]")
     if record:
         with Atlas.open(atlas) as a:
             record_experience(a, result, intent=intent)
@@ -126,12 +132,15 @@ def run_cmd(
 def _plan(atlas: Path, intent: str, dev):  # noqa: ANN001, ANN202 - a Device; TestCase | None
     """A plan from retrieval when the atlas has an index (the rag stage); None: the agent decides alone."""
     try:
+        from appatlas.errors import IntentNotGrounded
         from appatlas.graph.fingerprint import structure_key
         from appatlas.rag.plan import plan_intent
     except ImportError:
         return None
     try:
         return plan_intent(atlas, intent, start=structure_key(dev.snapshot())).test
+    except IntentNotGrounded:
+        raise
     except (AppatlasError, ValueError, KeyError) as exc:
         console.print(f"[dim]no plan from retrieval ({exc}); deciding step by step[/]")
         return None
@@ -185,7 +194,10 @@ def bench_tasks_cmd(
     out: Path = typer.Option(Path("bench-tasks.json"), "--out", help="Where to write the JSON result."),
     apps: str = typer.Option("", "--apps", help="Only these apps (comma-separated folder names)."),
     llm: str = typer.Option("local", "--llm", help=LLM_HELP),
-    atlas: str = typer.Option("import", "--atlas", help="import (the recording, each task left out) or crawl."),
+    atlas: str = typer.Option("explore", "--atlas", help=(
+        "explore (the headline: a crawl of the app with no task's demonstration on it, no recorded task known) "
+        "or import (the recording, the evaluated task and its demonstration left out).")),
+    crawl_budget: int = typer.Option(1000, "--crawl-budget", help="Actions of the crawl for --atlas explore."),
     model: str = typer.Option(None, "--model", help="Model name or folder for --llm."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for the model (0: torch's default)."),
 ) -> None:
@@ -198,7 +210,7 @@ def bench_tasks_cmd(
     _threads(threads)
     try:
         with console.status("running the tasks benchmark…") as status:
-            doc = run_tasks_bench(data=data, out=out, llm=llm, atlas=atlas, llm_model=model,
+            doc = run_tasks_bench(data=data, out=out, llm=llm, atlas=atlas, llm_model=model, crawl_budget=crawl_budget,
                                   apps=tuple(a for a in apps.split(",") if a),
                                   progress=lambda app, what: status.update(f"{app}: {what}"))
     except (AppatlasError, ValueError, FileNotFoundError) as exc:
@@ -213,4 +225,30 @@ def bench_tasks_cmd(
     for name, m in rows:
         table.add_row(name, *(f"{m[c]:.1%}" if c.endswith(("accuracy", "rate")) else
                               f"{m[c]:.2f}" if isinstance(m[c], float) else str(m[c]) for c in cols))
+    console.print(table)
+    _print_anchors(doc)
+    s = doc["summary"]
+    pct = (lambda v: "-" if v is None else f"{v:.1%}")  # noqa: E731
+    console.print(f"verdicts: precision {pct(s['verdict_precision'])} (done and goal reached / said done, "
+                  f"{s['said_done']} runs), recall {pct(s['verdict_recall'])}; unrecorded taps {s['unrecorded_taps']}; "
+                  f"from each step's first listed state: action accuracy {pct(s['first_state']['action_accuracy'])}, "
+                  f"completion {pct(s['first_state']['completion_rate'])}")
+
+
+def _print_anchors(doc: dict) -> None:
+    """AutoDroid's published results on the same apps, beside appatlas's (summary.anchors)."""
+    anchors = doc["summary"].get("anchors") or {}
+    if not anchors:
+        return
+    table = Table(title="beside AutoDroid (published per-step results, the same tasks)")
+    table.add_column("app")
+    for who in ("appatlas", *sorted({m for row in anchors.values() for m in row})):
+        table.add_column(f"{who} action acc.", justify="right")
+        table.add_column(f"{who} completion", justify="right")
+    for app, row in anchors.items():
+        ours = doc["summary"] if app == "all" else doc["apps"].get(app, {})
+        cells = [f"{ours.get('action_accuracy', 0):.1%}", f"{ours.get('completion_rate', 0):.1%}"]
+        for m in sorted({m for r in anchors.values() for m in r}):
+            cells += [f"{row[m]['action_accuracy']:.1%}", f"{row[m]['completion_rate']:.1%}"] if m in row else ["-", "-"]
+        table.add_row(app, *cells)
     console.print(table)

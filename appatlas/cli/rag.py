@@ -180,6 +180,10 @@ def bench_retrieval(
     screenshots: bool = typer.Option(True, help="Also measure screenshot retrieval."),
     real: Path = typer.Option(None, help="A DroidBot folder with real screenshots (default: DATA/../droidbot-yelp)."),
     scale: int = typer.Option(10_000, help="Also time queries on a synthetic index of this many screens (0: skip)."),
+    atlas: str = typer.Option("explore", "--atlas", help=(
+        "explore (the headline: the index of a crawl of the app with no task's demonstration on it) or import "
+        "(the recording, each task and its demonstration left out).")),
+    crawl_budget: int = typer.Option(1000, "--crawl-budget", help="Actions of the crawl for --atlas explore."),
 ) -> None:
     """Measure retrieval: start/end screens, plan validity, screenshots, query time (BENCHMARKS.md §3).
 
@@ -192,10 +196,11 @@ def bench_retrieval(
         with _progress() as progress:
             result = run_retrieval_bench(data=data, out=out, captions=captions, progress=progress,
                                          apps=[a for a in apps.split(",") if a] or None, screenshots=screenshots,
-                                         real_screenshots=real if real.is_dir() else None, scale=scale)
+                                         real_screenshots=real if real.is_dir() else None, scale=scale,
+                                         setting=atlas, crawl_budget=crawl_budget)
     except (AppatlasError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
-    table = Table(title=f"retrieval ({captions} captions)")
+    table = Table(title=f"retrieval ({captions} captions, --atlas {atlas})")
     table.add_column("app")
     for key in SUMMARY_KEYS:
         table.add_column(key.replace("_", "\n", 1), justify="right")  # two-line headers fit an 80-column terminal

@@ -1,7 +1,9 @@
 """A device that replays a recorded app: the screens and transitions someone observed on a phone.
 
 A tap at a point hits the top-most widget there and follows the transition recorded for that
-widget on this screen. An action nobody recorded leaves the screen as it is. Typing X where
+widget on this screen — never another row's: a row sharing the recorded row's id but showing other
+text is another item. An action nobody recorded leaves the screen as it is, and is counted
+(`unrecorded_taps`). Typing X where
 the recording typed Y leads to the recorded next screen with X in place of Y. Back follows a
 recorded back transition, else returns to the previous screen, and leaves the app from its
 first screen; launch starts again from the recorded launch screen. A scroll nobody recorded as an
@@ -174,6 +176,7 @@ class ReplayDevice:
         self._trail: list[int] = []  # recorded edges followed since the last launch/reset
         self._cursor: int | None = None  # the log position being re-enacted (see `reset`)
         self._turns: Counter[tuple[int, str]] = Counter()  # unrecorded texts typed per (state, field)
+        self.unrecorded_taps = 0  # taps (and long taps) nobody recorded: they did nothing
         self.reset(start if start is not None else app.launch[0])
 
     # --- Device protocol ----------------------------------------------------------------------
@@ -219,6 +222,8 @@ class ReplayDevice:
             try:
                 widget = locate(action.target, self.snapshot(), serial=self.serial)
             except SelectorNotFound:
+                if kind is not ActionKind.TYPE:
+                    self.unrecorded_taps += 1
                 return  # a finger tapping where nothing is: nothing happens
             x, y = widget.bounds.center
             if kind is ActionKind.TYPE:
@@ -294,11 +299,14 @@ class ReplayDevice:
             return
         hit = self._screen.widget_at(x, y)
         if hit is None:
+            self.unrecorded_taps += 1
             return
         if self._follow(Action(kind, target=_any_target(hit)), hit):
             return
         if hit.editable:
             self._focus = hit
+        else:
+            self.unrecorded_taps += 1
 
     def _follow(self, action: Action, hit: Widget | None, *, typed: str = "") -> bool:
         """Move along the recorded edge for `action` (aimed at `hit`); False if none was recorded."""
@@ -375,6 +383,8 @@ class ReplayDevice:
                 continue
             # The recording names the clickable row and the finger hit a label inside it, or both
             # name parts (icon, label) of one clickable tab: on a phone the same view gets the click.
+            if edge.action.kind is not ActionKind.TYPE and _another_row(edge.action.target, recorded, self._screen):
+                continue  # the recorded row is not on this page: a row sharing its id is another item
             if (any(recorded is w for w in path)
                     or (recorded.bounds == hit.bounds and recorded.class_name == hit.class_name)
                     or (receiver is not None and receiver is _receiver(_path_to(self._screen.root, recorded)))):
@@ -383,6 +393,17 @@ class ReplayDevice:
             exact = [e for e in found if e.action.text == typed]
             found = exact or found
         return found
+
+
+def _another_row(target: Selector, found: Widget, screen: Screen) -> bool:
+    """Whether `found` (located for a recorded `target`) is a sibling row rather than the recorded
+    widget: its text or description differs from the recorded one while other widgets on the screen
+    share its id (rows of a list). A lone widget whose label changed (a clock) is still itself."""
+    if not ((target.text and found.text != target.text)
+            or (target.content_desc and found.content_desc != target.content_desc)):
+        return False
+    same = [w for w in screen.widgets() if w.class_name == found.class_name and w.resource_id == found.resource_id]
+    return len(same) > 1
 
 
 def _identity(action: Action) -> tuple[str, str, str, str]:

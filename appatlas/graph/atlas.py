@@ -22,7 +22,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,6 +297,26 @@ class Atlas:
         """Count an attempt of a known transition that did not lead where it used to."""
         with self._write():
             self._db.execute("UPDATE transitions SET failures = failures + 1 WHERE id=?", (transition_id,))
+
+    def forget(self, *, uses: Mapping[int, int], states: Iterable[int] = (), tasks: Iterable[str] = ()) -> None:
+        """Take observations away (`uses`: transition id -> how many; the latest go, a transition left
+        with none is deleted), then the `states` (with every transition touching them) and the recorded
+        `tasks`, in one transaction. The benchmarks use it to leave a task's demonstration out."""
+        with self._write():
+            for tid, n in uses.items():
+                rows = [r[0] for r in self._db.execute(
+                    "SELECT id FROM observations WHERE transition=? ORDER BY id DESC LIMIT ?", (tid, int(n)))]
+                self._db.executemany("DELETE FROM observations WHERE id=?", [(r,) for r in rows])
+                self._db.execute("UPDATE transitions SET count = count - ? WHERE id=?", (int(n), tid))
+            gone = [(s,) for s in states]
+            self._db.executemany("DELETE FROM observations WHERE transition IN "
+                                 "(SELECT id FROM transitions WHERE source=?1 OR target=?1)", gone)
+            self._db.executemany("DELETE FROM transitions WHERE source=?1 OR target=?1", gone)
+            self._db.execute("DELETE FROM observations WHERE transition IN (SELECT id FROM transitions WHERE count <= 0)")
+            self._db.execute("DELETE FROM transitions WHERE count <= 0")
+            self._db.executemany("UPDATE findings SET state=NULL WHERE state=?", gone)
+            self._db.executemany("DELETE FROM states WHERE id=?", gone)
+            self._db.executemany("DELETE FROM tasks WHERE name=?", [(t,) for t in tasks])
 
     def add_task(self, task: RecordedTask) -> None:
         steps = [{"state": s.state, "origin": s.origin,

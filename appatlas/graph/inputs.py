@@ -15,6 +15,7 @@ _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("password", ("password", "passcode", "pin")),
     ("phone", ("phone", "mobile", "tel", "dial")),
     ("url", ("url", "website", "link", "http")),
+    ("number", ("days", "number of")),  # "Due in (days)" asks for a count, not a date
     ("date", ("date", "birthday", "day")),
     ("time", ("time", "hour", "alarm")),
     ("number", ("number", "amount", "count", "qty", "quantity", "age", "zip", "code", "price", "size")),
@@ -22,17 +23,21 @@ _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("name", ("name", "first", "surname", "last", "title", "label", "nickname", "user")),
 )
 
+# Generic values by the field's kind, never taken from a task or intent someone will evaluate: a
+# crawl that typed an evaluated task's value would hand the benchmark its answer (the replayed phone
+# matches typed text exactly). `tests/graph/test_inputs.py` keeps them apart from the DroidTask
+# inputs and the demo's intents.
 _VALUES: dict[str, tuple[str, ...]] = {
-    "email": ("tester@example.com", "qa.team@example.org"),
-    "password": ("Secret123!", "correct horse"),
-    "phone": ("12345678900", "5551234567"),
-    "url": ("https://example.com", "example.org"),
+    "email": ("sample.user@example.net", "qa.crawler@example.org"),
+    "password": ("Crawl-pass-7", "another pass 9"),
+    "phone": ("2025550143", "3105550188"),
+    "url": ("https://example.net/page", "example.org"),
     "date": ("2024-05-17", "01/02/2025"),
     "time": ("07:30", "18:45"),
     "number": ("42", "7"),
-    "search": ("test", "a"),
-    "name": ("Stephen Bob", "Groceries"),
-    "text": ("Hello appatlas", "Note 1"),
+    "search": ("sample", "q"),
+    "name": ("Sample Name", "Item A"),
+    "text": ("Sample text", "Entry 1"),
 }
 
 
