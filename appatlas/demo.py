@@ -26,7 +26,7 @@ from appatlas.errors import AppatlasError
 from appatlas.graph.atlas import Atlas
 from appatlas.graph.crawler import CrawlConfig, CrawlProgress, crawl
 
-__all__ = ["DEMO_INTENTS", "run_demo"]
+__all__ = ["DEMO_INTENTS", "DEMO_TRUTHS", "run_demo"]
 
 DEMO_INTENTS = (
     "create a text note named 'Groceries'",
@@ -34,6 +34,14 @@ DEMO_INTENTS = (
     "open the archive with the email tester@example.com",
     "add a new task called 'Call the bank'",
 )
+# What each intent leaves in the app's real state (VirtualDevice.state()), written by a person as the
+# ground truth every verdict of the demo is compared with. Nothing that plans or judges reads it.
+DEMO_TRUTHS = {
+    DEMO_INTENTS[0]: {"list": "notes", "title": "Groceries", "kind": "text"},
+    DEMO_INTENTS[1]: {"toggle": "quiet_hours.pref_quiet", "is": True},
+    DEMO_INTENTS[2]: {"visited": "archive"},
+    DEMO_INTENTS[3]: {"list": "tasks", "title": "Call the bank"},
+}
 _MARKER = "summary.json"
 
 
@@ -72,6 +80,8 @@ def run_demo(out: Path, *, budget: int = 600, through_u2: bool = True,
     }
     summary["plans"] = _plan(out, say)
     summary["campaign"] = _campaign(out, say)
+    summary["verdicts_checked"] = summary["campaign"].get("verdicts_checked", 0)
+    summary["verdicts_wrong"] = summary["campaign"].get("verdicts_wrong", 0)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / _MARKER).write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(_markdown(summary))
@@ -119,7 +129,7 @@ def _campaign(out: Path, say: Callable[[str], None]) -> dict[str, Any]:
     except ImportError:
         return {"skipped": "the agent stage is not installed in this build"}
     say("running the planned tests as a campaign on two virtual phones through the local u2 server")
-    return demo_campaign(out / "demo.atlas", out / "tests", out / "campaign", devices=2)
+    return demo_campaign(out / "demo.atlas", out / "tests", out / "campaign", devices=2, truths=DEMO_TRUTHS)
 
 
 def _markdown(s: dict[str, Any]) -> str:
@@ -154,6 +164,8 @@ def _markdown(s: dict[str, Any]) -> str:
     else:
         counts = ", ".join(f"{n} {k}" for k, n in camp.get("counts", {}).items())
         lines.append(f"- {camp.get('cases')} test cases on {len(camp.get('devices', []))} phones: {counts}.")
+        lines.append(f"- Verdicts compared with the app's real state: {camp.get('verdicts_checked', 0)}, "
+                     f"wrong: {camp.get('verdicts_wrong', 0)}.")
         lines.append(f"- Report: `{Path(camp.get('report', '')).relative_to(Path(camp.get('report', '')).parents[1])}`, "
                      f"JUnit: `{Path(camp.get('junit', '')).relative_to(Path(camp.get('junit', '')).parents[1])}`.")
     lines += ["", "Open `demo.atlas` with `appatlas info appatlas-demo/demo.atlas`."]

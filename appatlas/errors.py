@@ -15,6 +15,8 @@ AppatlasError              base of all of them
 ├── LLMError               a language model could not answer (endpoint down, timed out, refused, unusable reply)
 ├── ServeRefused           `appatlas serve` will not start as asked (public address without an API key, port taken)
 ├── NoPlan                 no path in the atlas realises the intent from the start screen
+│   ├── IntentNotGrounded  nothing in the atlas relates to the intent (names the closest screens)
+│   └── PlanRejected       every route found fails the plan checks (says why)
 ├── TestCaseInvalid        a test-case file is malformed; names the field
 ├── ImportFailed           a recording folder cannot be imported at all
 ├── UnsafePath             a name from untrusted data would escape its folder
@@ -95,6 +97,24 @@ class ServeRefused(AppatlasError):
 
 class NoPlan(AppatlasError):
     pass
+
+
+class IntentNotGrounded(NoPlan):
+    def __init__(self, intent: str, closest: list[str]) -> None:
+        self.intent = intent
+        self.closest = closest
+        near = f"; the closest screens are {', '.join(closest)}" if closest else ""
+        super().__init__(f"no screen or action of the atlas relates to {intent!r}{near}. Reword the intent with "
+                         "what the app shows (a screen's title, a button's label), or crawl the part of the app "
+                         "it is about")
+
+
+class PlanRejected(NoPlan):
+    def __init__(self, intent: str, reasons: list[str]) -> None:
+        self.intent = intent
+        self.reasons = reasons
+        super().__init__(f"no plan for {intent!r} passes the plan checks: {'; '.join(reasons)}. Crawl more of the "
+                         "app (the screens the intent needs), or name the start screen with --start")
 
 
 class TestCaseInvalid(AppatlasError):

@@ -6,6 +6,7 @@ Selector how an action finds its widget again (resource-id, text, content-desc, 
 Action   tap / long-tap / type / scroll / back / launch
 Transition  one observed edge: screen --action--> screen
 Step, TestCase  a runnable test: actions with the screen expected after each
+Expectation     what must hold on the device when a test is done (a value shown, a switch on, …)
 Verdict  the outcome of running a test
 """
 
@@ -19,6 +20,8 @@ __all__ = [
     "Action",
     "ActionKind",
     "Bounds",
+    "EXPECTATION_KINDS",
+    "Expectation",
     "Screen",
     "Selector",
     "Step",
@@ -275,6 +278,56 @@ class Step:
     note: str = ""
 
 
+EXPECTATION_KINDS = ("shown", "gone", "checked", "unchecked", "screen")
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """One thing that must be true when a test is done, checked on the device.
+
+    shown      a row or text reading `text` is on the screen `where`, at least `count` times (default 1);
+               with `new`, more times than when the run first saw that screen (a row it created)
+    gone       fewer of them are on `where` than when the run first saw it (none if it never did);
+               with `count`, at most `count`
+    checked    the switch / checkbox labelled `text` on `where` is on (`unchecked`: off)
+    screen     the screen `where` is open (`text` says which, for the reader)
+
+    `where` is a structure key ("" = the screen the run ends on); `note` says it in words.
+    """
+
+    kind: str
+    text: str = ""
+    where: str = ""
+    count: int | None = None
+    note: str = ""
+    new: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXPECTATION_KINDS:
+            raise ValueError(f"expectation kind must be one of {EXPECTATION_KINDS}, got {self.kind!r}")
+        if self.kind != "screen" and not self.text.strip():
+            raise ValueError(f"a {self.kind} expectation needs the text it is about")
+        if self.kind == "screen" and not self.where:
+            raise ValueError("a screen expectation needs the screen (`where`, a structure key)")
+        if self.count is not None and self.count < 0:
+            raise ValueError(f"expectation count must be >= 0, got {self.count}")
+
+    def describe(self) -> str:
+        if self.note:
+            return self.note
+        where = f" on {self.where[:8]}…" if self.where else ""
+        if self.kind == "screen":
+            return f"the screen {self.text or self.where[:8] + '…'} is open"
+        if self.kind in ("checked", "unchecked"):
+            return f"{self.text!r} is {'on' if self.kind == 'checked' else 'off'}{where}"
+        if self.kind == "gone":
+            return f"{self.text!r} is gone{where}"
+        n = self.count if self.count is not None else 1
+        if self.new:
+            return f"a new {self.text!r} is shown{where}"
+        return f"{self.text!r} is shown{where}" + (f" ({n} times or more)" if n > 1 else "")
+
+
 @dataclass(frozen=True, slots=True)
 class TestCase:
     """A runnable test: from `start`, do `steps`; pass if the end oracle `end` holds at the end."""
@@ -287,6 +340,7 @@ class TestCase:
     steps: tuple[Step, ...]
     end: str = ""
     inputs: tuple[tuple[str, str], ...] = ()  # (slot name, value) bound to typed fields
+    expect: tuple[Expectation, ...] = ()  # what must hold when it is done (PASS needs every one)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -295,9 +349,15 @@ class TestCase:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What happened when a test ran: pass/fail, why, and the evidence per step."""
+    """What happened when a test ran: pass/fail, why, and the evidence per step and per expectation.
+
+    `checks` holds one {"expectation", "holds", "evidence"} per expectation of the test (and one for
+    an error shown on screen); `status` is "passed", "failed" or "inconclusive" (nothing to check).
+    """
 
     test: str
     passed: bool
     reason: str
     steps: tuple[dict[str, object], ...] = ()
+    checks: tuple[dict[str, object], ...] = ()
+    status: str = ""

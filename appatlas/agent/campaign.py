@@ -239,6 +239,7 @@ class _Campaign:
                 self.drop(serial, f"{type(exc).__name__}: {exc}")
                 return
             attempt = {"device": serial, "passed": res.verdict.passed, "reason": res.verdict.reason,
+                       "status": res.verdict.status, "checks": list(res.verdict.checks),
                        "steps": list(res.verdict.steps), "seconds": round(time.perf_counter() - began, 2),
                        "warnings": res.warnings}
             self.finish(name, attempt)

@@ -3,6 +3,7 @@ through the local adb + uiautomator2 server (the same path as phones on USB), wi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.graph.atlas import Atlas
 from appatlas.types import TestCase
 
-__all__ = ["demo_campaign"]
+__all__ = ["demo_campaign", "truth_holds"]
 
 FALLBACK_INTENTS = (
     "turn on quiet hours in the notification settings",
@@ -19,10 +20,14 @@ FALLBACK_INTENTS = (
 )
 
 
-def demo_campaign(atlas_path: Path, tests_dir: Path, out_dir: Path, *, devices: int = 2) -> dict[str, Any]:
+def demo_campaign(atlas_path: Path, tests_dir: Path, out_dir: Path, *, devices: int = 2,
+                  truths: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Run the tests in `tests_dir` (or, when there are none, a few intents) on `devices` virtual phones.
 
-    Returns a summary: counts per status, the devices, and where the reports are.
+    Returns a summary: counts per status, the devices, and where the reports are. With `truths`
+    (intent -> what the app's real state must hold, see `truth_holds`), every verdict is compared
+    with the state of the phone that gave it: `verdicts_checked`, `verdicts_wrong` and, per case,
+    `truth`.
     """
     from appatlas.devices.fakeadb import FakeAdbServer
     from appatlas.devices.u2 import connect
@@ -40,6 +45,36 @@ def demo_campaign(atlas_path: Path, tests_dir: Path, out_dir: Path, *, devices: 
                               connect=lambda s: connect(s, adb_port=server.port, app=package),
                               knowledge=knowledge, out=out_dir, resume=False, max_steps=20)
     summary = result.to_json()
+    states = {p.serial: p.state() for p in phones}
+    verdicts = []
+    for case in summary["cases"]:
+        truth = (truths or {}).get(case["intent"])
+        last = case["attempts"][-1] if case["attempts"] else None
+        if truth is None or last is None:
+            continue
+        real = truth_holds(states[last["device"]], truth)
+        verdicts.append({"case": case["name"], "intent": case["intent"], "passed": bool(last["passed"]),
+                         "real": real, "agrees": bool(last["passed"]) == real})
     return {"passed": summary["passed"], "counts": summary["counts"], "devices": summary["devices"],
             "seconds": summary["seconds"], "cases": len(cases),
+            "verdicts_checked": len(verdicts), "verdicts_wrong": sum(not v["agrees"] for v in verdicts),
+            "verdicts": verdicts,
             "report": str(out_dir / "report.html"), "junit": str(out_dir / "junit.xml")}
+
+
+def truth_holds(state: Mapping[str, Any], truth: Mapping[str, Any]) -> bool:
+    """Whether a virtual app's real state (VirtualDevice.state()) holds `truth`:
+
+    {"list": id, "title": t[, key: value …]}  a row of list `id` titled t (with those data values)
+    {"toggle": "screen.widget", "is": bool}    a switch / checkbox in that state
+    {"visited": screen id}                      the app showed that screen
+    """
+    if "list" in truth:
+        extra = {k: v for k, v in truth.items() if k not in ("list", "title")}
+        return any(row.get("title") == truth["title"] and all(row.get(k) == v for k, v in extra.items())
+                   for row in state["lists"].get(truth["list"], []))
+    if "toggle" in truth:
+        return state["toggles"].get(truth["toggle"]) == truth["is"]
+    if "visited" in truth:
+        return truth["visited"] in state["visited"]
+    raise ValueError(f"not a truth: {dict(truth)}")

@@ -8,6 +8,11 @@
                 interruptions such as permission dialogs are handled before it)
     verify      after a plan step, the screen must be the one it expects; a miss puts the run off plan
     done        the policy's end oracle, or for a plan: every step taken and the end screen reached
+    judge       a plan's expectations are checked on the device (graph.expectations.check_device, with
+                read-only moves to the screens they are about): PASS only when the steps ran and every
+                one holds and no error shows, quoting the evidence. When they already hold mid-run, the
+                case is done: repair never undoes success. A plan with no steps and nothing to check is
+                `inconclusive`, never PASS.
 
 A step limit bounds every run. The Verdict carries, per step, the screen key, the screenshot
 path, the action, who decided and why. `record_experience` writes an executed path back to the
@@ -16,6 +21,7 @@ atlas as a recorded task with origin "agent", so the next run (and retrieval) ca
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +38,7 @@ from appatlas.agent.progress import Taken, taken
 from appatlas.devices.base import Device
 from appatlas.errors import ActionRefused, AppCrashed, DeviceError, SelectorNotFound
 from appatlas.graph.atlas import Atlas, RecordedStep, RecordedTask
+from appatlas.graph.expectations import check_device, check_screen, screen_errors
 from appatlas.graph.planner import edge_cost
 from appatlas.types import Action, Screen, TestCase, Verdict
 
@@ -85,6 +92,9 @@ class _Run:
         self.steps: list[dict[str, Any]] = []
         self.result = RunResult(Verdict(name, False, "not run"))
         self.cursor = 0  # next plan step
+        self.seen: dict[str, Screen] = {}  # each screen (structure key) as the run first saw it
+        self.checks: tuple[dict[str, object], ...] = ()
+        self.status = ""
         if config.evidence_dir is not None:
             config.evidence_dir.mkdir(parents=True, exist_ok=True)
 
@@ -96,6 +106,7 @@ class _Run:
             for index in range(self.config.max_steps):
                 screen = self.device.snapshot()
                 place = localize(screen, self.agent.knowledge, retriever=self.agent.retriever)
+                self._saw(screen, place)
                 began = time.perf_counter()
                 decision = self._decide(screen, place)
                 self.result.decisions_ms.append(1000 * (time.perf_counter() - began))
@@ -124,19 +135,30 @@ class _Run:
         except DeviceError:
             raise  # the device is gone: a campaign moves the case elsewhere
         self.result.warnings = list(self.agent.policy.warnings)
-        self.result.verdict = Verdict(self.name, passed, reason, tuple(self.steps))
+        status = self.status or ("passed" if passed else "failed")
+        self.result.verdict = Verdict(self.name, passed, reason, tuple(self.steps), self.checks, status)
         return self.result
+
+    def _saw(self, screen: Screen, place: Place) -> None:
+        for key in (place.key, place.known_as):
+            if key and key not in self.seen:
+                self.seen[key] = screen
 
     # --- deciding -------------------------------------------------------------------------------
 
     def _decide(self, screen: Screen, place: Place) -> Decision:
         plan = self.plan
+        if plan is not None and plan.expect and self.cursor >= len(plan.steps):
+            return Decision(None, "every step of the plan was taken", "oracle")
         if plan is not None and self.cursor < len(plan.steps):
             step = plan.steps[self.cursor]
             here = plan.start if self.cursor == 0 else plan.steps[self.cursor - 1].expect
             if not here or place.known_as == here or place.key == here:
                 return Decision(step.action, f"plan step {self.cursor + 1}: {step.action.describe()}"
                                 + (f" ({step.note})" if step.note else ""), "plan")
+            if self.history and plan.expect and self._holds_here(screen, place):
+                # Off plan, but what the test expects is already true: repair would only undo it.
+                return Decision(None, "off plan, but every expectation already holds here", "oracle")
             detour = self._replan(place, here)
             if detour is not None:
                 return detour
@@ -180,7 +202,61 @@ class _Run:
             self.steps[-1]["outcome"] = f"expected screen {expect[:8]}…, got {place.key[:8]}…"
             self.cursor += 1
 
+    def _holds_here(self, screen: Screen, place: Place) -> bool:
+        """Every expectation is about this screen (or the end) and holds on it, and no error shows."""
+        assert self.plan is not None
+        here = {place.key, place.known_as} - {""}
+        if any(e.where and e.where not in here for e in self.plan.expect):
+            return False
+        return all(c.holds for c in check_screen(self.plan.expect, screen, here=here, seen=self.seen))
+
+    def _route(self, here: object, target: str) -> list[Action]:
+        """The actions of the cheapest atlas path from any of `here` to `target` (for checking)."""
+        graph = self.agent.knowledge.graph()
+        best: list[str] | None = None
+        for source in here:  # type: ignore[attr-defined]
+            if source not in graph or target not in graph:
+                continue
+            try:
+                path = nx.shortest_path(graph, source, target,
+                                        weight=lambda u, v, d: min(edge_cost(x) for x in d.values()))
+            except nx.NetworkXNoPath:
+                continue
+            if best is None or len(path) < len(best):
+                best = path
+        if not best:
+            return []
+        return [min(graph.get_edge_data(u, v).values(), key=edge_cost)["action"] for u, v in itertools.pairwise(best)]
+
+    def _where(self, screen: Screen) -> set[str]:
+        place = localize(screen, self.agent.knowledge, retriever=self.agent.retriever)
+        self._saw(screen, place)
+        return {place.key, place.known_as} - {""}
+
+    def _check(self, screen: Screen) -> tuple[bool, str]:
+        """Check the plan's expectations on the device: the verdict and its reason, quoting the evidence."""
+        assert self.plan is not None
+        checks = check_device(self.plan.expect, self.device, where=self._where, route=self._route, screen=screen,
+                              seen=self.seen)
+        self.checks = tuple(c.as_dict() for c in checks)
+        failed = [c for c in checks if not c.holds]
+        if failed:
+            return False, "; ".join(f"expected {c.what}, but {c.evidence}" for c in failed)
+        ran = "the steps ran" if self.plan.steps else "the plan has no steps: the expectations already held"
+        return True, f"{ran} and every expectation holds: " + "; ".join(
+            f"{c.what} ({c.evidence})" for c in checks if c.expectation is not None)
+
     def _judge(self, place: Place, decision: Decision) -> tuple[bool, str]:
+        screen = self.result.screens[-1] if self.result.screens else self.device.snapshot()
+        if self.plan is not None and self.plan.expect:
+            return self._check(screen)
+        if self.plan is not None and not self.plan.steps:
+            self.status = "inconclusive"
+            return False, "the test has no steps and no expectations: nothing shows the intent happened"
+        shown = screen_errors(screen) if self.plan is not None else []
+        if shown:
+            self.checks = (check_screen([], screen)[0].as_dict(),)
+            return False, f"the screen shows an error: {'; '.join(repr(t) for t in shown)}"
         if self.plan is not None:
             missed = [s for s in self.steps if s.get("verified") is False]
             if self.plan.end and place.known_as != self.plan.end and place.key != self.plan.end:

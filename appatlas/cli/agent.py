@@ -73,14 +73,15 @@ def serve_cmd(
 
 
 def _connect(serial: str, adb_port: int, app: str):
-    from appatlas.devices.u2 import connect
+    from appatlas.devices.select import open_device
 
-    return connect(serial, adb_port=adb_port, app=app)
+    return open_device(serial, adb_port=adb_port, app=app)
 
 
 def run_cmd(
     intent: str = typer.Argument(..., help="What to do, in words, e.g. \"create a text note named 'Groceries'\"."),
-    device: str = typer.Option(..., "--device", help="The phone's adb serial (see `appatlas devices list`)."),
+    device: str = typer.Option(..., "--device", help="The phone's adb serial (see `appatlas devices list`), "
+                        "harmony:SERIAL (HarmonyOS over hdc) or web:URL."),
     atlas: Path = typer.Option(..., "--atlas", help="The app's atlas (from `appatlas crawl` or `appatlas import`)."),
     llm: str = typer.Option("none", "--llm", help=LLM_HELP),
     model: str = typer.Option(None, "--model", help="Model name or folder for --llm."),
@@ -148,7 +149,8 @@ def _plan(atlas: Path, intent: str, dev):  # noqa: ANN001, ANN202 - a Device; Te
 
 def campaign_cmd(
     suite: Path = typer.Argument(..., help="A test-case YAML file or a folder of them."),
-    device: list[str] = typer.Option(..., "--device", help="A device serial; repeat for several."),
+    device: list[str] = typer.Option(..., "--device", help="A device: adb SERIAL, harmony:SERIAL or web:URL; "
+                              "repeat for several."),
     atlas: Path = typer.Option(..., "--atlas", help="The app's atlas."),
     out: Path = typer.Option(Path("campaign"), "--out", help="Result folder (JUnit XML, HTML report, JSON)."),
     llm: str = typer.Option("none", "--llm", help=LLM_HELP),

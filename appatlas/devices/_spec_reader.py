@@ -16,6 +16,7 @@ from appatlas.devices.spec import (
     BACK_RULES,
     INPUT_TYPES,
     PLACES,
+    REMOVE_ROWS,
     RULES,
     AppSpec,
     DialogSpec,
@@ -25,6 +26,7 @@ from appatlas.devices.spec import (
     Permission,
     Rule,
     ScreenSpec,
+    Store,
     WidgetKind,
     WidgetSpec,
     template_names,
@@ -246,7 +248,8 @@ class _Reader:
     def widget(self, raw: Any, where: str, *, dialog: bool) -> WidgetSpec:
         kinds = tuple(k.value for k in WidgetKind)
         m = self.mapping(raw, where, kinds + ("id", "desc", "input_type", "value", "checked", "enabled",
-                                              "place", "tap", "long_tap", "items", "row_tap", "row_long_tap"))
+                                              "place", "tap", "long_tap", "items", "row_tap", "row_long_tap",
+                                              "persist"))
         present = [k for k in kinds if k in m]
         if len(present) != 1:
             got = "none" if not present else ", ".join(present)
@@ -296,6 +299,7 @@ class _Reader:
             items=items,
             row_tap=self.effect(m.get("row_tap"), f"{where} row_tap"),
             row_long_tap=self.effect(m.get("row_long_tap"), f"{where} row_long_tap"),
+            persist=self.flag(m, "persist", where, True),
         )
 
     def items(self, raw: Any, where: str) -> tuple[Item, ...]:
@@ -335,7 +339,8 @@ class _Reader:
                 raise self.fail(where, f"{raw!r} is not an effect; use back, close, toggle, crash, leave, none "
                                        "or a mapping such as {go: screen_id}")
             return Effect(EffectKind(raw))
-        m = self.mapping(raw, where, tuple(k.value for k in EffectKind) + ("when", "error"))
+        m = self.mapping(raw, where, tuple(k.value for k in EffectKind) + ("when", "error", "save", "remove",
+                                                                             "remove_row"))
         kinds = [k for k in EffectKind if k.value in m]
         if len(kinds) != 1:
             raise self.fail(where, f"needs exactly one of {', '.join(k.value for k in EffectKind)}")
@@ -374,8 +379,34 @@ class _Reader:
                     raise self.fail(f"{where} when", f"match {pattern!r} is not a regular expression: {exc}") \
                         from None
                 rule = Rule("match", pattern)
+        remove = self.ident(m, "remove", where, required=False) if m.get("remove") is not None else ""
+        remove_row = self.text(m, "remove_row", where, default="item", templated=False)
+        if remove_row not in REMOVE_ROWS:
+            raise self.fail(where, f"remove_row {remove_row!r} must be one of {', '.join(REMOVE_ROWS)}")
         return Effect(kind, target=target, field=field, rule=rule,
-                      error=self.text(m, "error", where, default=""))
+                      error=self.text(m, "error", where, default=""),
+                      save=self.store(m["save"], f"{where} save") if m.get("save") is not None else None,
+                      remove=remove, remove_row=remove_row)
+
+    def store(self, raw: Any, where: str) -> Store:
+        m = self.mapping(raw, where, ("to", "title", "subtitle", "data", "truncate", "at"))
+        data = {}
+        if m.get("data") is not None:
+            dm = self.mapping(m["data"], f"{where} data", tuple(k for k in m["data"] if isinstance(k, str))
+                              if isinstance(m["data"], Mapping) else ())
+            for k in dm:
+                if not _ID.fullmatch(k):
+                    raise self.fail(f"{where} data", f"key {k!r} is not a valid name")
+                data[k] = self.text(dm, k, f"{where} data")
+        truncate = m.get("truncate", 0)
+        if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 0:
+            raise self.fail(where, f"truncate must be a whole number >= 0, got {_short(truncate)}")
+        at = self.text(m, "at", where, default="top", templated=False)
+        if at not in ("top", "bottom"):
+            raise self.fail(where, f"at {at!r} must be top or bottom")
+        return Store(to=self.ident(m, "to", where), title=self.ident(m, "title", where),
+                     subtitle=self.ident(m, "subtitle", where, required=False) if m.get("subtitle") else "",
+                     data=tuple(sorted(data.items())), truncate=truncate, at=at)
 
 
 class _Linker:
@@ -416,6 +447,15 @@ class _Linker:
             field = next((w for w in scope if w.id == e.field), None)
             if field is None or field.kind is not WidgetKind.INPUT:
                 raise self.r.fail(where, f"gate field {e.field!r} is not an input on the same screen")
+        lists = {w.id for s in self.spec.screens.values() for w in s.widgets if w.kind is WidgetKind.LIST}
+        for name in (e.save.to if e.save else "", e.remove):
+            if name and name not in lists:
+                raise self.r.fail(where, f"changes the list {name!r}, which is no list of the app's screens")
+        if e.save is not None:
+            for name in (e.save.title, e.save.subtitle):
+                field = next((w for w in scope if w.id == name), None) if name else None
+                if name and (field is None or field.kind is not WidgetKind.INPUT):
+                    raise self.r.fail(where, f"save takes {name!r}, which is not an input on the same screen")
 
 
 _REPR = reprlib.Repr()

@@ -29,6 +29,7 @@ __all__ = [
     "Permission",
     "Rule",
     "ScreenSpec",
+    "Store",
     "WidgetKind",
     "WidgetSpec",
     "load_spec",
@@ -95,14 +96,43 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Store:
+    """The app's data a tap changes: a row made from typed fields is added to a list (`save`).
+
+    `to` is the id of a list widget anywhere in the app; `title` and `subtitle` name inputs of the
+    screen the tap is on (their typed text becomes the row's lines); `data` is kept on the row.
+    `truncate` > 0 keeps only that many characters of the title (a seeded bug); `at` is "top" or
+    "bottom" of the list.
+    """
+
+    to: str
+    title: str
+    subtitle: str = ""
+    data: tuple[tuple[str, str], ...] = ()
+    truncate: int = 0
+    at: str = "top"
+
+
+REMOVE_ROWS = ("item", "first", "last")
+
+
+@dataclass(frozen=True, slots=True)
 class Effect:
-    """What a tap does. `target` is a screen id (go), a dialog id (dialog) or a package (leave)."""
+    """What a tap does. `target` is a screen id (go), a dialog id (dialog) or a package (leave).
+
+    Besides moving, a tap may change the app's data: `save` adds a row to a list, `remove` (a list
+    id) deletes the row the screen was opened from (`remove_row: item`), or the first / last row
+    (seeded bugs). Data changes happen only when the gate (if any) lets the tap through.
+    """
 
     kind: EffectKind
     target: str = ""
     field: str = ""  # gate: the input whose value decides whether the effect happens
     rule: Rule | None = None
     error: str = ""  # gate: shown under the field when the value is refused
+    save: Store | None = None
+    remove: str = ""
+    remove_row: str = "item"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +171,7 @@ class WidgetSpec:
     items: tuple[Item, ...] = ()
     row_tap: Effect | None = None
     row_long_tap: Effect | None = None
+    persist: bool = True  # a checkbox / switch keeps its state after its screen closes (false: a seeded bug)
 
     @property
     def checkable(self) -> bool:

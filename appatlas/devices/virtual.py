@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from appatlas.devices._layout import (
 )
 from appatlas.devices.base import DeviceInfo, locate
 from appatlas.devices.render import render_png
-from appatlas.devices.spec import AppSpec, Effect, EffectKind, Item, load_spec, spec_from_dict
+from appatlas.devices.spec import AppSpec, Effect, EffectKind, Item, WidgetKind, load_spec, spec_from_dict
 from appatlas.errors import ActionRefused, DeviceError, SpecError
 from appatlas.types import Action, ActionKind, Screen, Widget
 
@@ -41,7 +42,16 @@ _MODEL = "appatlas virtual device"
 
 def open_app(spec: str | os.PathLike[str] | Mapping[str, Any] | AppSpec, *, screenshots: bool = True,
              serial: str = "virtual-1", screenshot_scale: float = 0.5) -> VirtualDevice:
-    """A virtual device running `spec`: a built-in app name ("demo"), a YAML path, a dict or an AppSpec."""
+    """A virtual device running `spec`: a built-in app name ("demo"), a YAML path, a dict or an AppSpec.
+
+    A name or path prefixed with `canvas:` ("canvas:game") opens the app as pixels only: its view
+    tree is one SurfaceView (see `appatlas.devices.canvas`).
+    """
+    if isinstance(spec, str) and spec.startswith("canvas:"):
+        from appatlas.devices.canvas import CanvasDevice
+
+        inner = open_app(spec[len("canvas:"):], screenshots=False, serial=serial)
+        return CanvasDevice(inner.spec, screenshots=screenshots, serial=serial, screenshot_scale=screenshot_scale)
     if isinstance(spec, AppSpec):
         app = spec
     elif isinstance(spec, Mapping):
@@ -78,6 +88,11 @@ class VirtualDevice:
         self.screenshot_scale = screenshot_scale
         self._tick = 0
         self._toggles: dict[str, bool] = {}  # app settings survive restarts, like SharedPreferences
+        # switches that forget their state when their screen closes (`persist: false`, a seeded bug)
+        self._volatile = {f"{sid}.{w.id or f'w{i}'}" for sid, sc in spec.screens.items()
+                          for i, w in enumerate(sc.widgets) if w.checkable and not w.persist}
+        self._visited: list[str] = []  # spec screens entered, in order (what a run went through)
+        self._row_item: Item | None = None  # the list row whose long tap opened the dialog showing now
         self._decided: dict[str, bool] = {}  # permission answers survive restarts, as on a phone
         self._visits: Counter[str] = Counter()
         self._stack: list[Entry] = []
@@ -233,12 +248,36 @@ class VirtualDevice:
             return ("", "")
         return (self._top.screen, self._top.dialog)
 
+    def state(self) -> dict[str, Any]:
+        """The app's real state, as its data would say it (not as any screen shows it).
+
+        {"lists": {list id: [{"title", "subtitle", **data}, ...]}, "toggles": {"screen.widget": bool},
+         "screen": spec screen id or "", "dialog": dialog id or "", "crashed": bool,
+         "visited": [spec screen ids entered, in order]}. Tests and benchmarks compare verdicts
+        with it; nothing that decides a verdict may read it.
+        """
+        lists = {w.id: [{"title": it.title, "subtitle": it.subtitle, **dict(it.data)} for it in w.items]
+                 for sc in self.spec.screens.values() for w in sc.widgets if w.kind is WidgetKind.LIST}
+        toggles = {}
+        for scope in (*self.spec.screens.values(), *self.spec.dialogs.values()):
+            for i, w in enumerate(scope.widgets):
+                if w.checkable:
+                    key = f"{scope.id}.{w.id or f'w{i}'}"
+                    toggles[key] = self._toggles.get(key, w.checked)
+        screen, dialog = self.location
+        return {"lists": lists, "toggles": toggles, "screen": screen, "dialog": dialog, "crashed": self.crashed,
+                "visited": list(self._visited)}
+
     @property
     def _top(self) -> Entry:
         return self._stack[-1]
 
     def _changed(self) -> None:
         self._view = None
+        if self._volatile:  # a non-persisting switch forgets its state once its screen is not in front
+            here = self._top.screen if self._mode == "app" and self._stack else ""
+            for key in [k for k in self._toggles if k in self._volatile and k.partition(".")[0] != here]:
+                del self._toggles[key]
 
     def _current(self) -> View:
         if self._view is None:
@@ -265,6 +304,7 @@ class VirtualDevice:
 
     def _enter(self, screen: str, item: Item | None) -> None:
         self._stack.append(Entry(screen=screen, item=item))
+        self._visited.append(screen)
         self._visits[screen] += 1
         perm = self.spec.screens[screen].permission
         self._popup_for = screen if perm is not None and perm.name not in self._decided else ""
@@ -353,6 +393,8 @@ class VirtualDevice:
         kind = e.kind
         if e.rule is not None and not self._gate_open(e, h):
             return
+        if e.save is not None or e.remove:
+            self._store(e, h)
         if kind is EffectKind.TOGGLE:
             spec_default = self._checked_default(h.toggle)
             self._toggles[h.toggle] = not self._toggles.get(h.toggle, spec_default)
@@ -364,6 +406,8 @@ class VirtualDevice:
             top.dialog = ""
             self._back()
         elif kind is EffectKind.DIALOG:
+            if not h.in_dialog:
+                self._row_item = h.item if h.item is not None and h.item is not top.item else None
             top.dialog = e.target
             top.focused = ""
         elif kind is EffectKind.CLOSE:
@@ -379,6 +423,38 @@ class VirtualDevice:
                 self._mode = "external"
             else:
                 self._mode = "launcher"
+
+    def _store(self, e: Effect, h: Handler) -> None:
+        """Change the app's data: the lists' rows live in the (per-device) spec the layout draws."""
+        top = self._top
+        if e.save is not None:
+            st = e.save
+
+            def typed(name: str) -> str:
+                key = f"{top.dialog}.{name}" if h.in_dialog else name
+                return top.values.get(key, self._initial_value(name, top.dialog if h.in_dialog else "")).strip()
+
+            title = typed(st.title)
+            title = title[:st.truncate] if st.truncate else title
+            row = Item(title=title, subtitle=typed(st.subtitle) if st.subtitle else "", data=st.data)
+            self._edit_list(st.to, lambda items: (row, *items) if st.at == "top" else (*items, row))
+        if e.remove:
+            # a dialog's buttons act on the row that opened it, or on what the screen shows
+            gone = (self._row_item or top.item) if h.in_dialog else (h.item or top.item)
+            pick = {"first": lambda items: items[:1], "last": lambda items: items[-1:],
+                    "item": lambda items: tuple(it for it in items if it is gone)[:1]}[e.remove_row]
+            self._edit_list(e.remove, lambda items: tuple(it for it in items if it not in pick(items)))
+
+    def _edit_list(self, list_id: str, change: Any) -> None:
+        screens = dict(self.spec.screens)
+        for sid, sc in screens.items():
+            widgets = list(sc.widgets)
+            for i, w in enumerate(widgets):
+                if w.kind is WidgetKind.LIST and w.id == list_id:
+                    widgets[i] = replace(w, items=tuple(change(w.items)))
+                    screens[sid] = replace(sc, widgets=tuple(widgets))
+                    self.spec = replace(self.spec, screens=screens)
+                    return
 
     def _gate_open(self, e: Effect, h: Handler) -> bool:
         """Whether the gate's field holds an accepted value; shows the gate's error if not."""

@@ -8,6 +8,11 @@
       start: b7592f…          # structure key of the screen the test starts on
       end: b7592f…            # the screen it must end on (final oracle)
       inputs: {name: NewTextNote}
+      expect:                 # what must hold when it is done; PASS needs every one
+      - shown: NewTextNote
+        where: 3006f8…        # the notes list (a structure key)
+        new: true             # one more than when the run first saw the list
+        note: the new note 'NewTextNote' is in the notes list
       steps:
       - action: tap
         target: {resource_id: com.simplemobiletools.notes.pro:id/new_note, class_name: android.widget.Button}
@@ -32,14 +37,25 @@ from typing import Any
 import yaml
 
 from appatlas.errors import TestCaseInvalid
-from appatlas.types import SCROLL_DIRECTIONS, Action, ActionKind, Bounds, Selector, Step, TestCase
+from appatlas.types import (
+    EXPECTATION_KINDS,
+    SCROLL_DIRECTIONS,
+    Action,
+    ActionKind,
+    Bounds,
+    Expectation,
+    Selector,
+    Step,
+    TestCase,
+)
 
-__all__ = ["FORMAT_VERSION", "TestSuite", "dump_tests", "load_tests", "parse_tests", "save_tests", "selector_dict"]
+__all__ = ["FORMAT_VERSION", "TestSuite", "dump_tests", "expectation_dict", "load_tests", "parse_tests", "save_tests", "selector_dict"]
 
 FORMAT_VERSION = 1
 _SELECTOR_FIELDS = ("resource_id", "text", "content_desc", "class_name", "index", "bounds")
 _STEP_FIELDS = ("action", "target", "text", "direction", "app", "expect", "note")
-_TEST_FIELDS = ("name", "intent", "start", "end", "inputs", "steps")
+_TEST_FIELDS = ("name", "intent", "start", "end", "inputs", "expect", "steps")
+_EXPECT_FIELDS = (*EXPECTATION_KINDS, "where", "count", "new", "note")
 
 
 @dataclass
@@ -84,6 +100,20 @@ def _step_dict(step: Step) -> dict[str, Any]:
     return out
 
 
+def expectation_dict(e: Expectation) -> dict[str, Any]:
+    """An expectation as the mapping test files carry: `{shown: Groceries, where: KEY, note: …}`."""
+    out: dict[str, Any] = {e.kind: e.where if e.kind == "screen" else e.text}
+    if e.kind != "screen" and e.where:
+        out["where"] = e.where
+    if e.count is not None:
+        out["count"] = e.count
+    if e.new:
+        out["new"] = True
+    if e.note:
+        out["note"] = e.note
+    return out
+
+
 def _test_dict(t: TestCase) -> dict[str, Any]:
     out: dict[str, Any] = {"name": t.name, "intent": t.intent, "start": t.start}
     if t.end:
@@ -93,6 +123,8 @@ def _test_dict(t: TestCase) -> dict[str, Any]:
         # a mapping reads best; a list keeps two inputs of the same name apart
         out["inputs"] = dict(t.inputs) if len(set(names)) == len(names) else [
             {"name": k, "value": v} for k, v in t.inputs]
+    if t.expect:
+        out["expect"] = [expectation_dict(e) for e in t.expect]
     out["steps"] = [_step_dict(s) for s in t.steps]
     return out
 
@@ -236,7 +268,37 @@ class _Reader:
             start=self.text(m.get("start"), f"{p}start", required=True),
             steps=tuple(self.step(s, f"{p}steps[{i}]") for i, s in enumerate(steps)),
             end=self.text(m.get("end"), f"{p}end"),
-            inputs=inputs)
+            inputs=inputs,
+            expect=self.expectations(m.get("expect"), f"{p}expect"))
+
+    def expectations(self, value: Any, where: str) -> tuple[Expectation, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.fail(where, f"expected a list of expectations, found {_kind(value)}")
+        out = []
+        for i, item in enumerate(value):
+            w = f"{where}[{i}]"
+            m = self.mapping(item, w)
+            self.unknown(m, _EXPECT_FIELDS, w)
+            kinds = [k for k in EXPECTATION_KINDS if k in m]
+            if len(kinds) != 1:
+                raise self.fail(w, f"needs exactly one of {', '.join(EXPECTATION_KINDS)}")
+            kind = kinds[0]
+            count = m.get("count")
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+                raise self.fail(f"{w}.count", f"expected a whole number >= 0, found {count!r}")
+            subject = self.text(m.get(kind), f"{w}.{kind}", required=True)
+            new = m.get("new", False)
+            if not isinstance(new, bool):
+                raise self.fail(f"{w}.new", f"expected true or false, found {new!r}")
+            try:
+                out.append(Expectation(kind, text="" if kind == "screen" else subject,
+                                       where=subject if kind == "screen" else self.text(m.get("where"), f"{w}.where"),
+                                       count=count, note=self.text(m.get("note"), f"{w}.note"), new=new))
+            except ValueError as exc:
+                raise self.fail(w, str(exc)) from None
+        return tuple(out)
 
     def inputs(self, value: Any, where: str) -> tuple[tuple[str, str], ...]:
         if isinstance(value, list):

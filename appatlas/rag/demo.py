@@ -34,7 +34,7 @@ def demo_retrieval(atlas_path: Path, out_dir: Path, intents: list[str]) -> dict[
         for intent in intents:
             retrieval = retriever.retrieve(intent)
             try:
-                planned = plan_from_retrieval(retriever.views, retrieval)
+                planned = plan_from_retrieval(retriever.views, retrieval, check=True)
             except NoPlan as exc:
                 summary["tests"].append({"intent": intent, "error": str(exc)})
                 continue

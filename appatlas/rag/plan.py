@@ -3,6 +3,12 @@
 `plan_intent(atlas_folder, intent)` is what `appatlas plan ATLAS "intent"` calls; it opens the
 atlas and its index (refusing a stale one), retrieves, and returns the TestCase with its
 alternatives and the retrieval that explains it.
+
+Plans are checked before they are kept (rag.expect): an intent the atlas does not relate to is
+refused (IntentNotGrounded, naming the closest screens); a route whose end screen shows an error,
+that never types or picks a value the intent names, or that picks a row by position where the
+intent names it is rejected, and the next route (or one composed from the expectations) is tried;
+when none passes, PlanRejected says why. The kept test carries the expectations its verdict checks.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from appatlas.errors import IntentNotGrounded, PlanRejected
 from appatlas.graph.atlas import Atlas
 from appatlas.graph.planner import Edge, Route, to_test_case
+from appatlas.rag.expect import compose_route, derive_expectations, grounding, plan_problems, rows_by_text
 from appatlas.rag.retrieve import Retrieval, Retriever
 from appatlas.rag.slots import Slot, field_affinity
 from appatlas.rag.store import RagStore
@@ -27,6 +35,7 @@ class IntentPlan:
     test: TestCase
     retrieval: Retrieval
     alternatives: list[TestCase] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # why earlier routes were not kept
 
 
 def test_name(intent: str) -> str:
@@ -59,21 +68,59 @@ def bind_inputs(views: AtlasViews, r: Route, retrieval: Retrieval) -> dict[Edge,
     return inputs
 
 
-def plan_from_retrieval(views: AtlasViews, retrieval: Retrieval, *, name: str = "") -> IntentPlan:
-    """The test (and alternatives) for routes a retrieval found. Raises NoPlan when it found none."""
+MIN_GROUNDING = 0.34  # share of the intent's content words the atlas must show somewhere
+
+
+def plan_from_retrieval(views: AtlasViews, retrieval: Retrieval, *, name: str = "", check: bool = False) -> IntentPlan:
+    """The checked test (and alternatives) for an intent's retrieval, with its expectations.
+
+    Raises IntentNotGrounded when the atlas does not relate to the intent, PlanRejected when no route
+    passes the plan checks, NoPlan when retrieval found no route at all. `check=False` (what the
+    retrieval benchmark measures) keeps retrieval's first route as it is, with no expectations.
+    """
     from appatlas.errors import NoPlan
 
-    if not retrieval.routes:
-        raise NoPlan(f"no route in the atlas realises {retrieval.intent!r}; crawl more of the app, or name the "
+    intent = retrieval.intent
+    if check:
+        share, _ = grounding(views, intent)
+        if share < MIN_GROUNDING:
+            closest = [f"{views.screens[c.key].facts.place} ({c.key[:8]}…)" for c in retrieval.ends[:3]
+                       if c.key in views.screens]
+            raise IntentNotGrounded(intent, closest)
+    if not retrieval.routes and not check:
+        raise NoPlan(f"no route in the atlas realises {intent!r}; crawl more of the app, or name the "
                      "start screen with --start")
-    name = name or test_name(retrieval.intent)
+    name = name or test_name(intent)
     notes = {kt.edge: kt.reason for kt in retrieval.key_transitions}
     slots = _unique_slots(retrieval.slots)
     tests = [_dialogs_return(views, to_test_case(views.plan_graph, r, name=name if i == 0 else f"{name}_alt{i}",
-                                                 intent=retrieval.intent, inputs=bind_inputs(views, r, retrieval),
+                                                 intent=intent, inputs=bind_inputs(views, r, retrieval),
                                                  slots=slots, notes=notes))
              for i, r in enumerate(retrieval.routes)]
-    return IntentPlan(test=tests[0], retrieval=retrieval, alternatives=tests[1:])
+    if not check:
+        if not tests:
+            raise NoPlan(f"no route in the atlas realises {intent!r}")
+        return IntentPlan(test=tests[0], retrieval=retrieval, alternatives=tests[1:])
+    start = retrieval.starts[0].key if retrieval.starts else ""
+    composed = compose_route(views, intent, start, retrieval.slots) if start else None
+    if composed is not None:
+        r, inputs = composed
+        tests.append(_dialogs_return(views, to_test_case(views.plan_graph, r, name=f"{name}_composed", intent=intent,
+                                                         inputs=inputs, slots=slots)))
+    rejected: list[str] = []
+    kept: list[TestCase] = []
+    for t in tests:
+        t = rows_by_text(views, t, intent)
+        problems = plan_problems(views, t, intent, retrieval.slots)
+        if problems:
+            rejected.append(f"{len(t.steps)}-step route: {'; '.join(problems)}")
+        else:
+            kept.append(t)
+    if not kept:
+        raise PlanRejected(intent, rejected or ["retrieval found no route"])
+    kept = [replace(t, name=name if i == 0 else f"{name}_alt{i}",
+                    expect=derive_expectations(views, intent, t, retrieval.slots)) for i, t in enumerate(kept)]
+    return IntentPlan(test=kept[0], retrieval=retrieval, alternatives=kept[1:], rejected=rejected)
 
 
 def _dialogs_return(views: AtlasViews, test: TestCase) -> TestCase:
@@ -110,7 +157,7 @@ def plan_intent(atlas_folder: str | Path, intent: str, *, start: str | None = No
         store = RagStore.open(atlas)
         retriever = Retriever(atlas, store)
         retrieval = retriever.retrieve(intent, start=start, screenshot=screenshot, k=k)
-        return plan_from_retrieval(retriever.views, retrieval, name=name)
+        return plan_from_retrieval(retriever.views, retrieval, name=name, check=True)
 
 
 def coverage_tests(atlas: Atlas, *, edges: bool = False, views: AtlasViews | None = None) -> list[TestCase]:
