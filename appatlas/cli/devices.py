@@ -37,20 +37,32 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         host: Annotated[str, typer.Option("--host", help="Address to listen on; keep it loopback.")] = "127.0.0.1",
         seconds: Annotated[float, typer.Option("--for", help="Stop after this many seconds (0: until Ctrl-C).")]
         = 0.0,
+        replays: Annotated[list[Path] | None, typer.Option("--replay", help="A recorded app to serve as a phone: "
+                           "a DroidBot output folder (DroidTask app folder or report) or an atlas; repeat for "
+                           "several (replay-1, replay-2, …). It replays what was recorded: a tap nobody "
+                           "recorded does nothing.")] = None,
     ) -> None:
         """Serve virtual phones over a local adb + uiautomator2 server, in the foreground.
 
         Example: appatlas devices serve --app demo --port 15037
+        Example: appatlas devices serve --replay ../shared/data/droidtask/notes   (a recording as a phone)
         """
         from appatlas.devices.fakeadb import FakeAdbServer
         from appatlas.devices.virtual import open_app
         from appatlas.errors import AppatlasError
+        from appatlas.graph.replay import open_replay
 
-        apps = apps or ["demo"]
+        replays = replays or []
+        apps = apps or ([] if replays else ["demo"])
         try:
             phones = [open_app(a, serial=f"virtual-{i + 1}") for i, a in enumerate(apps)]
+            phones += [open_replay(r, serial=f"replay-{i + 1}") for i, r in enumerate(replays)]
         except AppatlasError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            typer.echo(f"error: {exc}; --replay takes a DroidBot output folder (with states/) or an atlas folder",
+                       err=True)
             raise typer.Exit(2) from None
         if not _loopback(host):
             typer.echo(f"warning: --host {host} lets anyone who reaches this address drive the virtual phones "
@@ -64,8 +76,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             raise typer.Exit(1) from None
         p = server.port
         typer.echo(f"appatlas local adb server on {server.host}:{p}")
-        for phone, name in zip(phones, apps, strict=True):
-            typer.echo(f"  {phone.serial}\t{phone.spec.package}  ({name})")
+        for phone, name in zip(phones, [*apps, *map(str, replays)], strict=True):
+            package = phone.spec.package if hasattr(phone, "spec") else phone.app.package
+            typer.echo(f"  {phone.serial}\t{package}  ({name})")
         typer.echo("Point adb clients at it:")
         typer.echo(f"  ANDROID_ADB_SERVER_PORT={p} python -c 'import adbutils; print(adbutils.adb.device_list())'")
         typer.echo(f"  u2.connect(adbutils.AdbClient(host=\"{server.host}\", port={p}).device(\"{phones[0].serial}\"))")
