@@ -210,17 +210,12 @@ class _Campaign:
         except DeviceError as exc:
             self.drop(serial, f"could not connect: {exc}")
             return
-        agent = Agent(self.knowledge, llm=self.llm)
+        agent = self.new_agent()
         reconnects = 0
         while (name := self.take(serial)) is not None:
-            case = self.cases[name]
             self.say(f"{serial}: running {name}")
-            began = time.perf_counter()
             try:
-                device.launch()
-                res = agent.run(device, case.intent, plan=case if case.steps else None, name=name,
-                                config=RunConfig(max_steps=self.max_steps,
-                                                 evidence_dir=self.out / "evidence" / _safe(name) / serial))
+                attempt = self.attempt(device, agent, name, serial)
             except DeviceError as exc:
                 with self.lock:
                     self.busy -= 1
@@ -238,11 +233,16 @@ class _Campaign:
                         exc = again
                 self.drop(serial, f"{type(exc).__name__}: {exc}")
                 return
-            attempt = {"device": serial, "passed": res.verdict.passed, "reason": res.verdict.reason,
-                       "status": res.verdict.status, "checks": list(res.verdict.checks),
-                       "steps": list(res.verdict.steps), "seconds": round(time.perf_counter() - began, 2),
-                       "warnings": res.warnings}
             self.finish(name, attempt)
+
+    def new_agent(self) -> Agent | None:
+        """The decision loop a worker runs its cases with (a farm runs it next to the phone instead)."""
+        return Agent(self.knowledge, llm=self.llm)
+
+    def attempt(self, device: Any, agent: Any, name: str, serial: str) -> dict[str, Any]:
+        """Run case `name` once on `device`: the attempt's record. A DeviceError is not the case's fault."""
+        return run_attempt(device, agent, self.cases[name], serial, max_steps=self.max_steps,
+                           evidence_dir=self.out / "evidence" / _safe(name) / serial)
 
     def finish(self, name: str, attempt: dict[str, Any]) -> None:
         with self.lock:
@@ -265,6 +265,19 @@ class _Campaign:
             self.devices[serial] = why
             self.save()
         self.say(f"{serial} dropped out: {why}; its cases go to the other devices")
+
+
+def run_attempt(device: Device, agent: Agent, case: TestCase, serial: str, *, max_steps: int,
+                evidence_dir: Path | None) -> dict[str, Any]:
+    """One run of `case` on `device` by `agent`, as the campaign records it (threads and farm alike)."""
+    began = time.perf_counter()
+    device.launch()
+    res = agent.run(device, case.intent, plan=case if case.steps else None, name=case.name,
+                    config=RunConfig(max_steps=max_steps, evidence_dir=evidence_dir))
+    return {"device": serial, "passed": res.verdict.passed, "reason": res.verdict.reason,
+            "status": res.verdict.status, "checks": list(res.verdict.checks),
+            "steps": list(res.verdict.steps), "seconds": round(time.perf_counter() - began, 2),
+            "warnings": res.warnings}
 
 
 def _safe(name: str) -> str:
