@@ -9,6 +9,13 @@ The ``packed-int4`` row is the deployment configuration (GPTQ 4-bit in groups of
 speed is measured interleaved with fp32 in the same process, and its greedy output is compared with
 the dequantized fp32 reference on a fixed prompt.
 
+With the ``packed-int4`` row also: its perplexity measured through the kernels (``checks.packed_ppl_kernel``);
+the agent's workload (``decision_ms``: a 384-token prompt then 6 options of ~8 tokens sharing its cache;
+``prefill_tok_s`` at 256 and 512 tokens) for fp32, bf16, int8 and packed int4 in the same decoder loop; and
+(``gguf_rows``) GGUF exports — exact and allocator type mixes of the packed and mixed-precision rows, uniform
+Q4_K/Q3_K of the fp32 model — read back with the ``gguf`` package: perplexity against file size.
+``summary.kernel`` names the int4 kernel that ran.
+
 The second table (``summary.agent_rows``) comes from an ``agent_eval`` hook; :func:`tasks_agent_eval`
 runs the tasks benchmark (BENCHMARKS.md §1) with a row's in-memory model as the agent's LLM.
 """
@@ -30,8 +37,8 @@ import torch
 from appatlas.compression.api import DEFAULT_PROMPT, save_report
 from appatlas.compression.data import eval_windows, read_text, sample_windows, split_text, tokenize
 from appatlas.compression.decode import GreedyDecoder, compare_greedy
-from appatlas.compression.evaluate import perplexity
-from appatlas.compression.models import load_causal_lm
+from appatlas.compression.evaluate import kernel_perplexity, perplexity
+from appatlas.compression.models import load_causal_lm, resolve_model_path
 from appatlas.compression.packed.format import bits_per_weight, dense_bytes, load_compressed, stored_bytes
 from appatlas.compression.pipeline import CompressSpec, compress
 
@@ -110,6 +117,8 @@ def run_compress_bench(
     agent_eval: AgentEval | None = None,
     agent_rows: Sequence[str] = AGENT_ROWS,
     console=None,
+    decision: bool = True,
+    gguf: bool = True,
 ) -> dict[str, Any]:
     """Run the benchmark, write the JSON to ``out_path`` and return it.
 
@@ -135,6 +144,9 @@ def run_compress_bench(
     details: list[dict[str, Any]] = []
     agent_results: list[dict[str, Any]] = []
     checks: dict[str, Any] = {}
+    extra: dict[str, Any] = {"kernel": _kernel_info()}
+    console.print(extra["kernel"]["line"])
+    eval_ids = windows.reshape(-1).tolist()
     with tempfile.TemporaryDirectory(prefix="appatlas-bench-") as tmp:
         for row in selected:
             tick = time.perf_counter()
@@ -174,14 +186,30 @@ def run_compress_bench(
             console.print(f"{row.label:>28}: ppl {ppl:8.2f}  bpw {bpw:5.2f}  {size / 1e6:7.1f} MB  "
                           f"{tok_s:6.1f} tok/s  {seconds:6.1f} s")
             _write(out_path, _summary(model, text_path, threads, calib, windows, records, details, checks,
-                                      agent_results if agent_eval else None, complete=False))
+                                      agent_results if agent_eval else None, complete=False, extra=extra))
             if row.label == "packed-int4":
                 checks.update(_packed_checks(base, model_, quant, prompt, decode_tokens, speed_rounds, records, compile))
+                checks["packed_ppl_kernel"] = _kernel_ppl(model_, quant, windows, ppl)
+                console.print(f"packed-int4 ppl through the kernels {checks['packed_ppl_kernel']['kernel']:.2f} "
+                              f"(dequantized {ppl:.2f})")
+                if decision:
+                    extra.update(_decision_bench(base, model_, quant, eval_ids, rounds=speed_rounds, console=console))
+                _write(out_path, _summary(model, text_path, threads, calib, windows, records, details, checks,
+                                          agent_results if agent_eval else None, complete=False, extra=extra))
             elif row.spec is not None:
                 del model_
+        if gguf:
+            sources = {r.label: Path(tmp) / r.label for r in selected if r.label in GGUF_SOURCES}
+            extra["gguf_rows"] = _gguf_rows(model, sources, {r.label: rec["ppl"] for r, rec in zip(selected, records,
+                                                                                                  strict=True)},
+                                            windows, Path(out_path).with_suffix(".gguf.d"), console=console)
     checks.update(_done_checks(records, selected, fp32_size))
+    for key in ("decision_ms", "prefill_tok_s"):
+        if key in extra and "packed-int4" in extra[key] and "fp32" in extra[key]:
+            if key == "decision_ms":
+                checks["decision_packed_over_fp32"] = extra[key]["packed-int4"] / extra[key]["fp32"]
     result = _summary(model, text_path, threads, calib, windows, records, details, checks,
-                      agent_results if agent_eval else None, complete=True)
+                      agent_results if agent_eval else None, complete=True, extra=extra)
     _write(out_path, result)
 
     table = Table(title=f"compression on {Path(text_path).name} ({model})")
@@ -205,10 +233,10 @@ def run_compress_bench(
 
 
 def _summary(model, text_path, threads, calib, windows, records, details, checks, agent_rows, *,
-             complete: bool) -> dict[str, Any]:
+             complete: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     summary = {"model": model, "text": str(text_path), "threads": threads, "calibration_tokens": int(calib.numel()),
                "eval_windows": int(windows.shape[0]), "complete": complete, "rows": records, "details": details,
-               "checks": checks}
+               "checks": checks, **(extra or {})}
     if agent_rows is not None:
         summary["agent_rows"] = agent_rows
     return {"summary": summary}
@@ -238,9 +266,9 @@ def _packed_checks(base, packed, quant, prompt, new_tokens, rounds, records, com
     if compile:
         decoders["fp32-compiled"] = GreedyDecoder(base, kernels=False, max_len=size, compile=True)
         decoders["packed-compiled"] = GreedyDecoder(packed, quant=quant, kernels=True, max_len=size, compile=True)
-        if decoders["packed-compiled"].qkv.kind == "int4-vnni":  # what our kernel adds over torch's
+        if decoders["packed-compiled"].qkv.kind != "int4":  # what our kernel adds over torch's
             decoders["packed-torch-int4-compiled"] = GreedyDecoder(packed, quant=quant, kernels=True, max_len=size,
-                                                                   compile=True, vnni=False)
+                                                                   compile=True, int4_kernel="torch")
     speed = _interleaved_speed(decoders, prompt, new_tokens=new_tokens, rounds=rounds)
     fp32 = max(v for k, v in speed.items() if k.startswith("fp32"))  # the faster baseline, to be conservative
     fast = max(speed["packed-eager"], speed.get("packed-compiled", 0.0))
@@ -250,11 +278,14 @@ def _packed_checks(base, packed, quant, prompt, new_tokens, rounds, records, com
         if rec["method"] == "packed-int4":
             rec["decode_tok_s"] = fast
     kernel = decoders.get("packed-compiled", decoders["packed-eager"])  # the timed one (free-running check)
+    kinds = {name: dec.qkv.kind for name, dec in decoders.items()}
     fp32_ref = GreedyDecoder(packed, quant=quant, kernels=False, max_len=size)
     emulated = GreedyDecoder(packed, quant=quant, kernels=True, emulate=True, max_len=size)
     return {
         "packed_speedup": fast / max(fp32, 1e-9),
         "decode_tok_s": speed,
+        "decoder_kernels": kinds,
+        "load_avg_1m": os.getloadavg()[0],
         "greedy_tokens": new_tokens,
         "greedy_vs_dequantized_fp32": compare_greedy(fp32_ref, kernel, prompt, new_tokens),
         "greedy_vs_emulated_kernels": compare_greedy(emulated, kernel, prompt, new_tokens),
@@ -281,6 +312,121 @@ def _done_checks(records: list[dict[str, Any]], rows: Sequence[Row], fp32_size: 
             out[f"prune_{pattern}_le_best_baseline"] = ppl(labels[2]) <= min(ppl(labels[0]), ppl(labels[1]))
     out["max_compress_s"] = max((rec["compress_s"] for rec in records), default=0.0)
     return out
+
+
+GGUF_SOURCES = ("packed-int4", "appatlas-mp-w3", "appatlas-mp-w2.5")  # rows exported to GGUF (gguf_rows)
+
+
+def _kernel_info() -> dict[str, Any]:
+    from appatlas.compression.packed.vnni import ENV, cpu_kernels, describe_kernel, select_kernel
+
+    return {"name": select_kernel(), "line": describe_kernel(), "cpu_supports": list(cpu_kernels()),
+            "forced": os.environ.get(ENV) or None,
+            # an AVX2 machine emulated on a bigger one: the libraries' own ISA caps (see docs/compression.md)
+            "library_isa_caps": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                                                            "MKL_ENABLE_INSTRUCTIONS") if k in os.environ}}
+
+
+def _kernel_ppl(model, quant, windows, dequantized: float) -> dict[str, Any]:
+    """The packed row's perplexity through the same kernels (int8 activations, int4 head) that decode."""
+    dec = GreedyDecoder(model, quant=quant, kernels=True, max_len=windows.shape[1])
+    tick = time.perf_counter()
+    through = kernel_perplexity(dec, windows)
+    return {"kernel": through, "dequantized": dequantized, "rel_diff": through / dequantized - 1,
+            "within_1pct": abs(through / dequantized - 1) <= 0.01, "kernel_kind": dec.qkv.kind,
+            "head_kind": dec.head.kind, "seconds": time.perf_counter() - tick}
+
+
+def _best_s(fn, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        tick = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - tick)
+    return best
+
+
+def _decision_bench(base, packed, quant, tokens: list[int], *, rounds: int, console, prefill=(256, 512),
+                    prompt_len: int = 384, option_lens=(6, 7, 8, 8, 9, 10)) -> dict[str, Any]:
+    """The agent's workload per model: prefill tok/s, and ms per decision (prompt + 6 options sharing its cache).
+
+    fp32, bf16 (dense matmuls in bf16), int8 (every linear and the head 8-bit per channel, torch's int8 kernel)
+    and packed int4 (the packed row: our kernels) run in the same decoder loop, interleaved, best of ``rounds``.
+    """
+    from appatlas.compression.pipeline import CompressSpec, compress
+
+    need = max(max(prefill), prompt_len + sum(option_lens))
+    if len(tokens) < need + 64:
+        raise ValueError(f"the evaluation text has {len(tokens)} tokens; the decision benchmark needs {need + 64}")
+    int8_model = copy.deepcopy(base)
+    layers = compress(int8_model, None, CompressSpec("rtn", 8, group_size=-1, head_bits=8)).layers
+    int8_quant = {n: r.quant for n, r in layers.items() if r.quant is not None}
+    size = need + 8
+    decoders = {
+        "fp32": GreedyDecoder(base, kernels=False, max_len=size),
+        "bf16": GreedyDecoder(base, kernels=False, max_len=size, dense_dtype=torch.bfloat16),
+        "int8": GreedyDecoder(int8_model, quant=int8_quant, kernels=True, max_len=size),
+        "packed-int4": GreedyDecoder(packed, quant=quant, kernels=True, max_len=size),
+    }
+    prompt = tokens[:prompt_len]
+    options, start = [], prompt_len + 16
+    for n in option_lens:  # continuations from further in the text: plausible, different options
+        options.append(tokens[start : start + n])
+        start += n + 5
+    prefill_tok_s: dict[str, dict[str, float]] = {name: {} for name in decoders}
+    decision_ms: dict[str, float] = {}
+    scores: dict[str, list[float]] = {}
+    for name, dec in decoders.items():  # warm-up
+        scores[name] = dec.score_options(prompt, options)
+    for n in prefill:
+        ids = torch.tensor(tokens[:n])
+        for name, dec in decoders.items():
+            prefill_tok_s[name][str(n)] = n / _best_s(lambda dec=dec, ids=ids: dec._prefill(ids, 0), rounds)
+    for name, dec in decoders.items():
+        decision_ms[name] = 1e3 * _best_s(lambda dec=dec: dec.score_options(prompt, options), rounds)
+        console.print(f"{name:>12}: decision {decision_ms[name]:7.1f} ms  prefill "
+                      + "  ".join(f"{k}: {v:6.0f} tok/s" for k, v in prefill_tok_s[name].items()))
+    ref = scores["fp32"]
+    best = max(range(len(ref)), key=ref.__getitem__)
+    return {
+        "decision_ms": decision_ms,
+        "prefill_tok_s": prefill_tok_s,
+        "decision_setup": {"prompt_tokens": prompt_len, "option_tokens": list(option_lens), "rounds": rounds,
+                           "load_avg_1m": os.getloadavg()[0],
+                           "kernels": {name: dec.qkv.kind for name, dec in decoders.items()}},
+        "decision_agreement": {name: {"same_choice_as_fp32": max(range(len(s)), key=s.__getitem__) == best,
+                                      "max_score_diff": max(abs(a - b) for a, b in zip(s, ref, strict=True))}
+                               for name, s in scores.items()},
+    }
+
+
+def _gguf_rows(model_name, sources: dict[str, Path], row_ppl: dict[str, float], windows, folder: Path, *,
+               console) -> list[dict[str, Any]]:
+    """Export each source row (exact and allocator type mixes) and the fp32 model (uniform Q4_K, Q3_K) to GGUF,
+    read each back with the ``gguf`` package, and measure its perplexity and size."""
+    from appatlas.compression.export_gguf import export_gguf, load_gguf_model, verify_gguf
+    from appatlas.compression.packed.format import load_compressed
+
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(label, src, t) for label, src in sources.items() for t in ("exact", "allocator")
+            if t == "exact" or label.startswith("appatlas-mp")]
+    base = resolve_model_path(model_name)
+    jobs += [("fp32", base, "Q4_K"), ("fp32", base, "Q3_K")]
+    rows = []
+    probe = windows[:1, :64]
+    for label, src, types in jobs:
+        path = folder / f"{label}-{types}.gguf"
+        report = export_gguf(src, path, types=types)
+        gmodel = load_gguf_model(path)
+        row = {"source": label, "types": types, "type_counts": report.type_counts(), "size_mb": report.bytes / 1e6,
+               "ppl": perplexity(gmodel, windows), "source_ppl": row_ppl.get(label)}
+        if types == "exact" and label in sources:  # the round trip: logits against the packed model's weights
+            row.update(verify_gguf(path, load_compressed(src).model, probe))
+        rows.append(row)
+        console.print(f"gguf {label:>16} {types:>9}: ppl {row['ppl']:8.2f}  {row['size_mb']:6.1f} MB  "
+                      f"{row['type_counts']}")
+        del gmodel
+    return rows
 
 
 class _RecordingLM:

@@ -1,4 +1,4 @@
-"""CLI commands of the compression module: ``compress``, ``eval-lm`` and ``bench compress``.
+"""CLI commands of the compression module: ``compress``, ``eval-lm``, ``export gguf`` and ``bench compress``.
 
 Thin layer: parse options, call one function, print. ``register`` wires them into the main app.
 """
@@ -15,6 +15,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 console = Console()
+
+KERNEL_HELP = ("int4 kernel: auto (the best this CPU supports: avx512vnni > avxvnni > avx2 > torch's), or force one "
+               "of avx512vnni, avxvnni, avx2, torch (same as APPATLAS_INT4_KERNEL).")
+
+
+def _use_kernel(kernel: str | None) -> None:
+    """Apply --kernel (through the environment, which every decoder reads) and print the line naming it."""
+    import os
+
+    from appatlas.compression.errors import KernelError
+    from appatlas.compression.packed.vnni import ENV, describe_kernel, select_kernel
+
+    if kernel:
+        os.environ[ENV] = kernel
+    try:
+        select_kernel()
+    except KernelError as exc:
+        console.print(f"[red]KernelError: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(describe_kernel())
 
 
 def compress_cmd(
@@ -69,6 +89,7 @@ def eval_lm_cmd(
     max_windows: Annotated[int | None, typer.Option("--max-windows", help="Limit the 512-token windows.")] = None,
     decode_tokens: Annotated[int, typer.Option("--decode-tokens", help="Greedy tokens for the speed test.")] = 64,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads.")] = 2,
+    kernel: Annotated[str | None, typer.Option("--kernel", help=KERNEL_HELP)] = None,
 ) -> None:
     """Measure perplexity (512-token windows) and greedy decode tokens/s of a model.
 
@@ -77,6 +98,7 @@ def eval_lm_cmd(
     from appatlas.compression.api import evaluate_lm
     from appatlas.compression.errors import CompressionError
 
+    _use_kernel(kernel)
     try:
         result = evaluate_lm(model, text, max_windows=max_windows, decode_tokens=decode_tokens, threads=threads)
     except CompressionError as exc:
@@ -104,6 +126,12 @@ def bench_compress_cmd(
     tasks_rows: Annotated[str | None, typer.Option(
         "--tasks-rows", help="Rows whose model runs the tasks benchmark (default: fp32, gptq-w3, appatlas-mp, "
                              "appatlas-prune, packed-int4).")] = None,
+    kernel: Annotated[str | None, typer.Option("--kernel", help=KERNEL_HELP)] = None,
+    decision: Annotated[bool, typer.Option("--decision/--no-decision",
+                                           help="Prefill tok/s and ms per decision for fp32, bf16, int8 and packed "
+                                                "int4 (with the packed-int4 row).")] = True,
+    gguf: Annotated[bool, typer.Option("--gguf/--no-gguf", help="GGUF exports of the packed and mixed-precision "
+                                       "rows and uniform Q4_K/Q3_K: ppl vs size.")] = True,
 ) -> None:
     """Benchmark every compression method on one text: ppl, bits/weight, size, decode tok/s, time.
 
@@ -112,6 +140,7 @@ def bench_compress_cmd(
     """
     from appatlas.bench.compress import AGENT_ROWS, run_compress_bench, tasks_agent_eval
 
+    _use_kernel(kernel)
     agent_eval = None
     if tasks_data is not None:
         try:
@@ -120,13 +149,74 @@ def bench_compress_cmd(
             raise typer.BadParameter(str(exc), param_hint="--tasks-data") from exc
     summary = run_compress_bench(model=model, text_path=text, out_path=out, rows=rows.split(",") if rows else None,
                                  max_eval_windows=max_eval_windows, compile=compile, agent_eval=agent_eval,
-                                 agent_rows=tasks_rows.split(",") if tasks_rows else AGENT_ROWS, console=console)
+                                 agent_rows=tasks_rows.split(",") if tasks_rows else AGENT_ROWS, console=console,
+                                 decision=decision, gguf=gguf)
     console.print(f"wrote {out} ({len(summary['summary']['rows'])} rows)")
     console.print_json(json.dumps(summary["summary"].get("checks", {})))
 
 
+def export_gguf_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="A folder from `appatlas compress` (or a Hugging Face Llama folder).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .gguf file to write.")],
+    types: Annotated[str, typer.Option("--types", help="exact: Q4_1/Q8_0 where they hold the codes exactly; "
+                                       "allocator: layers with <=3.5 allocated bits as Q3_K/Q2_K; Q4_K or Q3_K: "
+                                       "uniform llama.cpp recipes.")] = "exact",
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Read the file back with the gguf package "
+                                         "and compare logits with the model folder's.")] = True,
+) -> None:
+    """Write a compressed model as GGUF for llama.cpp, tensor by tensor in the type that holds it.
+
+    Example: appatlas export gguf smol-int4 --out smol-int4.gguf
+    """
+    from appatlas.compression.errors import CompressionError
+    from appatlas.compression.export_gguf import export_gguf, verify_gguf
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("writing tensors", total=None)
+            report = export_gguf(model_dir, out, types=types,
+                                 on_tensor=lambda name, t: progress.update(task, advance=1, description=f"{name} {t}"))
+        console.print(f"wrote {out}  {report.bytes / 1e6:.1f} MB  types {report.type_counts()}")
+        if verify:
+            import torch
+
+            from appatlas.compression.models import load_causal_lm
+            from appatlas.compression.packed.format import MANIFEST, load_compressed
+
+            model = load_compressed(model_dir).model if (model_dir / MANIFEST).is_file() else load_causal_lm(model_dir)[0]
+            ids = torch.randint(0, model.config.vocab_size, (1, 64), generator=torch.Generator().manual_seed(0))
+            check = verify_gguf(out, model, ids)
+            console.print(f"read back with gguf: max |logit difference| {check['max_abs_logit_diff']:.3g} "
+                          f"(largest logit {check['reference_logit_max']:.3g})")
+    except CompressionError as exc:
+        console.print(f"[red]{type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _export_group(app: typer.Typer) -> typer.Typer:
+    """The ``export`` group (``rag`` adds it for test cases); created here if it is missing."""
+    for group in app.registered_groups:
+        if group.name == "export" and group.typer_instance is not None:
+            return group.typer_instance
+    exporter = typer.Typer(no_args_is_help=True, help="Export to formats that run without appatlas.")
+    app.add_typer(exporter, name="export")
+    return exporter
+
+
+def _with_kernel_line(doc: str | None) -> str:
+    """Help text that names the int4 kernel `auto` picks on this CPU (read from its flags; nothing is built)."""
+    from appatlas.compression.packed.vnni import ENV, cpu_kernels
+
+    ours = cpu_kernels()
+    line = (f"On this CPU the int4 kernel is appatlas {ours[0]} (auto); " if ours else
+            "On this CPU torch's int4 kernel runs (no AVX2); ")
+    return f"{doc or ''}\n\n{line}force one with --kernel or {ENV}."
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
-    """Add ``compress`` and ``eval-lm`` to ``app`` and ``compress`` to ``bench``."""
+    """Add ``compress``, ``eval-lm`` and ``export gguf`` to ``app`` and ``compress`` to ``bench``."""
     app.command("compress", help=compress_cmd.__doc__)(compress_cmd)
-    app.command("eval-lm", help=eval_lm_cmd.__doc__)(eval_lm_cmd)
-    bench.command("compress", help=bench_compress_cmd.__doc__)(bench_compress_cmd)
+    app.command("eval-lm", help=_with_kernel_line(eval_lm_cmd.__doc__))(eval_lm_cmd)
+    _export_group(app).command("gguf", help=export_gguf_cmd.__doc__)(export_gguf_cmd)
+    bench.command("compress", help=_with_kernel_line(bench_compress_cmd.__doc__))(bench_compress_cmd)
