@@ -1,7 +1,8 @@
 """Exploration strategies behind one interface: given where we are and what we know, what next?
 
 random  Monkey-like: uniform over the screen's candidate actions (back included)
-dfs     DroidBot's greedy depth-first: an untried action on this screen, else back
+dfs     DroidBot's greedy depth-first: an untried action on this screen, else a walk to the nearest screen
+        with one, else a restart
 atlas   ours, model-based: untried actions ranked by expected novelty; when this screen is
         exhausted, walk the most reliable known path to the nearest screen (in later passes, state)
         with untried actions; the passes are described in `appatlas.graph.model.CrawlModel`
@@ -42,16 +43,33 @@ class RandomStrategy:
 
 
 class DfsStrategy:
+    """DroidBot's greedy search (`UtgGreedySearchPolicy`, dfs): an untried action on this screen, in
+    screen order; when there is none, walk the known graph to the nearest screen that still has one;
+    when none is reachable, restart the app (None). Screens a walk reached that had nothing untried
+    after all (by this rule) are not walked to again."""
+
     name = "dfs"
 
     def __init__(self, *, seed: int = 0) -> None:
         del seed
+        self._walk: deque[tuple[str, Action]] = deque()
+        self._spent: set[str] = set()
 
     def choose(self, state: State, model: CrawlModel) -> Candidate | Action | None:
+        skey = state.structure_key
+        if self._walk and self._walk[0][0] == skey:
+            return self._walk.popleft()[1]
+        self._walk.clear()
         for cand in model.candidates_of(state):  # every candidate, in screen order, as DroidBot does
             if cand.action.kind is not ActionKind.BACK and not model.tried_on_screen(state, cand):
                 return cand
-        return BACK
+        self._spent.add(skey)
+        found = model.path_to_frontier(skey, skip=self._spent)
+        if found is None:
+            return None  # nowhere left to go from here: restart the app, as DroidBot does
+        steps = found[1]
+        self._walk.extend(steps[1:])
+        return steps[0][1]
 
 
 class AtlasStrategy:
