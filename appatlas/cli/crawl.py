@@ -24,7 +24,7 @@ def open_device(*, app: str | None, replay: Path | None, device: str | None, adb
     """The device a command drives: a virtual app spec, a replayed recording, or a phone over adb."""
     chosen = [x for x in (app, replay, device) if x]
     if len(chosen) != 1:
-        raise typer.BadParameter("give exactly one of --app SPEC, --replay DIR or --device SERIAL")
+        raise typer.BadParameter("give exactly one of --app SPEC, --replay DIR or --device SERIAL|harmony:SERIAL")
     if app:
         from appatlas.devices.virtual import open_app
 
@@ -33,16 +33,17 @@ def open_device(*, app: str | None, replay: Path | None, device: str | None, adb
         from appatlas.graph.replay import open_replay
 
         return open_replay(replay, screenshots=screenshots)
-    from appatlas.devices.u2 import connect
+    from appatlas.devices.select import open_device as connect
 
-    return connect(device, adb_port=adb_port)
+    return connect(device, adb_port=adb_port, screenshots=screenshots)
 
 
 def crawl_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Atlas folder to write (created; with --resume, continued)."),
     app: str = typer.Option(None, "--app", help="A virtual app: built-in name (demo) or app-spec YAML."),
     replay: Path = typer.Option(None, "--replay", help="Replay a recording: an atlas or a DroidBot folder."),
-    device: str = typer.Option(None, "--device", help="A phone's adb serial (see `appatlas devices list`)."),
+    device: str = typer.Option(None, "--device", help="A phone's adb serial (see `appatlas devices list`), "
+                               "harmony:SERIAL (HarmonyOS over hdc) or web:URL."),
     package: str = typer.Option("", "--package", help="App under test on a phone (default: the foreground app)."),
     budget: int = typer.Option(1000, "--budget", help="Actions to spend, in total over resumed runs."),
     seconds: float = typer.Option(0.0, "--seconds", help="Stop after this long (0: no time limit)."),

@@ -63,6 +63,7 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 20.0
 DUMP_TRIES = 3
+START_TIMEOUT = 30.0  # starting the daemon is ~8 hdc calls, an agent push and hmdriver2's 0.5 s pause
 SELECTOR_WAIT_MS = 1000  # how long the daemon may wait for a selector to appear (a page still opening)
 REMOTE_DIR = "/data/local/tmp"
 _SERIAL = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -177,7 +178,7 @@ class HarmonyDevice:
         with self._guard("connect (start the UI test daemon)"):
             self._client = self._hdc_call(lambda: self._client_mod.HmClient(serial), "open")
             self._hdc = self._client.hdc
-            self._hdc_call(self._client.start, "start the UI test daemon")
+            _bounded(self._client.start, max(timeout, START_TIMEOUT), "start the UI test daemon", serial)
             self._client.sock.settimeout(timeout)
             size = self._rpc("Driver.getDisplaySize")
             model = self._hdc_call(self._hdc.model, "read the model") or ""
@@ -359,7 +360,7 @@ class HarmonyDevice:
             if self._client.sock is not None:
                 self._client.sock.close()
                 self._client.sock = None
-            self._hdc_call(self._client.start, "restart the UI test daemon")
+            _bounded(self._client.start, max(self.timeout, START_TIMEOUT), "restart the UI test daemon", self.serial)
             self._client.sock.settimeout(self.timeout)
         except (OSError, ValueError, self._exc.HdcError) as exc:
             raise UiServerDied(f"the UI test daemon on {self.serial} died and could not be restarted ({exc}); "

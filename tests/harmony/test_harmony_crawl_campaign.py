@@ -1,0 +1,76 @@
+"""The demo app served as a HarmonyOS device: the real hmdriver2 client crawls it into an atlas, and a campaign
+planned from that atlas passes on two such devices; the commands take --device harmony:SERIAL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harmony_apps import PACKAGE, SERIAL, demo, served
+from typer.testing import CliRunner
+
+from appatlas.agent.campaign import run_campaign
+from appatlas.agent.knowledge import Knowledge
+from appatlas.cli import app as cli
+from appatlas.devices.fakehdc import FakeHdcServer
+from appatlas.devices.harmony import connect
+from appatlas.graph.atlas import Atlas
+from appatlas.graph.crawler import CrawlConfig, crawl
+from appatlas.types import TestCase
+
+BUDGET = 120
+INTENTS = ("turn on quiet hours in the notification settings", "turn on the sound in the notification settings")
+
+
+@pytest.fixture(scope="module")
+def phones() -> Iterator[FakeHdcServer]:
+    yield from served(demo("virtual-1"), demo("virtual-2"))
+
+
+@pytest.fixture(scope="module")
+def harmony_atlas(phones: FakeHdcServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("harmony") / "demo.atlas"
+    with connect(SERIAL, app=PACKAGE, timeout=5.0, screenshots=False) as d, Atlas.create(out, app=PACKAGE) as atlas:
+        report = crawl(d, atlas, package=PACKAGE, config=CrawlConfig(budget=BUDGET))
+    return out, report
+
+
+def test_the_crawl_through_hmdriver2_sees_what_the_virtual_device_shows(harmony_atlas, tmp_path: Path) -> None:
+    out, report = harmony_atlas
+    # the same crawl on the virtual device directly. Ids and classes differ (ArkUI's), so the
+    # strategy's choices may too: the crawl must reach as much, not the same path
+    twin = demo("twin")
+    with Atlas.create(tmp_path / "twin.atlas", app=PACKAGE) as atlas:
+        direct = crawl(twin, atlas, package=PACKAGE, config=CrawlConfig(budget=BUDGET))
+    assert report.actions == BUDGET
+    assert report.screens >= max(20, direct.screens - 2) and report.transitions >= direct.transitions - 5
+    with Atlas.open(out) as atlas:
+        classes = {w.class_name for s in atlas.states() for w in atlas.screen(s.id).widgets()}
+    assert {"Text", "Button", "ListItem"} <= classes and not any(c.startswith("android.") for c in classes)
+
+
+def test_a_campaign_planned_from_the_harmony_atlas_passes_on_two_devices(phones: FakeHdcServer, harmony_atlas,
+                                                                        tmp_path: Path) -> None:
+    with Atlas.open(harmony_atlas[0]) as atlas:
+        knowledge = Knowledge.from_atlas(atlas)
+    cases = [TestCase(name=f"case{i}", intent=text, start="", steps=()) for i, text in enumerate(INTENTS)]
+    result = run_campaign(cases, phones.serials, knowledge=knowledge, out=tmp_path, max_steps=12,
+                          connect=lambda s: connect(s, app=PACKAGE, timeout=5.0, screenshots=False))
+    assert result.passed, [(c.name, c.attempts[-1].get("reason")) for c in result.cases]
+    assert {a["device"] for c in result.cases for a in c.attempts} == set(phones.serials)
+    # the verdicts agree with the apps' real state: the switches are on where the cases ran
+    ran = {c.name: phones.device(c.attempts[-1]["device"]) for c in result.cases}
+    assert ran["case0"]._toggles.get("quiet_hours.pref_quiet") is True  # type: ignore[attr-defined]
+    assert ran["case1"]._toggles.get("settings_notifications.pref_sound") is True  # type: ignore[attr-defined]
+    assert (tmp_path / "junit.xml").is_file() and (tmp_path / "report.html").is_file()
+
+
+def test_appatlas_crawl_takes_a_harmony_device(phones: FakeHdcServer, tmp_path: Path) -> None:
+    out = CliRunner().invoke(cli, ["crawl", "--device", "harmony:virtual-2", "--package", PACKAGE,
+                                   "--out", str(tmp_path / "cli.atlas"), "--budget", "6"])
+    assert out.exit_code == 0, out.output
+    with Atlas.open(tmp_path / "cli.atlas") as atlas:
+        assert atlas.counts()["states"] >= 3
+    bad = CliRunner().invoke(cli, ["crawl", "--device", "harmony:nope", "--out", str(tmp_path / "x.atlas")])
+    assert bad.exit_code == 2 and "DeviceDisconnected" in bad.output and "virtual-1" in bad.output
