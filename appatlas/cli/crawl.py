@@ -52,6 +52,10 @@ def crawl_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue a crawl that was stopped or killed."),
     adb_port: int = typer.Option(int(os.environ.get("ANDROID_ADB_SERVER_PORT", 5037)), "--adb-port",
                                  help="adb server port for --device."),
+    url: str = typer.Option(None, "--url", help="A web app's start page (http/https), driven in the system "
+                                                "Chromium; pages of other origins count as leaving the app."),
+    allow_origin: list[str] = typer.Option(None, "--allow-origin", help="With --url: another origin that is part "
+                                           "of the app, e.g. https://login.example.com (repeatable)."),
 ) -> None:
     """Explore an app into an atlas: every screen and transition is recorded the moment it is seen.
 
@@ -59,17 +63,27 @@ def crawl_cmd(
     Dangerous actions (delete all, factory reset, log out, uninstall, …) are never touched.
 
     Example: appatlas crawl --app demo --out demo.atlas --budget 500
+
+    Example (web): appatlas crawl --url http://127.0.0.1:8000/ --out site.atlas --budget 300
     """
     from appatlas.graph.atlas import Atlas
     from appatlas.graph.crawler import CrawlConfig, crawl
     from appatlas.graph.model import DEFAULT_DENY
 
     try:
-        dev = open_device(app=app, replay=replay, device=device, adb_port=adb_port)
+        if url and (app or replay or device):
+            raise typer.BadParameter("--url drives a web app; give it without --app, --replay and --device")
+        if url:
+            from appatlas.devices.web import connect as connect_web
+
+            dev = connect_web(url, allow_origins=tuple(allow_origin or ()))
+        else:
+            dev = open_device(app=app, replay=replay, device=device, adb_port=adb_port)
         pkg = package or getattr(getattr(dev, "spec", None), "package", "") or getattr(getattr(dev, "app", None),
                                                                                         "package", "")
         pkg = pkg or dev.current_app()[0]
-        atlas = Atlas.open(out) if resume else Atlas.create(out, app=pkg)
+        # The platform the device says it is (web, harmony); phones and virtual apps are Android.
+        atlas = Atlas.open(out) if resume else Atlas.create(out, app=pkg, platform=getattr(dev, "platform", "android"))
     except AppatlasError as exc:
         console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
         raise typer.Exit(2) from None
@@ -89,6 +103,8 @@ def crawl_cmd(
             console.print(f"[bold red]{type(exc).__name__}:[/] {exc}\nEverything observed so far is in {out}; "
                           f"run again with --resume to continue.")
             raise typer.Exit(2) from None
+        finally:
+            getattr(dev, "close", lambda: None)()
     table = Table(show_header=False, title=f"crawl of {pkg} → {out}")
     for k, v in (("actions", report.actions), ("screens", report.screens), ("states", report.states),
                  ("transitions", report.transitions), ("findings (crashes)", report.findings),

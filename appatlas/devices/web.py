@@ -127,6 +127,8 @@ def connect(url: str, *, serial: str | None = None, app: str = "", allow_origins
 class WebDevice:
     """One browser context driven as a device; build it with `connect()`."""
 
+    platform = "web"  # what atlases made with it record (Atlas.create(..., platform=))
+
     def __init__(self, url: str, *, serial: str, app: str, allow_origins: tuple[str, ...], timeout: float,
                  screenshots: bool, viewport: tuple[int, int], executable: str | None, headless: bool) -> None:
         self.url, self.serial, self.timeout, self.screenshots = url, serial, timeout, screenshots
@@ -259,6 +261,9 @@ class WebDevice:
 
     @property
     def _page(self) -> Any:
+        # A tab that closed itself (window.close()) may not have reported its close event yet.
+        while self._pages and self._pages[-1].is_closed():
+            self._pages.pop()
         return self._pages[-1] if self._pages else None
 
     async def _open(self) -> None:
