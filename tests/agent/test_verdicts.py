@@ -1,0 +1,147 @@
+"""Verdicts a tester can trust: planned tests carry expectations, a verdict is checked on the device and
+agrees with the virtual app's real state, nonsense is refused, repair never undoes success."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from appatlas.agent.demo import truth_holds
+from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.loop import Agent, RunConfig
+from appatlas.demo import DEMO_INTENTS, DEMO_TRUTHS
+from appatlas.devices.apps import builtin_apps
+from appatlas.devices.spec import spec_from_dict
+from appatlas.devices.virtual import open_app
+from appatlas.errors import IntentNotGrounded
+from appatlas.types import Action, ActionKind, Expectation, Selector, Step, TestCase
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The demo app crawled, captioned and indexed; the demo's intents planned from it (checked plans)."""
+    from appatlas.graph.atlas import Atlas
+    from appatlas.graph.crawler import CrawlConfig, crawl
+    from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
+    from appatlas.rag.plan import plan_from_retrieval
+    from appatlas.rag.retrieve import Retriever
+    from appatlas.rag.store import RagStore, build_index
+
+    device = open_app("demo", screenshots=False)
+    folder = tmp_path_factory.mktemp("verdicts") / "demo.atlas"
+    with Atlas.create(folder, app=device.spec.package) as atlas:
+        crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=600))
+    with Atlas.open(folder) as atlas:
+        caption_atlas(atlas, HeuristicCaptioner())
+        build_index(atlas, screenshots="off")
+        retriever = Retriever(atlas, RagStore.open(atlas))
+        tests = {i: plan_from_retrieval(retriever.views, retriever.retrieve(i), check=True).test for i in DEMO_INTENTS}
+        knowledge = Knowledge.from_atlas(atlas)
+        return {"tests": tests, "knowledge": knowledge, "retriever": retriever, "views": retriever.views}
+
+
+def _demo_spec(change=None):  # noqa: ANN001, ANN202
+    data = yaml.safe_load(Path(builtin_apps()["demo"]).read_text(encoding="utf-8"))
+    if change is not None:
+        data = copy.deepcopy(data)
+        change(data)
+    return spec_from_dict(data, source="demo-variant")
+
+
+def _run(planned: dict, test: TestCase, spec=None):  # noqa: ANN001, ANN202
+    device = open_app(spec if spec is not None else "demo", screenshots=False)
+    result = Agent(planned["knowledge"]).run(device, test.intent, plan=test, config=RunConfig(max_steps=20))
+    return result.verdict, device.state()
+
+
+def test_every_demo_intent_is_planned_with_expectations_and_passes_for_real(planned: dict) -> None:
+    for intent in DEMO_INTENTS:
+        test = planned["tests"][intent]
+        assert test.expect, f"{intent}: no expectations"
+        verdict, state = _run(planned, test)
+        assert verdict.passed, f"{intent}: {verdict.reason}"
+        assert truth_holds(state, DEMO_TRUTHS[intent]), f"{intent}: PASS but the app's state says otherwise"
+        assert verdict.checks and all(c["holds"] for c in verdict.checks)
+
+
+def test_a_save_that_does_not_save_fails_quoting_what_the_list_shows(planned: dict) -> None:
+    def drop_save(data: dict) -> None:
+        note = next(s for s in data["screens"] if s["id"] == "new_text_note")
+        next(w for w in note["widgets"] if w.get("id") == "new_save")["tap"].pop("save")
+
+    intent = DEMO_INTENTS[0]
+    verdict, state = _run(planned, planned["tests"][intent], _demo_spec(drop_save))
+    assert not truth_holds(state, DEMO_TRUTHS[intent])
+    assert not verdict.passed and verdict.status == "failed"
+    assert "'Groceries'" in verdict.reason and "first saw 1" in verdict.reason
+
+
+def test_a_switch_that_does_not_persist_fails(planned: dict) -> None:
+    def forget(data: dict) -> None:
+        quiet = next(s for s in data["screens"] if s["id"] == "quiet_hours")
+        next(w for w in quiet["widgets"] if w.get("id") == "pref_quiet")["persist"] = False
+
+    intent = DEMO_INTENTS[1]
+    test = planned["tests"][intent]
+    # leave the screen after flipping it, as a tester would check a setting: the expectation is checked
+    # by read-only moves back to it
+    leave = replace(test, steps=(*test.steps, Step(Action(ActionKind.BACK), expect="")))
+    verdict, state = _run(planned, leave, _demo_spec(forget))
+    assert not truth_holds(state, DEMO_TRUTHS[intent])
+    assert not verdict.passed, verdict.reason
+    good, _ = _run(planned, leave)
+    assert good.passed, good.reason
+
+
+def test_an_intent_nothing_relates_to_is_refused_naming_the_closest_screens(planned: dict) -> None:
+    from appatlas.rag.plan import plan_from_retrieval
+
+    retriever = planned["retriever"]
+    with pytest.raises(IntentNotGrounded) as err:
+        plan_from_retrieval(retriever.views, retriever.retrieve("purple monkey dishwasher"), check=True)
+    assert err.value.closest and "closest screens" in str(err.value)
+
+
+def test_an_empty_plan_is_never_a_pass_unless_its_expectations_already_hold(planned: dict) -> None:
+    start = planned["tests"][DEMO_INTENTS[0]].start
+    empty = TestCase(name="nothing", intent="purple monkey dishwasher", start=start, steps=())
+    verdict, _ = _run(planned, empty)
+    assert not verdict.passed and verdict.status == "inconclusive"
+    already = replace(empty, expect=(Expectation("screen", where=start, note="the notes list is open"),))
+    verdict, _ = _run(planned, already)
+    assert verdict.passed and "already held" in verdict.reason
+
+
+def test_repair_never_undoes_success(planned: dict) -> None:
+    """The atlas believes 'Add task' stays on the form and the plan goes on to submit it again; the app
+    really went back to the list with the new task. Repairing towards the plan would open a new form and
+    submit it empty (an error); the expectations already hold, so the case is done."""
+    test = planned["tests"][DEMO_INTENTS[3]]  # add a task: ends on the tasks list with the new row
+    form = test.steps[1].expect
+    again = Step(Action(ActionKind.TAP, target=Selector(resource_id="com.appatlas.notes:id/task_add")),
+                 expect=test.steps[-1].expect)
+    wrong = replace(test, steps=(*test.steps[:-1], replace(test.steps[-1], expect=form), again))
+    verdict, state = _run(planned, wrong)
+    assert verdict.passed, verdict.reason
+    assert "already holds" in " ".join(str(s.get("reason")) for s in verdict.steps)
+    assert [r["title"] for r in state["lists"]["tasks"]].count("Call the bank") == 1
+    assert state["screen"] == "tasks"  # it did not go on to open another task form
+
+
+def test_a_row_named_by_text_is_picked_by_its_text_and_a_positional_pick_is_rejected(planned: dict) -> None:
+    from appatlas.rag.expect import plan_problems, rows_by_text
+
+    views = planned["views"]
+    start = planned["tests"][DEMO_INTENTS[0]].start
+    row = Step(Action(ActionKind.TAP, target=Selector(resource_id="com.appatlas.notes:id/notes_row", index=0)),
+               expect=next(k for k, v in views.screens.items() if v.facts.activity.endswith("NoteActivity")))
+    test = TestCase(name="t", intent="open the note called Book list", start=start, steps=(row,))
+    problems = plan_problems(views, test, test.intent)
+    assert any("by position" in p and "'Book list'" in p for p in problems)
+    fixed = rows_by_text(views, test, test.intent)
+    assert fixed.steps[0].action.target == Selector(text="Book list")
+    assert not any("by position" in p for p in plan_problems(views, fixed, fixed.intent))
