@@ -61,8 +61,8 @@ def test_a_campaign_planned_from_the_harmony_atlas_passes_on_two_devices(phones:
     assert {a["device"] for c in result.cases for a in c.attempts} == set(phones.serials)
     # the verdicts agree with the apps' real state: the switches are on where the cases ran
     ran = {c.name: phones.device(c.attempts[-1]["device"]) for c in result.cases}
-    assert ran["case0"]._toggles.get("quiet_hours.pref_quiet") is True  # type: ignore[attr-defined]
-    assert ran["case1"]._toggles.get("settings_notifications.pref_sound") is True  # type: ignore[attr-defined]
+    assert ran["case0"].state()["toggles"]["quiet_hours.pref_quiet"] is True  # type: ignore[attr-defined]
+    assert ran["case1"].state()["toggles"]["settings_notifications.pref_sound"] is True  # type: ignore[attr-defined]
     assert (tmp_path / "junit.xml").is_file() and (tmp_path / "report.html").is_file()
 
 
