@@ -4,7 +4,10 @@ Each call is timed twice in the same loop, interleaved: once through the real ui
 client and the local server, once on the virtual device directly; the overhead of a call is
 the difference. Rows: the stock client (`uiautomator2.connect(adbutils.AdbClient(...).device())`)
 for dump_hierarchy, screenshot and click, with the host:version round trip it pays before each
-of them; and appatlas' own backend (`appatlas.devices.u2`) for snapshot and tap.
+of them; and appatlas' own backend (`appatlas.devices.u2`) for snapshot and tap. With hmdriver2
+installed, the HarmonyOS backend (`appatlas.devices.harmony`) through the hdc stand-in adds
+snapshot, snapshot+jpeg and tap rows; `summary.platforms` gives each platform's snapshot and tap
+latency (median, p95) as a crawler waits for it.
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ def run_devices_bench(*, calls: int = 200, out_path: str | Path | None = None,
         for d in (ours, ours_png):
             d.close()
         stock.stop_uiautomator(wait=False)
+    rows += _harmony_rows(app, calls)
     by = {(r.client, r.name): r for r in rows}
     summary = {
         "snapshot_ms_p50": by["uiautomator2", "dump_hierarchy"].overhead_ms_p50,
@@ -139,6 +143,11 @@ def run_devices_bench(*, calls: int = 200, out_path: str | Path | None = None,
     }
     summary["meets_target"] = all(summary[k] <= TARGET_MS for k in ("snapshot_ms_p50", "screenshot_ms_p50",
                                                                     "tap_ms_p50"))
+    # what a crawler waits for per call on each platform (through the real client and local stand-in)
+    summary["platforms"] = {
+        name: {f"{call}_ms_{q}": getattr(by[client, call], f"through_ms_{q}")
+                   for call in ("snapshot", "tap") for q in ("p50", "p95")}
+        for name, client in (("android", "appatlas"), ("harmony", "hmdriver2")) if (client, "tap") in by}
     result = {
         "bench": "devices", "app": app if isinstance(app, str) else vdev.spec.package, "tap_point": [x, y], "rows": [asdict(r) for r in rows],
         "summary": summary,
@@ -151,6 +160,45 @@ def run_devices_bench(*, calls: int = 200, out_path: str | Path | None = None,
     return result
 
 
+def _harmony_rows(app: str | Mapping[str, Any], calls: int) -> list[_Row]:
+    """snapshot, snapshot+jpeg and tap through hmdriver2 and the hdc stand-in; [] without hmdriver2."""
+    import importlib.util
+
+    if importlib.util.find_spec("hmdriver2") is None:
+        return []
+    from appatlas.devices.fakehdc import FakeHdcServer
+    from appatlas.devices.harmony import connect
+    from appatlas.devices.virtual import open_app
+
+    vdev = open_app(app, serial="bench-hm-1")
+    saved = {k: os.environ.get(k) for k in ("PATH", "HDC_SERVER_HOST", "HDC_SERVER_PORT")}
+    with FakeHdcServer([vdev]) as server:
+        os.environ.update(server.environ())  # hmdriver2 finds `hdc` on PATH and the server in the environment
+        try:
+            ours = connect(vdev.serial, timeout=10.0, screenshots=False)
+            ours_jpeg = connect(vdev.serial, timeout=10.0, screenshots=True)
+            ours._reconnect()  # the second connect restarted the daemon, as hmdriver2 does on every start
+            before = vdev.snapshot()
+            x, y = _quiet_point(before)
+            tap = Action(ActionKind.TAP, target=Selector(bounds=Bounds(x, y, x + 1, y + 1)))
+            rows = [
+                _measure("snapshot", "hmdriver2", ours.snapshot, vdev.snapshot, calls),
+                _measure("snapshot+jpeg", "hmdriver2", ours_jpeg.snapshot, vdev.snapshot, max(1, calls // 4)),
+                _measure("tap", "hmdriver2", lambda: ours.perform(tap), lambda: vdev.tap(x, y), calls),
+            ]
+            if _shape(vdev.snapshot()) != _shape(before):
+                raise RuntimeError(f"the taps at ({x}, {y}) changed the screen; the timings are not comparable")
+            for d in (ours, ours_jpeg):
+                d.close()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return rows
+
+
 def format_table(result: dict[str, Any]) -> str:
     """The rows as an aligned text table (ms)."""
     head = f"{'call':<16}{'client':<14}{'through p50':>12}{'p95':>9}{'direct p50':>12}{'overhead p50':>14}{'p95':>9}"
@@ -160,6 +208,9 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{r['direct_ms_p50']:>12.3f}{r['overhead_ms_p50']:>14.2f}{r['overhead_ms_p95']:>9.2f}")
     s = result["summary"]
     verdict = "meets" if s["meets_target"] else "misses"
+    for name, t in s.get("platforms", {}).items():
+        lines.append(f"{name}: snapshot {t['snapshot_ms_p50']:.1f} ms (p95 {t['snapshot_ms_p95']:.1f}), tap "
+                     f"{t['tap_ms_p50']:.1f} ms (p95 {t['tap_ms_p95']:.1f}) through the real client")
     lines.append(f"machine: {result['machine']['cpus']} CPUs, load {result['machine']['load_avg_1m']}")
     lines.append(f"median overhead per call: snapshot {s['snapshot_ms_p50']:.2f} ms, screenshot "
                  f"{s['screenshot_ms_p50']:.2f} ms, tap {s['tap_ms_p50']:.2f} ms ({verdict} the "
