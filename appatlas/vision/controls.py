@@ -1,0 +1,253 @@
+"""Non-text controls found by classical vision (OpenCV): the box around a label, switches, check
+boxes, round icons, text-field underlines, and the card of a modal dialog.
+
+Each finder works on the BGR screenshot in image pixels and knows nothing of widgets; `parse`
+turns what they find into widgets. Thresholds are in pixels of a ~540 px wide image (a phone
+screenshot at half size) and scale with the image width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Box", "Pill", "Ring", "Square", "find_modal", "find_pills", "find_rings", "find_squares",
+           "find_underlines", "region_around"]
+
+Box = tuple[int, int, int, int]  # x1, y1, x2, y2 (exclusive)
+
+
+@dataclass(frozen=True, slots=True)
+class Pill:
+    """A switch's track and knob; `on` when the knob sits at the right end."""
+
+    box: Box
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Square:
+    """A check box; `on` when it is filled."""
+
+    box: Box
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ring:
+    """A round icon: a circle with a glyph inside."""
+
+    box: Box
+
+
+def _cv() -> Any:
+    import cv2
+
+    return cv2
+
+
+def region_around(img: Any, text: Box, *, tol: int = 10) -> Box | None:
+    """The filled box a text sits in (a button, a tile, a list row), or None when the text sits on the
+    open background (the fill from beside it leaks over much of the screen)."""
+    import numpy as np
+
+    cv2 = _cv()
+    h, w = img.shape[:2]
+    x1, y1, x2, y2 = text
+    best: Box | None = None
+    for sx, sy in ((x1 - 3, (y1 + y2) // 2), (x2 + 2, (y1 + y2) // 2), ((x1 + x2) // 2, y1 - 3)):
+        if not (0 <= sx < w and 0 <= sy < h):
+            continue
+        mask = np.zeros((h + 2, w + 2), np.uint8)
+        flags = 4 | cv2.FLOODFILL_MASK_ONLY | (255 << 8)
+        _, _, _, rect = cv2.floodFill(img, mask, (sx, sy), 0, (tol,) * 3, (tol,) * 3, flags)
+        rx, ry, rw, rh = rect
+        if rw * rh > 0.3 * w * h or rh > 0.3 * h:
+            return None  # the open background
+        if not (rx <= x1 and ry <= y1 and rx + rw >= x2 and ry + rh >= y2):
+            continue  # a small patch beside the text, not around it
+        filled = int(np.count_nonzero(mask[ry + 1:ry + rh + 1, rx + 1:rx + rw + 1]))
+        holes = (x2 - x1) * (y2 - y1)
+        if (filled + holes) / (rw * rh) < 0.7:
+            continue
+        box = (rx, ry, rx + rw, ry + rh)
+        if best is None or rw * rh < (best[2] - best[0]) * (best[3] - best[1]):
+            best = box
+    return best
+
+
+def find_modal(img: Any) -> Box | None:
+    """A dialog's card: a bright rectangle in the middle of a dimmed screen."""
+    import numpy as np
+
+    cv2 = _cv()
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    bright = (gray >= 232).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    best = None
+    for i in range(1, n):
+        x, y, bw, bh, area = stats[i]
+        if not 0.06 * w * h <= bw * bh <= 0.85 * w * h or bw < 0.5 * w or area < 0.55 * bw * bh:
+            continue
+        if best is None or bw * bh > best[2] * best[3]:
+            best = (x, y, bw, bh)
+    if best is None:
+        return None
+    x, y, bw, bh = best
+    outside = np.ones_like(gray, bool)
+    outside[y:y + bh, x:x + bw] = False
+    if float(gray[outside].mean()) > 0.62 * float(gray[y:y + bh, x:x + bw].mean()):
+        return None  # nothing is dimmed: a bright panel of the screen itself
+    return (x, y, x + bw, y + bh)
+
+
+def _edges(img: Any) -> Any:
+    cv2 = _cv()
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return cv2.Canny(gray, 40, 120)
+
+
+def _shapes(img: Any) -> list[tuple[Box, float, Any]]:
+    """Closed outer shapes: (box, circularity, contour)."""
+    import numpy as np
+
+    cv2 = _cv()
+    edges = cv2.dilate(_edges(img), np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for c in contours:
+        x, y, bw, bh = cv2.boundingRect(c)
+        if bw < 6 or bh < 6:
+            continue
+        area = cv2.contourArea(c)
+        per = cv2.arcLength(c, True)
+        circ = 4 * np.pi * area / (per * per) if per else 0.0
+        out.append(((x, y, x + bw, y + bh), circ, c))
+    return out
+
+
+def find_pills(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -> list[Pill]:
+    """Switches: a rounded track about twice as wide as tall, knob at one end."""
+    import numpy as np
+
+    w = img.shape[1]
+    unit = w / 540
+    out: list[Pill] = []
+    cv2 = _cv()
+    for (x1, y1, x2, y2), _circ, _c in shapes if shapes is not None else _shapes(img):
+        bw, bh = x2 - x1, y2 - y1
+        if not (10 * unit <= bh <= 40 * unit and 1.4 <= bw / bh <= 3.0):
+            continue
+        crop = img[y1:y2, x1:x2].astype(np.int16)
+        if cv2.contourArea(_c) < 0.65 * bw * bh:
+            continue  # a stadium fills ~85% of its box; a ring crossed by a line does not
+        # rounded ends: the box's corners show what is around the switch, not the track
+        outside = img[max(0, y1 - 2), max(0, x1 - 2)].astype(np.int16)
+        if np.abs(crop[1, 1] - outside).sum() > 60 or np.abs(crop[-2, -2] - outside).sum() > 60:
+            continue
+        mid = crop[bh // 2, bw // 2]
+        diff = np.abs(crop[bh // 4:bh - bh // 4] - mid).sum(axis=2).mean(axis=0)  # per column
+        cols = np.arange(bw)
+        ends = diff > 60
+        if not ends.any():
+            continue
+        centre = float((cols[ends] * diff[ends]).sum() / diff[ends].sum())
+        box = (x1, y1, x2, y2)
+        if any(_overlap(box, p.box) > 0.3 for p in out):
+            continue
+        out.append(Pill(box, centre > bw / 2))
+    return out
+
+
+def find_squares(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -> list[Square]:
+    """Check boxes: small squares, outlined (off) or filled (on)."""
+    import numpy as np
+
+    cv2 = _cv()
+    w = img.shape[1]
+    unit = w / 540
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    out: list[Square] = []
+    for (x1, y1, x2, y2), _circ, c in shapes if shapes is not None else _shapes(img):
+        bw, bh = x2 - x1, y2 - y1
+        if not (10 * unit <= bw <= 34 * unit and 0.85 <= bw / bh <= 1.18):
+            continue
+        if cv2.contourArea(c) < 0.85 * bw * bh:  # a square fills its box; a glyph or a disc (0.79) does not
+            continue
+        approx = cv2.approxPolyDP(c, 0.08 * cv2.arcLength(c, True), True)
+        if len(approx) != 4:
+            continue
+        box = (x1, y1, x2, y2)
+        if any(_overlap(box, s.box) > 0.3 for s in out):
+            continue
+        inner = gray[y1 + bh // 4:y2 - bh // 4, x1 + bw // 4:x2 - bw // 4]
+        border = np.concatenate([gray[y1, x1:x2], gray[y2 - 1, x1:x2]])
+        on = abs(float(np.median(inner)) - 255) > 100 and abs(float(np.median(inner)) - float(np.median(border))) < 60
+        out.append(Square(box, on))
+    return out
+
+
+def find_rings(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -> list[Ring]:
+    """Round icons: a circle 16-70 px across with a glyph inside (a bare disc is a sprite, not a control)."""
+    import numpy as np
+
+    cv2 = _cv()
+    w = img.shape[1]
+    unit = w / 540
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    out: list[Ring] = []
+    for (x1, y1, x2, y2), circ, _ in shapes if shapes is not None else _shapes(img):
+        bw, bh = x2 - x1, y2 - y1
+        if not (16 * unit <= bw <= 70 * unit and 0.85 <= bw / bh <= 1.18 and circ > 0.7):
+            continue
+        box = (x1, y1, x2, y2)
+        if any(_overlap(box, r.box) > 0.3 for r in out):
+            continue
+        m = bw // 4
+        inner = gray[y1 + m:y2 - m, x1 + m:x2 - m].astype(np.int16)
+        if inner.size == 0:
+            continue
+        bg = int(np.median(gray[y1 + bh // 2, x1 + 3:x1 + m]) if m > 3 else np.median(inner))
+        mask = np.abs(inner - bg) > 60
+        ys = np.nonzero(mask.any(axis=1))[0]
+        # a glyph: some ink, standing at least a third of the inside tall (a sprite's eye is a dot)
+        if not 0.025 <= float(mask.mean()) <= 0.6 or ys[-1] - ys[0] + 1 < 0.35 * inner.shape[0]:
+            continue
+        out.append(Ring(box))
+    return out
+
+
+def find_underlines(img: Any) -> list[Box]:
+    """Text-field underlines: long, thin, dark horizontal lines (list dividers are light)."""
+    import numpy as np
+
+    cv2 = _cv()
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    dark = (gray < 140).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(20, w // 6), 1))
+    lines = cv2.morphologyEx(dark, cv2.MORPH_OPEN, kernel)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    out = []
+    for i in range(1, n):
+        x, y, bw, bh, _ = stats[i]
+        if bh > 4 or bw >= 0.99 * w or y < 3 or y + bh + 3 > h:
+            continue
+        # a line drawn on one background: the same colour above and below it (a button's shadow edge
+        # has the button above and the screen below)
+        above = img[y - 3, x + bw // 4:x + 3 * bw // 4].astype(np.int16)
+        below = img[y + bh + 2, x + bw // 4:x + 3 * bw // 4].astype(np.int16)
+        line = img[y + bh // 2, x + bw // 4:x + 3 * bw // 4].astype(np.int16)
+        darker = float(above.mean() - line.mean()) > 40
+        if darker and float(np.abs(above - below).sum(axis=1).mean()) < 40:
+            out.append((x, y, x + bw, y + bh))
+    return out
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box."""
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / small if small else 0.0
