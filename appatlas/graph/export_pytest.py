@@ -2,8 +2,8 @@
 
 The file needs only `pytest` and `uiautomator2` (no appatlas): each test launches the app,
 performs its steps — finding each widget by resource-id, description, text and class as the
-atlas recorded it, the recorded bounds as the last resort — and fails naming the step whose
-widget is missing. Without `ANDROID_SERIAL` set, every test is skipped (nothing is started).
+atlas recorded it, the recorded bounds as the last resort for a widget known only by its text —
+and fails naming the step whose widget is missing. Without `ANDROID_SERIAL` set, every test is skipped (nothing is started).
 All values are written as Python literals with `repr`, so no test text can inject code.
 """
 
@@ -59,7 +59,11 @@ def _query(sel, with_text=True):
 
 
 def _find(d, sel, step):
-    """The widget the recorded selector names: all fields, then without text, then the recorded bounds."""
+    """The widget the recorded selector names: all fields, then without text, then the recorded bounds.
+
+    The bounds stand in only for a widget known by its text alone (texts change: "3 min ago"); one
+    with an id or a description that is not on the screen is missing, and the test fails there.
+    """
     for with_text in (True, False):
         q = _query(sel, with_text)
         if not q or (not with_text and not (q.keys() - {{"className"}})):
@@ -68,7 +72,7 @@ def _find(d, sel, step):
         if el.wait(timeout=TIMEOUT if with_text else 1.0):
             count = el.count
             return el[min(sel.get("index", 0), count - 1)] if count > 1 else el
-    if sel.get("bounds"):
+    if sel.get("bounds") and not (sel.get("resource_id") or sel.get("content_desc")):
         return None  # fall back to the recorded position
     pytest.fail(f"step {{step}}: no widget matches {{sel}} on the screen; the app may have changed")
 
