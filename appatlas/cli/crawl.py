@@ -56,6 +56,9 @@ def crawl_cmd(
                                                 "Chromium; pages of other origins count as leaving the app."),
     allow_origin: list[str] = typer.Option(None, "--allow-origin", help="With --url: another origin that is part "
                                            "of the app, e.g. https://login.example.com (repeatable)."),
+    vision: bool = typer.Option(False, "--vision", help="Also read screens from their pixels (OCR + classical "
+                                "vision) where the view tree has holes (games, SurfaceView, WebView); actions on "
+                                "what was read are taps at the detected boxes. Needs appatlas[vision]."),
 ) -> None:
     """Explore an app into an atlas: every screen and transition is recorded the moment it is seen.
 
@@ -65,6 +68,8 @@ def crawl_cmd(
     Example: appatlas crawl --app demo --out demo.atlas --budget 500
 
     Example (web): appatlas crawl --url http://127.0.0.1:8000/ --out site.atlas --budget 300
+
+    Example (a game, pixels only): appatlas crawl --app canvas:game --vision --out game.atlas --budget 150
     """
     from appatlas.graph.atlas import Atlas
     from appatlas.graph.crawler import CrawlConfig, crawl
@@ -82,6 +87,10 @@ def crawl_cmd(
         pkg = package or getattr(getattr(dev, "spec", None), "package", "") or getattr(getattr(dev, "app", None),
                                                                                         "package", "")
         pkg = pkg or dev.current_app()[0]
+        if vision:
+            from appatlas.vision.device import VisionDevice
+
+            dev = VisionDevice(dev, annotate=True)  # the atlas keeps screenshots with the boxes seen
         # The platform the device says it is (web, harmony); phones and virtual apps are Android.
         atlas = Atlas.open(out) if resume else Atlas.create(out, app=pkg, platform=getattr(dev, "platform", "android"))
     except AppatlasError as exc:
