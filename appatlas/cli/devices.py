@@ -41,10 +41,13 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                            "a DroidBot output folder (DroidTask app folder or report) or an atlas; repeat for "
                            "several (replay-1, replay-2, …). It replays what was recorded: a tap nobody "
                            "recorded does nothing.")] = None,
+        harmony: Annotated[bool, typer.Option("--harmony", help="Serve the apps as HarmonyOS devices instead: an "
+                           "hdc server and `hdc` command for hmdriver2 (see docs/devices.md).")] = False,
     ) -> None:
         """Serve virtual phones over a local adb + uiautomator2 server, in the foreground.
 
         Example: appatlas devices serve --app demo --port 15037
+        Example: appatlas devices serve --harmony --app demo --port 18710   (as HarmonyOS devices, for hmdriver2)
         Example: appatlas devices serve --replay ../shared/data/droidtask/notes   (a recording as a phone)
         """
         from appatlas.devices.fakeadb import FakeAdbServer
@@ -67,6 +70,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         if not _loopback(host):
             typer.echo(f"warning: --host {host} lets anyone who reaches this address drive the virtual phones "
                        "(adb has no authentication); use 127.0.0.1 unless you mean it", err=True)
+        if harmony:  # the same virtual apps behind the hdc stand-in
+            from appatlas.devices.fakehdc.__main__ import main as serve_hdc
+
+            raise typer.Exit(serve_hdc([*(f"--app={a}" for a in apps), f"--port={port}", f"--for={seconds}"]))
         server = FakeAdbServer(phones, host=host, port=port)
         try:
             server.start()

@@ -127,7 +127,7 @@ def list_devices(*, hdc_host: str | None = None, hdc_port: int | None = None, ti
     _use_server(hdc_host, hdc_port)
     if shutil.which("hdc") is None:
         raise DeviceDisconnected("no `hdc` command on PATH: install the HarmonyOS SDK's toolchains (hdc) and put "
-                                 "it on PATH, or use appatlas' stand-in (`appatlas devices serve --harmony`)")
+                                 "it on PATH, or serve virtual apps with appatlas' stand-in (`python -m appatlas.devices.fakehdc`)")
     try:
         return list(_bounded(hdc.list_devices, timeout, "list targets"))
     except exception.HdcError as exc:

@@ -74,3 +74,9 @@ def test_appatlas_crawl_takes_a_harmony_device(phones: FakeHdcServer, tmp_path: 
         assert atlas.counts()["states"] >= 3
     bad = CliRunner().invoke(cli, ["crawl", "--device", "harmony:nope", "--out", str(tmp_path / "x.atlas")])
     assert bad.exit_code == 2 and "DeviceDisconnected" in bad.output and "virtual-1" in bad.output
+
+
+def test_appatlas_devices_serve_harmony_prints_how_to_point_hmdriver2_at_it() -> None:
+    out = CliRunner().invoke(cli, ["devices", "serve", "--harmony", "--port", "0", "--for", "0.3"])
+    assert out.exit_code == 0, out.output
+    assert "HDC_SERVER_PORT=" in out.output and "virtual-1" in out.output and "--device harmony:virtual-1" in out.output
