@@ -30,10 +30,10 @@ from typing import Any
 from appatlas.hierarchy import ROOT_CLASS
 from appatlas.types import Bounds, Widget
 
-__all__ = ["WALK_JS", "DIALOG_IDS", "build_root"]
+__all__ = ["WALK_JS", "DIALOG_IDS", "build_root", "opens_tab"]
 
-CLICKABLE, LONG, EDITABLE, SCROLLABLE, CHECKABLE, CHECKED, ENABLED, FOCUSED, SELECTED, PASSWORD = (
-    1 << i for i in range(10))
+CLICKABLE, LONG, EDITABLE, SCROLLABLE, CHECKABLE, CHECKED, ENABLED, FOCUSED, SELECTED, PASSWORD, NEW_TAB = (
+    1 << i for i in range(11))
 DIALOG_IDS = {"message": "appatlas_dialog_message", "input": "appatlas_dialog_input",
               "accept": "appatlas_dialog_accept", "dismiss": "appatlas_dialog_dismiss"}
 
@@ -205,6 +205,9 @@ WALK_JS = r"""
         return;
       }
       f |= 1;
+      const opener = el.closest('a[target],area[target]') || (el.form && el.type === 'submit' ? el.form : null);
+      const target = opener ? (opener.getAttribute('target') || '').toLowerCase() : '';
+      if (target && !['_self', '_top', '_parent'].includes(target)) f |= 1024;  // opens another tab
       if (['checkbox', 'switch', 'radio', 'menuitemcheckbox', 'menuitemradio'].includes(role)) {
         f |= 16;
         const aria = el.getAttribute('aria-checked') || el.getAttribute('aria-pressed');
@@ -263,6 +266,11 @@ def _widget(node: dict[str, Any], children: list[Widget], package: str) -> Widge
                   scrollable=bool(f & SCROLLABLE), checkable=bool(f & CHECKABLE), checked=bool(f & CHECKED),
                   enabled=bool(f & ENABLED), focused=bool(f & FOCUSED), selected=bool(f & SELECTED),
                   password=bool(f & PASSWORD), children=tuple(children))
+
+
+def opens_tab(walk: dict[str, Any], index: int) -> bool:
+    """Whether clicking the walked node `index` opens another tab (a link or form with a target)."""
+    return bool(int(walk["nodes"][index]["f"]) & NEW_TAB)
 
 
 def build_root(walk: dict[str, Any], *, package: str, extra_windows: tuple[Widget, ...] = (),

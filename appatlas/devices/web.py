@@ -44,9 +44,9 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from appatlas.devices._web_dom import DIALOG_IDS, WALK_JS, build_root
+from appatlas.devices._web_dom import DIALOG_IDS, WALK_JS, build_root, opens_tab
 from appatlas.devices._web_host import BrowserHost
 from appatlas.devices.base import DeviceInfo, locate
 from appatlas.errors import (
@@ -141,6 +141,7 @@ class WebDevice:
         self._pages: list[Any] = []  # open tabs, the current one last
         self._inflight: dict[Any, int] = {}
         self._open_requests: set[int] = set()
+        self._saving: set[asyncio.Future] = set()  # downloads being written
         self._failed: dict[Any, str] = {}  # page -> host whose navigation failed (the page shows chrome-error)
         self._crashes: list[str] = []  # app failures not yet reported
         self._dialog: Any = None  # an open alert/confirm/prompt
@@ -198,10 +199,15 @@ class WebDevice:
         """Run a script in the current page and return its JSON result (for tests and checks, not actions)."""
         return self._call(self._page.evaluate(script, arg), "evaluate a script")
 
+    def cookies(self) -> dict[str, str]:
+        """The device's cookies by name (a web app's session, as a phone's app data)."""
+        return {c["name"]: c["value"] for c in self._call(self._context.cookies(), "read cookies")}
+
     def get_json(self, path: str) -> Any:
-        """GET a path of the app with this device's cookies and return the JSON answer (an app's state API)."""
+        """GET `path` (relative to the start URL; "/api/state" is from the site's root) with this device's
+        cookies and return the JSON answer (an app's state API)."""
         async def get() -> Any:
-            response = await self._context.request.get(self.url.rstrip("/") + "/" + path.lstrip("/"))
+            response = await self._context.request.get(urljoin(self.url, path))
             return await response.json()
 
         return self._call(get(), f"GET {path}")
@@ -228,6 +234,8 @@ class WebDevice:
 
     def _call(self, coro: Any, what: str, *, timeout: float | None = None) -> Any:
         if self._host is None:
+            if hasattr(coro, "close"):
+                coro.close()  # never to be awaited
             raise DeviceDisconnected(f"{self.serial} is closed; connect again", serial=self.serial)
         return self._host.run(self._guard(coro, what), timeout=(timeout or self.timeout) + ACTION_TIMEOUT + 5)
 
@@ -344,7 +352,7 @@ class WebDevice:
         name = Path(download.suggested_filename or "download").name or "download"
         path = self._download_dir / f"{len(self.downloads) + 1:03d}-{name}"
         self.downloads.append({"url": download.url, "file": str(path)})
-        asyncio.ensure_future(download.save_as(path))
+        self._saving.add(asyncio.ensure_future(download.save_as(path)))
 
     def _where(self, page: Any) -> tuple[str, str]:
         url = page.url
@@ -471,8 +479,8 @@ class WebDevice:
         if not done:
             self._blocked = result
 
-    async def _element(self, sel: Selector) -> tuple[Any, Widget, Any]:
-        """(element handle or None, the widget `sel` names on the page now, the walk's handle)."""
+    async def _element(self, sel: Selector) -> tuple[Any, Widget, bool]:
+        """(element handle or None, the widget `sel` names on the page now, whether clicking it opens a tab)."""
         done, handle = await self._race(lambda: self._walk(keep=True))
         if not done:
             raise ActionRefused(f"{self.serial}: a dialog opened; answer it first", serial=self.serial)
@@ -483,16 +491,16 @@ class WebDevice:
         widget = locate(sel, screen, serial=self.serial)
         index = next((i for i, w in enumerate(built) if w is widget), None)
         if index is None:
-            return None, widget, walk
+            return None, widget, False
         els = await handle.get_property("els")
         element = (await els.get_property(str(index))).as_element()
-        return element, widget, walk
+        return element, widget, opens_tab(walk, index)
 
     async def _touch(self, action: Action, sel: Selector) -> None:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-        element, widget, walk = await self._element(sel)
+        element, widget, new_tab = await self._element(sel)
         if element is None:  # the selector fell back to a point (a window, a gap): tap there
             if action.kind is ActionKind.TYPE:
                 raise ActionRefused(f"{self.serial}: nothing to type into at {sel.describe()}", serial=self.serial)
@@ -514,7 +522,10 @@ class WebDevice:
             elif action.kind is ActionKind.LONG_TAP:
                 await self._act(lambda: element.click(button="right"))
             else:
+                tabs = len(self._pages)
                 await self._act(lambda: element.click())
+                if new_tab:  # the tab it opens is reported a moment later: wait for it to be the page
+                    await self._await_tab(tabs)
         except PlaywrightTimeout as exc:
             if self._inflight.get(self._page, 0):  # the click started a navigation that is slow: wait for it
                 await self._page.wait_for_load_state("domcontentloaded", timeout=self.timeout * 1000)
@@ -526,6 +537,12 @@ class WebDevice:
             if "not an <input>" in str(exc) or "not editable" in str(exc):
                 raise ActionRefused(f"{self.serial}: {sel.describe()} takes no text", serial=self.serial) from exc
             raise
+
+    async def _await_tab(self, tabs: int) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + min(self.timeout, ACTION_TIMEOUT)  # a tab the browser blocked never comes
+        while len(self._pages) <= tabs and loop.time() < end and self._dialog is None:
+            await asyncio.sleep(0.01)
 
     async def _click_at(self, x: int, y: int) -> None:
         """Click a document point: scroll it into the viewport, then click there."""
@@ -628,7 +645,8 @@ class WebDevice:
         end, quiet = loop.time() + QUIET_MAX_S, None
         while loop.time() < end and self._dialog is None:
             now = loop.time()
-            if self._inflight.get(self._page, 0) > 0:
+            self._saving = {f for f in self._saving if not f.done()}
+            if self._inflight.get(self._page, 0) > 0 or self._saving:
                 quiet = None
             elif quiet is None:
                 quiet = now
