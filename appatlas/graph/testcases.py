@@ -49,7 +49,8 @@ from appatlas.types import (
     TestCase,
 )
 
-__all__ = ["FORMAT_VERSION", "TestSuite", "dump_tests", "expectation_dict", "load_tests", "parse_tests", "save_tests", "selector_dict"]
+__all__ = ["FORMAT_VERSION", "TestSuite", "dump_tests", "expectation_dict", "load_tests", "parse_expectations", "parse_tests", "save_tests",
+           "selector_dict"]
 
 FORMAT_VERSION = 1
 _SELECTOR_FIELDS = ("resource_id", "text", "content_desc", "class_name", "index", "bounds")
@@ -357,3 +358,9 @@ def load_tests(path: str | Path) -> TestSuite:
     except (OSError, UnicodeDecodeError) as exc:
         raise TestCaseInvalid(str(path), "file", f"cannot be read ({exc})") from None
     return parse_tests(text, source=str(path))
+
+
+def parse_expectations(value: Any, *, source: str = "<yaml>", where: str = "expect") -> tuple[Expectation, ...]:
+    """Expectations from an `expect:` list as test files carry it (also read from task files of
+    recorded apps). Raises TestCaseInvalid naming the field that is wrong."""
+    return _Reader(source).expectations(value, where)

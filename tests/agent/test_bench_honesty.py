@@ -177,3 +177,31 @@ def test_no_hop_of_a_demonstration_survives_in_its_tasks_knowledge(droidtask: Pa
             if cut.uses[t.id]:
                 assert counts.get(t.id, 0) == t.count - cut.uses[t.id]
         assert not cut.states & set(left.state_screens)
+
+
+@pytest.mark.data
+def test_a_task_judged_by_its_end_state_succeeds_only_when_its_expectations_hold(droidtask: Path, tmp_path: Path
+                                                                                 ) -> None:
+    import shutil
+
+    import yaml
+
+    from appatlas.bench.tasks import run_tasks_bench
+
+    app = tmp_path / "data" / "applauncher"
+    shutil.copytree(droidtask / "applauncher" / "states", app / "states")
+    shutil.copytree(droidtask / "applauncher" / "events", app / "events")
+    # a recorded task's intent, judged by what its end screen shows ...
+    first = yaml.safe_load((droidtask / "applauncher" / "task2.yaml").read_text(encoding="utf-8"))
+    (app / "task1.yaml").write_text(yaml.safe_dump({"task_name": first["task_name"],
+                                                    "expect": [{"shown": "Calculator"}]}))
+    # ... and an expectation no run can meet
+    (app / "task2.yaml").write_text(yaml.safe_dump({"task_name": first["task_name"],
+                                                    "expect": [{"shown": "No such app anywhere"}]}))
+    doc = run_tasks_bench(data=tmp_path / "data", out=tmp_path / "t.json", llm="none", atlas="import")
+    runs = {t["task"]: t["run"] for t in doc["tasks"]}
+    for run in runs.values():  # the goal is the expectations, checked on the final screen, and nothing else
+        assert run["reached"] == all(c["holds"] for c in run["checks"])
+        assert run["success"] == (run["said_done"] and run["reached"])
+    assert not runs["task2.yaml"]["reached"] and "No such app anywhere" in runs["task2.yaml"]["checks"][-1]["expectation"]
+    assert doc["summary"]["steps"] == 0 and doc["summary"]["goal_success_rate"] <= 0.5
