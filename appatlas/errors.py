@@ -21,6 +21,8 @@ AppatlasError              base of all of them
 ├── ImportFailed           a recording folder cannot be imported at all
 ├── UnsafePath             a name from untrusted data would escape its folder
 ├── UnsafeName             a package or activity name is not a valid Android name (never sent to a shell)
+├── FarmError              the Ray device farm cannot be used as asked (no phone, no cluster at the address)
+│   └── FarmUnavailable    Ray is not installed (`pip install "appatlas[farm]"`)
 └── DeviceError            talking to a device failed
     ├── DeviceDisconnected the device went away
     ├── DeviceTimeout      a call did not answer in time
@@ -136,6 +138,14 @@ class UnsafePath(AppatlasError):
 
 
 class UnsafeName(AppatlasError):
+    pass
+
+
+class FarmError(AppatlasError):
+    pass
+
+
+class FarmUnavailable(FarmError):
     pass
 
 

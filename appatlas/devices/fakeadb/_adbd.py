@@ -237,6 +237,8 @@ class AdbDaemon:
                      writer: asyncio.StreamWriter, *, v2: bool) -> None:
         if not command.strip():
             raise Refused("interactive shells are not supported; pass a command")
+        if phone.faults.action_delay_s > 0 and command.split(maxsplit=1)[0] in ("am", "monkey", "input"):
+            await asyncio.sleep(phone.faults.action_delay_s)  # a launch or key takes a real phone's time
         outcome = _shell.run(phone, command)
         if outcome.ui_port is not None and phone.ui is not None:
             outcome = _shell.Outcome(outcome.output + b"java.net.BindException: Address already in use\n", 1)

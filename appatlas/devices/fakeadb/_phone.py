@@ -64,6 +64,7 @@ class Faults:
     empty_dumps: int = 0
     relaunch_fails: bool = False  # app_process dies at once (e.g. another tool holds UiAutomation)
     crashing_launches: int = 0  # the next launches of the app crash at once (a crash loop)
+    action_delay_s: float = 0.0  # every tap, key, text, swipe and launch takes this long (a real phone's pace)
 
     def take_empty(self) -> bool:
         if self.empty_dumps > 0:

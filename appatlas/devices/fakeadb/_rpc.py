@@ -23,6 +23,9 @@ from appatlas.types import Action, ActionKind, Screen, Widget
 PARSE_ERROR, INVALID_REQUEST, NO_METHOD, INVALID_PARAMS, INTERNAL = -32700, -32600, -32601, -32602, -32603
 NOT_FOUND = -32002
 DEVICE_REFUSED = -32001
+# Methods that act on the screen: they pay the phone's action delay (Faults.action_delay_s).
+ACTIONS = frozenset({"click", "pressKey", "pressKeyCode", "setText", "clearTextField", "pasteClipboard",
+                     "clearInputText", "swipe", "drag", "swipePoints", "injectInputEvent"})
 KEYCODES = {"back": 4, "home": 3, "menu": 82, "enter": 66, "search": 84, "delete": 67, "del": 67,
             "recent": 187, "power": 26, "volume_up": 24, "volume_down": 25, "volume_mute": 164,
             "camera": 27, "center": 23, "left": 21, "right": 22, "up": 19, "down": 20}
@@ -142,6 +145,8 @@ class UiRpc:
         handler = self._methods.get(method)
         if handler is None:
             raise RpcError(NO_METHOD, f"Method not found: {method[:80]}")
+        if method in ACTIONS and self.phone.faults.action_delay_s > 0:
+            await asyncio.sleep(self.phone.faults.action_delay_s)  # other phones are served meanwhile
         try:
             return handler(args)
         except AppatlasError as exc:  # the device refused (typing with no field focused, …)

@@ -170,6 +170,16 @@ class FakeAdbServer:
             raise ValueError("delay_ms and count must be >= 0")
         self._set(self._phone(serial).faults, dump_delay_s=delay_ms / 1000, slow_dumps=count)
 
+    def pace(self, serial: str, *, action_ms: int = 300, dump_ms: int = 150) -> None:
+        """Make the phone as slow as a real one: every action takes `action_ms`, every dump `dump_ms`.
+
+        The waits are asynchronous, so the other phones of the server go on meanwhile.
+        """
+        if action_ms < 0 or dump_ms < 0:
+            raise ValueError("action_ms and dump_ms must be >= 0")
+        self._set(self._phone(serial).faults, action_delay_s=action_ms / 1000, dump_delay_s=dump_ms / 1000,
+                  slow_dumps=None)
+
     def empty_dumps(self, serial: str, count: int) -> None:
         """The next `count` hierarchy dumps answer "" (as a busy UI does)."""
         if count < 0:

@@ -1,0 +1,89 @@
+"""Campaigns on the farm: the threaded campaign's semantics, each phone's cases run on its own host.
+
+The driver keeps `appatlas.agent.campaign`'s queue, retry, drop-out and resume logic (one driver
+thread per phone waits on that phone's actor); only the attempt itself runs remotely, next to the
+phone. So: a failed case runs once more on *another* phone; a phone whose host leaves the farm is
+dropped and its case goes back to the queue; the state file is rewritten after every case on the
+driver's disk, so a killed driver (or a restarted Ray head) resumes without re-running finished
+cases. Each attempt records the phone (`device`) and where it ran (`host`, `address`, `node`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from appatlas.agent.campaign import CampaignResult, _Campaign, _safe, write_reports
+from appatlas.agent.knowledge import Knowledge
+from appatlas.errors import FarmError
+from appatlas.farm.cluster import farm_phones
+from appatlas.farm.phone import PhoneSpec, RemotePhone, phone_actor
+from appatlas.types import TestCase
+
+__all__ = ["run_farm_campaign"]
+
+
+class _FarmCampaign(_Campaign):
+    def __init__(self, cases: list[TestCase], serials: list[str], spec: PhoneSpec, knowledge: Knowledge, out: Path,
+                 on_event: Callable[[str], None] | None, open_timeout: float) -> None:
+        super().__init__(cases, serials, self._open, knowledge, out, None, spec.max_steps, on_event)
+        self.spec = spec
+        self.open_timeout = open_timeout
+        self.knowledge_ref = ray.put(knowledge)  # sent once; every actor reads the same copy
+        self.actors: dict[str, Any] = {}
+
+    def _open(self, serial: str) -> RemotePhone:
+        if serial not in self.actors:
+            self.actors[serial] = phone_actor(serial, self.spec, self.knowledge_ref)
+        return RemotePhone(self.actors[serial], serial, open_timeout=self.open_timeout).open()
+
+    def new_agent(self) -> None:
+        return None  # the agent runs in the phone's actor
+
+    def attempt(self, device: Any, agent: Any, name: str, serial: str) -> dict[str, Any]:
+        answer = device.run(self.cases[name])
+        folder = self.out / "evidence" / _safe(name) / serial
+        for rel, data in answer.get("evidence", {}).items():
+            path = (folder / rel).resolve()
+            if folder.resolve() in path.parents:  # names come from another host: stay in the folder
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        return answer["attempt"]
+
+    def release(self) -> None:
+        for actor in self.actors.values():
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - an actor whose host already left
+                pass
+        self.actors.clear()
+
+
+def run_farm_campaign(cases: Sequence[TestCase], ray_address: str, *, spec: PhoneSpec, knowledge: Knowledge,
+                      out: Path, serials: Sequence[str] = (), resume: bool = True, open_timeout: float = 60.0,
+                      on_event: Callable[[str], None] | None = None) -> CampaignResult:
+    """Run `cases` on the farm's phones (all of them, or `serials`) and write the results into `out`.
+
+    The driver must already be connected (`appatlas.farm.cluster.connect`); `ray_address` is for messages.
+    """
+    phones = farm_phones(ray)
+    chosen = list(serials) or phones
+    missing = [s for s in chosen if s not in phones]
+    if missing:
+        raise FarmError(f"the farm at {ray_address} has no phone {', '.join(missing)}; it has: "
+                        f"{', '.join(phones) or 'none'} (see `appatlas farm status`)")
+    if not chosen:
+        raise FarmError(f"the farm at {ray_address} declares no phone; start its nodes with --device SERIAL")
+    out.mkdir(parents=True, exist_ok=True)
+    campaign = _FarmCampaign(list(cases), chosen, spec, knowledge, out, on_event, open_timeout)
+    if resume:
+        campaign.restore()
+    try:
+        result = campaign.run()
+    finally:
+        campaign.release()
+    write_reports(result, out, knowledge=knowledge)
+    return result

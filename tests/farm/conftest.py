@@ -1,0 +1,39 @@
+"""One Ray cluster for the farm tests: two nodes on 127.0.0.1, each declaring two of four virtual phones
+served by the project's local adb + uiautomator2 server."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ray")
+
+from appatlas.devices.fakeadb import FakeAdbServer  # noqa: E402
+from appatlas.devices.virtual import open_app  # noqa: E402
+from appatlas.farm.cluster import LocalFarm  # noqa: E402
+
+SERIALS = ("virtual-1", "virtual-2", "virtual-3", "virtual-4")
+HOSTS = (SERIALS[:2], SERIALS[2:])  # the head holds the first two phones, the second node the others
+
+
+@pytest.fixture(scope="session")
+def phones():
+    with FakeAdbServer([open_app("demo", serial=s, screenshots=False) for s in SERIALS]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    with LocalFarm(HOSTS) as farm:
+        farm.connect()
+        yield farm
+
+
+@pytest.fixture
+def farm(cluster, phones):
+    """The two-node farm, its second host back if a test took it away, the phones without faults."""
+    if cluster.nodes[1] is None:
+        cluster.nodes.pop(1)
+        cluster.add_host(HOSTS[1])
+    for s in SERIALS:
+        phones.clear_faults(s)
+    return cluster
