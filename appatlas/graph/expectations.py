@@ -193,13 +193,15 @@ def read_only(action: Action) -> bool:
 def check_device(expectations: Sequence[Expectation], device: Any, *, where: Callable[[Screen], Collection[str]],
                  route: Callable[[Collection[str], str], Sequence[Action]] | None = None,
                  max_moves: int = 6, screen: Screen | None = None,
-                 seen: Mapping[str, Screen] | None = None) -> list[Check]:
+                 seen: Mapping[str, Screen] | None = None, reopen: bool = True) -> list[Check]:
     """Check every expectation on `device` (a Device: snapshot / perform).
 
     The screen the run ended on is checked first (and for errors); each expectation about another
     screen is checked after moving there: the actions `route(keys here, target key)` proposes when
     every one is `read_only`, else the back key, at most `max_moves` moves in all. `seen` maps a
-    structure key to the screen as the run first saw it (what `new` and `gone` compare with).
+    structure key to the screen as the run first saw it (what `new` and `gone` compare with). With
+    `reopen`, a switch that reads right is read again after leaving its screen and coming back (a
+    setting is what the app keeps), when `route` can bring the check back to it read-only.
     """
     seen = seen or {}
     screen = screen if screen is not None else device.snapshot()
@@ -209,31 +211,53 @@ def check_device(expectations: Sequence[Expectation], device: Any, *, where: Cal
     for i, e in enumerate(expectations):
         if not e.where or e.where in here:
             checks[i] = _check_one(e, screen, seen.get(e.where))
-    moves = 0
-    for i, e in enumerate(expectations):
-        if checks[i] is not None:
-            continue
-        reached = e.where in here
-        while not reached and moves < max_moves:
-            plan = list(route(here, e.where)) if route is not None else []
+    state = {"screen": screen, "here": here, "moves": 0}
+
+    def goto(target: str) -> str:
+        """Move read-only to `target`; "" when there, else why not."""
+        while target not in state["here"]:
+            if state["moves"] >= max_moves:
+                return f"was not reached by read-only moves (last: {_title(state['screen'])})"
+            plan = list(route(state["here"], target)) if route is not None else []
             action = plan[0] if plan and all(read_only(a) for a in plan) else Action(ActionKind.BACK)
             try:
                 device.perform(action)
             except Exception as exc:  # noqa: BLE001 - a move that fails ends the search, it is evidence
-                checks[i] = Check(e, False, f"could not move to the screen {e.where[:8]}… to check ({exc})")
-                break
-            moves += 1
-            screen = device.snapshot()
-            here = set(where(screen))
-            reached = e.where in here
+                return f"could not be reached ({exc})"
+            state["moves"] += 1
+            state["screen"] = device.snapshot()
+            state["here"] = set(where(state["screen"]))
+        return ""
+
+    for i, e in enumerate(expectations):
         if checks[i] is not None:
             continue
-        if reached:
-            checks[i] = _check_one(e, screen, seen.get(e.where))
-            for j in range(i + 1, len(expectations)):  # others about this screen too
-                if checks[j] is None and expectations[j].where in here:
-                    checks[j] = _check_one(expectations[j], screen, seen.get(expectations[j].where))
-        else:
-            checks[i] = Check(e, False, f"the screen {e.where[:8]}… this is about was not reached by "
-                                        f"read-only moves (last: {_title(screen)})")
+        why = goto(e.where)
+        if why:
+            checks[i] = Check(e, False, f"the screen {e.where[:8]}… this is about {why}")
+            continue
+        for j in range(i, len(expectations)):  # this one, and the others about this screen
+            if checks[j] is None and expectations[j].where in state["here"]:
+                checks[j] = _check_one(expectations[j], state["screen"], seen.get(expectations[j].where))
+    if reopen and route is not None:
+        # A setting is what the app keeps: leave the screen of each switch that reads right and come back.
+        for i, e in enumerate(expectations):
+            c = checks[i]
+            if c is None or not c.holds or e.kind not in ("checked", "unchecked") or not e.where:
+                continue
+            if goto(e.where):
+                continue
+            state["moves"] = 0  # leaving and coming back get moves of their own
+            try:
+                device.perform(Action(ActionKind.BACK))
+            except Exception:  # noqa: BLE001 - could not leave: what was seen stands
+                continue
+            state["screen"] = device.snapshot()
+            state["here"] = set(where(state["screen"]))
+            if goto(e.where):
+                checks[i] = Check(e, c.holds, c.evidence + " (its screen could not be reopened read-only to see "
+                                                           "it kept)")
+                continue
+            again = _check_one(e, state["screen"])
+            checks[i] = Check(e, again.holds, again.evidence + " after leaving its screen and coming back")
     return first + [c for c in checks if c is not None]
