@@ -250,19 +250,26 @@ def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: Tex
     from appatlas.graph.replay import recorded_app
 
     recording = recorded_app(atlas) if setting == "explore" else None
+    cache = atlas.folder / INDEX_DIR / "cache"  # embeddings by content: what one task's index embedded, the next reuses
+    made: dict[tuple[frozenset[int], frozenset[tuple[int, int]]], Path] = {}  # crawls of the same phone, made once
     rows = []
     for task in tasks:
         where = tmp / f"{folder.name}-{task.name}.atlas"
         if recording is not None:
-            known_atlas = explored_atlas(exploration_phone(recording, [demos[task.name]]), where, budget=crawl_budget)
+            phone = exploration_phone(recording, [demos[task.name]])
+            same = (frozenset(phone.states), frozenset((e.id, e.count) for e in phone.edges))
+            if same not in made:
+                made[same] = explored_atlas(phone, where, budget=crawl_budget)
+            known_atlas = made[same]
         else:
             known_atlas = atlas_without(atlas.folder, where, demos[task.name])
-        # texts embedded for the whole recording need no embedding again (the cache is by content)
-        shutil.copytree(atlas.folder / INDEX_DIR / "cache", known_atlas / INDEX_DIR / "cache", dirs_exist_ok=True)
+        shutil.copytree(cache, known_atlas / INDEX_DIR / "cache", dirs_exist_ok=True)
         with Atlas.open(known_atlas) as known:
             retriever = _captioned_index(known, folder, captions, emb, screenshots=False)
             rows.append(score_task(task, keys, retriever, pages=pages.get(task.name)) | {"app": folder.name})
-        shutil.rmtree(known_atlas, ignore_errors=True)
+        shutil.copytree(known_atlas / INDEX_DIR / "cache", cache, dirs_exist_ok=True)
+        if recording is None:
+            shutil.rmtree(known_atlas, ignore_errors=True)
     return rows
 
 
