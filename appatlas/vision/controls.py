@@ -46,7 +46,7 @@ def _cv() -> Any:
     return cv2
 
 
-def region_around(img: Any, text: Box, *, tol: int = 10) -> Box | None:
+def region_around(img: Any, text: Box, *, tol: int = 12) -> Box | None:
     """The filled box a text sits in (a button, a tile, a list row), or None when the text sits on the
     open background (the fill from beside it leaks over much of the screen)."""
     import numpy as np
@@ -55,7 +55,8 @@ def region_around(img: Any, text: Box, *, tol: int = 10) -> Box | None:
     h, w = img.shape[:2]
     x1, y1, x2, y2 = text
     best: Box | None = None
-    for sx, sy in ((x1 - 3, (y1 + y2) // 2), (x2 + 2, (y1 + y2) // 2), ((x1 + x2) // 2, y1 - 3)):
+    off = max(4, (y2 - y1) // 3)  # away from the glyphs: JPEG rings around them
+    for sx, sy in ((x1 - off, (y1 + y2) // 2), (x2 + off - 1, (y1 + y2) // 2), ((x1 + x2) // 2, y1 - off)):
         if not (0 <= sx < w and 0 <= sy < h):
             continue
         mask = np.zeros((h + 2, w + 2), np.uint8)

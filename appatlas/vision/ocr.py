@@ -155,8 +155,15 @@ class Ocr:
         todo = [i for i, k in enumerate(keys) if k not in self._cache]
         ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
         order = sorted(todo, key=ratios.__getitem__)
-        for start in range(0, len(order), batch):
-            idx = order[start:start + batch]
+        # Batches of crops of about the same width: padding a crop by much more than its own width
+        # makes this model drop the spaces between words ("Level 1" read as "Level1").
+        groups: list[list[int]] = []
+        for i in order:
+            if groups and len(groups[-1]) < batch and ratios[i] <= 1.15 * ratios[groups[-1][0]] + 0.3:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        for idx in groups:
             width = min(_MAX_RATIO * _REC_H, max(_REC_H, math.ceil(_REC_H * max(ratios[i] for i in idx))))
             x = np.zeros((len(idx), 3, _REC_H, width), np.float32)
             for j, i in enumerate(idx):
@@ -167,7 +174,9 @@ class Ocr:
                 preds = self.rec.run(None, {self.rec.get_inputs()[0].name: x})[0]
             for j, i in enumerate(idx):
                 rw = min(width, max(1, math.ceil(_REC_H * ratios[i])))
-                out[i] = self._decode(preds[j], columns=preds.shape[1] * rw / width)
+                columns = preds.shape[1] * rw / width
+                gaps = [g / crops[i].shape[1] * columns for g in self._word_gaps(crops[i])]
+                out[i] = self._decode(preds[j], columns=columns, gaps=gaps)
         with self._lock:
             for i in todo:
                 self._cache[keys[i]] = out[i]
@@ -180,8 +189,36 @@ class Ocr:
         with self._lock:
             self._cache.clear()
 
-    def _decode(self, pred: Any, *, columns: float) -> tuple[str, float]:
-        """CTC greedy decoding over the columns the crop covers (the rest is batch padding)."""
+    def _word_gaps(self, crop: Any) -> list[float]:
+        """x of the gaps between words in a text crop: runs of ink-free columns wider than 0.3 of the
+        text's height (letters stand closer). The recogniser often drops spaces in Latin text; these
+        put them back."""
+        cv2, np = self.cv2, self.np
+        gray = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        if gray.shape[0] < 6 or gray.shape[1] < 6:
+            return []
+        _, bw = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        if bw.mean() > 0.5:  # ink is the minority
+            bw = 1 - bw
+        rows = np.nonzero(bw.any(axis=1))[0]
+        cols = bw.any(axis=0)
+        ink = np.nonzero(cols)[0]
+        if len(rows) == 0 or len(ink) < 2:
+            return []
+        height = rows[-1] - rows[0] + 1
+        gaps, run = [], 0
+        for x in range(ink[0], ink[-1] + 1):
+            if cols[x]:
+                if run >= max(3, 0.3 * height):
+                    gaps.append(x - run / 2)
+                run = 0
+            else:
+                run += 1
+        return gaps
+
+    def _decode(self, pred: Any, *, columns: float, gaps: list[float] | tuple[float, ...] = ()) -> tuple[str, float]:
+        """CTC greedy decoding over the columns the crop covers (the rest is batch padding); a space
+        goes where a word gap of the pixels falls between two Latin characters."""
         np = self.np
         idx = pred.argmax(axis=1)
         prob = pred.max(axis=1)
@@ -192,7 +229,15 @@ class Ocr:
         cols = cols[cols < columns + 1]
         if len(cols) == 0:
             return "", 0.0
-        return "".join(self.chars[k] for k in idx[cols]).strip(), float(prob[cols].mean())
+        chars = [self.chars[k] for k in idx[cols]]
+        text = [chars[0]]
+        for k in range(1, len(chars)):
+            a, b = chars[k - 1], chars[k]
+            if a != " " and b != " " and a.isascii() and b.isascii() and \
+                    any(cols[k - 1] < g < cols[k] for g in gaps):
+                text.append(" ")
+            text.append(b)
+        return "".join(text).strip(), float(prob[cols].mean())
 
 
 _SHARED: dict[tuple[int, int], Ocr] = {}

@@ -43,9 +43,9 @@ _CLASSES = {"button": "android.widget.Button", "text": "android.widget.TextView"
 
 
 def slug(text: str) -> str:
-    """A content-free name for a label: lower case, every run of digits one '#'."""
+    """A content-free name for a label: lower-case letters, every run of digits one '#'."""
     s = re.sub(r"\d+", "#", text.lower())
-    s = re.sub(r"[^a-z#]+", "_", s).strip("_")
+    s = re.sub(r"[^a-z#]+", "", s)  # spaces too: OCR drops some between words, and that is not another screen
     return s[:40]
 
 
