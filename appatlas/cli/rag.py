@@ -158,8 +158,10 @@ def plan(
 def export_pytest_cmd(
     tests: Path = typer.Argument(..., help="A test-case YAML file (from `appatlas plan`)."),
     out: Path = typer.Option(..., "--out", "-o", help="The pytest file to write."),
+    platform: str = typer.Option("", "--platform", help="android (uiautomator2) or harmony (hmdriver2); default: "
+                                 "the platform of the atlas the tests name, else android."),
 ) -> None:
-    """Export tests as a pytest file that drives uiautomator2 directly (no appatlas needed to run it).
+    """Export tests as a pytest file that drives uiautomator2 (hmdriver2 for HarmonyOS) directly, no appatlas needed.
 
     Example: appatlas export pytest groceries.yaml --out test_notes.py
     """
@@ -168,10 +170,16 @@ def export_pytest_cmd(
 
     try:
         suite = load_tests(tests)
-        export_pytest(suite, out, source=str(tests))
+        if not platform and Path(str(suite.meta.get("atlas", ""))).is_dir():
+            from appatlas.graph.atlas import Atlas
+
+            with Atlas.open(Path(str(suite.meta["atlas"]))) as a:
+                platform = a.platform
+        export_pytest(suite, out, source=str(tests), platform=platform or "android")
     except AppatlasError as exc:
         _fail(exc)
-    console.print(f"wrote {len(suite.tests)} test(s) to {out}; run: ANDROID_SERIAL=<serial> pytest {out}")
+    how = "HARMONY_SERIAL=<serial from `hdc list targets`>" if platform == "harmony" else "ANDROID_SERIAL=<serial>"
+    console.print(f"wrote {len(suite.tests)} test(s) to {out}; run: {how} pytest {out}")
 
 
 def bench_retrieval(

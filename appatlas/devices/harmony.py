@@ -164,6 +164,8 @@ def connect(serial: str | None = None, *, app: str = "", hdc_host: str | None = 
 class HarmonyDevice:
     """A HarmonyOS device driven by hmdriver2; build it with `connect()`."""
 
+    platform = "harmony"  # what atlases made with it record (Atlas.create(..., platform=))
+
     def __init__(self, serial: str, *, app: str = "", timeout: float = DEFAULT_TIMEOUT,
                  screenshots: bool = True) -> None:
         self._client_mod, self._exc, _ = _hm()

@@ -5,12 +5,14 @@ performs its steps — finding each widget by resource-id, description, text and
 atlas recorded it, the recorded bounds as the last resort for a widget known only by its text —
 and fails naming the step whose widget is missing. Without `ANDROID_SERIAL` set, every test is skipped (nothing is started).
 All values are written as Python literals with `repr`, so no test text can inject code.
+Tests from a HarmonyOS atlas (platform `harmony`) drive hmdriver2 instead (`_export_harmony`).
 """
 
 from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from appatlas.graph.testcases import TestSuite, selector_dict
@@ -147,27 +149,39 @@ def _statement(a: Action, step: int) -> str:
     raise ValueError(f"cannot export a {a.kind} action")
 
 
-def _test_function(t: TestCase, ident: str) -> str:
+def _test_function(t: TestCase, ident: str, statement: Callable[[Action, int], str] = _statement) -> str:
     lines = [f"def {ident}(app):", f"    {t.intent or t.name!r}  # intent", "    d = app"]
     for i, step in enumerate(t.steps, start=1):
         comment = f"  # step {i}" + (f": {_one_line(step.note)}" if step.note else "")
-        lines.append(f"    {_statement(step.action, i)}{comment[:100]}")
+        lines.append(f"    {statement(step.action, i)}{comment[:100]}")
     lines.append("    _still_in_app(d)")
     return "\n".join(lines)
 
 
-def render_pytest(suite: TestSuite, *, source: str = "appatlas tests", filename: str = "test_app.py") -> str:
-    """The pytest file's text for `suite`."""
+def _dialect(platform: str) -> tuple[str, Callable[[Action, int], str]]:
+    """(file header, step writer) of the client the tests drive: uiautomator2, or hmdriver2 for HarmonyOS."""
+    if platform == "harmony":
+        from appatlas.graph import _export_harmony
+
+        return _export_harmony.HEADER, _export_harmony.statement
+    return _HEADER, _statement
+
+
+def render_pytest(suite: TestSuite, *, source: str = "appatlas tests", filename: str = "test_app.py",
+                  platform: str = "android") -> str:
+    """The pytest file's text for `suite`, for the atlas platform its tests came from."""
     taken: set[str] = set()
-    header = _HEADER.format(source=_one_line(source), filename=_one_line(filename), package=suite.app)
-    bodies = [_test_function(t, _identifier(t.name, taken)) for t in suite.tests]
+    template, statement = _dialect(platform)
+    header = template.format(source=_one_line(source), filename=_one_line(filename), package=suite.app)
+    bodies = [_test_function(t, _identifier(t.name, taken), statement) for t in suite.tests]
     return header + "\n\n" + "\n\n\n".join(bodies) + "\n"
 
 
-def export_pytest(suite: TestSuite, out: str | Path, *, source: str = "appatlas tests") -> Path:
+def export_pytest(suite: TestSuite, out: str | Path, *, source: str = "appatlas tests",
+                  platform: str = "android") -> Path:
     """Write `suite` as a pytest file at `out` (checked to be valid Python before it is written)."""
     out = Path(out)
-    code = render_pytest(suite, source=source, filename=out.name)
+    code = render_pytest(suite, source=source, filename=out.name, platform=platform)
     compile(code, str(out), "exec")  # a bug here must not leave a broken file behind
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(code, encoding="utf-8")

@@ -31,7 +31,8 @@ def phones() -> Iterator[FakeHdcServer]:
 @pytest.fixture(scope="module")
 def harmony_atlas(phones: FakeHdcServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("harmony") / "demo.atlas"
-    with connect(SERIAL, app=PACKAGE, timeout=5.0, screenshots=False) as d, Atlas.create(out, app=PACKAGE) as atlas:
+    with connect(SERIAL, app=PACKAGE, timeout=5.0, screenshots=False) as d, \
+            Atlas.create(out, app=PACKAGE, platform=d.platform) as atlas:
         report = crawl(d, atlas, package=PACKAGE, config=CrawlConfig(budget=BUDGET))
     return out, report
 
@@ -46,6 +47,7 @@ def test_the_crawl_through_hmdriver2_sees_what_the_virtual_device_shows(harmony_
     assert report.actions == BUDGET
     assert report.screens >= max(20, direct.screens - 2) and report.transitions >= direct.transitions - 5
     with Atlas.open(out) as atlas:
+        assert atlas.platform == "harmony"
         classes = {w.class_name for s in atlas.states() for w in atlas.screen(s.id).widgets()}
     assert {"Text", "Button", "ListItem"} <= classes and not any(c.startswith("android.") for c in classes)
 
@@ -71,7 +73,7 @@ def test_appatlas_crawl_takes_a_harmony_device(phones: FakeHdcServer, tmp_path: 
                                    "--out", str(tmp_path / "cli.atlas"), "--budget", "6"])
     assert out.exit_code == 0, out.output
     with Atlas.open(tmp_path / "cli.atlas") as atlas:
-        assert atlas.counts()["states"] >= 3
+        assert atlas.counts()["states"] >= 3 and atlas.platform == "harmony"
     bad = CliRunner().invoke(cli, ["crawl", "--device", "harmony:nope", "--out", str(tmp_path / "x.atlas")])
     assert bad.exit_code == 2 and "DeviceDisconnected" in bad.output and "virtual-1" in bad.output
 

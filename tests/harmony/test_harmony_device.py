@@ -129,13 +129,11 @@ def test_screenshots_are_the_devices_jpeg() -> None:
 def test_device_arguments_pick_the_platform(shared: tuple[HarmonyDevice, VirtualDevice]) -> None:
     assert [platform_of(a) for a in ("emulator-5554", "10.0.0.2:5555", "harmony:FMR0223", "web:http://x")] == \
         ["android", "android", "harmony", "web"]
-    d = open_device(f"harmony:{SERIAL}", app=PACKAGE, timeout=3.0, screenshots=False)
+    d = open_device("harmony:", app=PACKAGE, timeout=3.0, screenshots=False)  # the only device attached
     try:
-        assert isinstance(d, HarmonyDevice) and d.info().width == 1080 and d.info().height == 2280
+        assert isinstance(d, HarmonyDevice) and d.serial == SERIAL and d.platform == "harmony"
+        assert (d.info().width, d.info().height) == (1080, 2280)
         assert d.snapshot().root.bounds == Bounds(0, 0, 1080, 2280)
     finally:
         d.close()
-    only = connect(None, timeout=3.0, screenshots=False)  # one device attached: no serial needed
-    only.close()
-    assert only.serial == SERIAL
     shared[0]._reconnect()  # each connect restarts the daemon (as hmdriver2 does): the shared one reconnects

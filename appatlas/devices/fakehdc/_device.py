@@ -90,6 +90,14 @@ class HarmonyDevice:
                 return package
         return self.device.current_app()[0]
 
+    def main_ability(self) -> str:
+        """The ability `aa start` opens the app with: the spec's launch screen's activity."""
+        spec = getattr(self.device, "spec", None)
+        if spec is not None and hasattr(spec, "activity_name"):
+            return str(spec.activity_name(spec.launch))
+        package, ability = self.device.current_app()
+        return ability if package == self.bundle() and ability else "EntryAbility"
+
     def params(self) -> dict[str, str]:
         return {"const.product.model": self.model, "const.product.brand": "appatlas",
                 "const.product.name": "appatlas virtual", "const.ohos.apiversion": "12",

@@ -286,8 +286,7 @@ def _bm(dev: HarmonyDevice, args: list[str]) -> str:
         name = _opt(args, "-n")
         if name != bundle:
             raise _Exit(f"error: failed to get information and the parameters may be wrong ({name}).\n")
-        ability = dev.device.current_app()[1] if dev.device.current_app()[0] == bundle else ""
-        ability = ability or "EntryAbility"
+        ability = dev.main_ability()
         info = {"name": bundle, "versionCode": 1, "versionName": "1.0.0", "mainEntry": "entry",
                 "hapModuleInfos": [{"name": "entry", "mainAbility": ability, "abilityInfos": [
                     {"name": ability, "moduleName": "entry",
