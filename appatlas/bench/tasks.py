@@ -58,7 +58,7 @@ from appatlas.graph.expectations import check_screen
 from appatlas.graph.fingerprint import SYSTEM_CHROME, structure_key
 from appatlas.graph.replay import recorded_app
 from appatlas.graph.testcases import expectation_dict, parse_expectations
-from appatlas.types import Action, ActionKind, Expectation, Screen
+from appatlas.types import Action, ActionKind, Expectation, Screen, Widget
 
 __all__ = ["RUN_KEYS", "SUMMARY_KEYS", "BenchStep", "BenchTask", "read_tasks", "run_tasks_bench", "score_app"]
 
@@ -259,11 +259,23 @@ def with_task_steps(replay: RecordedApp, tasks: list[BenchTask]) -> RecordedApp:
     return replace(replay, edges=edges, scroll_pages=pages)
 
 
+def _recorded_widget(action: Action, screen: Screen, *, by_place: bool = True) -> Widget:
+    """The widget a recorded action names on `screen` — itself, not a row sharing its id found once the
+    text is dropped (`locate`'s fallbacks): a field's text may differ (it is typed into), a label may not."""
+    assert action.target is not None
+    target = action.target if by_place else replace(action.target, bounds=None)
+    w = locate(target, screen)
+    if action.kind is not ActionKind.TYPE and ((target.text and w.text != target.text)
+                                               or (target.content_desc and w.content_desc != target.content_desc)):
+        raise SelectorNotFound(f"{target.describe()} is not on this screen (only widgets like it)")
+    return w
+
+
 def _shows(screen: Screen, action: Action) -> bool:
     if action.target is None:
         return False
     try:
-        locate(replace(action.target, bounds=None), screen)
+        _recorded_widget(action, screen, by_place=False)
     except SelectorNotFound:
         return False
     return True
@@ -533,7 +545,7 @@ def _correct(expected: Action, predicted: Action | None, screen: Screen) -> bool
     if expected.target is None or predicted.target is None:
         return False
     try:
-        want, got = locate(expected.target, screen), locate(predicted.target, screen)
+        want, got = _recorded_widget(expected, screen), locate(predicted.target, screen)
     except SelectorNotFound:
         return False
     if want.signature != got.signature or expected.text.strip().lower() != predicted.text.strip().lower():

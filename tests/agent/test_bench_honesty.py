@@ -205,3 +205,15 @@ def test_a_task_judged_by_its_end_state_succeeds_only_when_its_expectations_hold
         assert run["success"] == (run["said_done"] and run["reached"])
     assert not runs["task2.yaml"]["reached"] and "No such app anywhere" in runs["task2.yaml"]["checks"][-1]["expectation"]
     assert doc["summary"]["steps"] == 0 and doc["summary"]["goal_success_rate"] <= 0.5
+
+
+def test_tapping_another_row_sharing_the_expected_rows_id_is_not_the_expected_action() -> None:
+    from appatlas.bench.tasks import _correct, _shows
+
+    row = "com.x:id/country"
+    scrolled = _screen("com.x.Pick", _button("United States", 100, row), _button("Uruguay", 300, row))
+    china = Action(ActionKind.TAP, target=Selector(resource_id=row, text="China", class_name="android.widget.Button",
+                                                   bounds=Bounds(0, 100, 1000, 200)))
+    tap_us = Action(ActionKind.TAP, target=Selector(resource_id=row, text="United States",
+                                                    class_name="android.widget.Button"))
+    assert not _shows(scrolled, china) and not _correct(china, tap_us, scrolled)
