@@ -16,7 +16,8 @@ bench = typer.Typer(no_args_is_help=True, help="Reproducible benchmarks; each pr
 app.add_typer(bench, name="bench")
 
 
-COMMAND_MODULES = ("demo", "atlas", "crawl", "devices", "rag", "agent", "faults", "compress", "bugs", "vision")
+COMMAND_MODULES = ("demo", "atlas", "crawl", "devices", "rag", "agent", "faults", "compress", "bugs", "vision",
+                   "farm")
 
 
 def _register_all(app: typer.Typer, bench: typer.Typer) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from appatlas.errors import AppatlasError
@@ -23,7 +24,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
+    console.print(f"[bold red]{type(exc).__name__}:[/] {escape(str(exc))}")  # '[farm]' is not markup
     return typer.Exit(2)
 
 
@@ -149,10 +150,12 @@ def _plan(atlas: Path, intent: str, dev):  # noqa: ANN001, ANN202 - a Device; Te
 
 def campaign_cmd(
     suite: Path = typer.Argument(..., help="A test-case YAML file or a folder of them."),
-    device: list[str] = typer.Option(..., "--device", help="A device: adb SERIAL, harmony:SERIAL or web:URL; "
-                              "repeat for several."),
+    device: list[str] = typer.Option([], "--device", help="A device: adb SERIAL, harmony:SERIAL or web:URL; "
+                              "repeat for several. With --farm: only these of the farm's phones."),
     atlas: Path = typer.Option(..., "--atlas", help="The app's atlas."),
     out: Path = typer.Option(Path("campaign"), "--out", help="Result folder (JUnit XML, HTML report, JSON)."),
+    farm: str = typer.Option("", "--farm", help="Run on a Ray device farm: its head's HOST:PORT, or 'local' "
+                             "(see `appatlas farm --help`; needs appatlas[farm])."),
     llm: str = typer.Option("none", "--llm", help=LLM_HELP),
     model: str = typer.Option(None, "--model", help="Model name or folder for --llm."),
     max_steps: int = typer.Option(30, "--max-steps", help="Give up a case after this many actions."),
@@ -165,6 +168,7 @@ def campaign_cmd(
     hands its cases to the others; an interrupted campaign resumes from OUT/campaign-state.json.
 
     Example: appatlas campaign tests/ --device emulator-5554 --device R58M --atlas notes.atlas --out results
+    Example: appatlas campaign tests/ --farm 10.0.0.5:6379 --atlas notes.atlas   (every phone of a farm)
     """
     from appatlas.agent.campaign import load_suite, run_campaign
     from appatlas.agent.knowledge import Knowledge
@@ -175,18 +179,29 @@ def campaign_cmd(
         cases = load_suite(suite)
         with Atlas.open(atlas) as a:
             knowledge = Knowledge.from_atlas(a)
-        lm = make_llm(llm, model=model)
+        if not device and not farm:
+            raise ValueError("a campaign needs at least one device (--device SERIAL) or a farm (--farm ADDRESS)")
+        if farm:  # the model is made next to each phone, not here
+            from appatlas.cli.farm import campaign_on_farm
+
+            result = campaign_on_farm(farm, cases, device, knowledge=knowledge, out=out, llm=llm, model=model,
+                                      max_steps=max_steps, resume=not fresh, adb_port=adb_port,
+                                      on_event=lambda m: console.print(f"[dim]{m}[/]"))
+        else:
+            lm = make_llm(llm, model=model)
     except (AppatlasError, ValueError) as exc:
         raise _fail(exc) from None
-    result = run_campaign(cases, device, connect=lambda s: _connect(s, adb_port, knowledge.package),
-                          knowledge=knowledge, out=out, llm=lm, max_steps=max_steps, resume=not fresh,
-                          on_event=lambda m: console.print(f"[dim]{m}[/]"))
+    if not farm:
+        result = run_campaign(cases, device, connect=lambda s: _connect(s, adb_port, knowledge.package),
+                              knowledge=knowledge, out=out, llm=lm, max_steps=max_steps, resume=not fresh,
+                              on_event=lambda m: console.print(f"[dim]{m}[/]"))
     table = Table(title=f"campaign → {out}/report.html, {out}/junit.xml")
     for col in ("case", "status", "devices", "why"):
         table.add_column(col)
     for c in result.cases:
         last = c.attempts[-1] if c.attempts else {}
-        table.add_row(c.name, c.status, ", ".join(a["device"] for a in c.attempts), str(last.get("reason", "")))
+        table.add_row(c.name, c.status, ", ".join(a["device"] + (f"@{a['host']}" if a.get("host") else "")
+                                                  for a in c.attempts), str(last.get("reason", "")))
     console.print(table)
     raise typer.Exit(0 if result.passed else 1)
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("ray")
-
-from appatlas.devices.fakeadb import FakeAdbServer  # noqa: E402
-from appatlas.devices.virtual import open_app  # noqa: E402
-from appatlas.farm.cluster import LocalFarm  # noqa: E402
+from appatlas.devices.fakeadb import FakeAdbServer
+from appatlas.devices.virtual import open_app
 
 SERIALS = ("virtual-1", "virtual-2", "virtual-3", "virtual-4")
 HOSTS = (SERIALS[:2], SERIALS[2:])  # the head holds the first two phones, the second node the others
@@ -23,6 +20,9 @@ def phones():
 
 @pytest.fixture(scope="session")
 def cluster():
+    pytest.importorskip("ray")
+    from appatlas.farm.cluster import LocalFarm
+
     with LocalFarm(HOSTS) as farm:
         farm.connect()
         yield farm

@@ -8,6 +8,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+pytest.importorskip("ray")
+
 from appatlas.agent.campaign import STATE_FILE, run_campaign
 from appatlas.bench.campaign_faults import cases, knowledge
 from appatlas.bench.farm import PACKAGE, farm_campaign, finished, kill, start_driver, wait_finished
