@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from appatlas.bench.folders import app_folders
-from appatlas.bench.settings import atlas_without, check_setting, exploration_phone, explored_atlas
+from appatlas.bench.settings import anchors, atlas_without, check_setting, exploration_phone, explored_atlas
 from appatlas.devices.render import render_png
 from appatlas.graph.atlas import Atlas, RecordedTask
 from appatlas.graph.demonstration import Demonstration, same_element
@@ -319,7 +319,8 @@ def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", a
                 store = RagStore.open(atlas, embedder=emb)
                 shots_real = screenshot_bench(atlas, store, real=True)
     summary = _app_summary(all_rows) | {"setting": setting,
-                                        "crawl_budget": crawl_budget if setting == "explore" else None}
+                                        "crawl_budget": crawl_budget if setting == "explore" else None,
+                                        "anchors": anchors(data, [f.name for f in folders])}
     rendered = [h for v in shots.values() for h in v]
     real = [h for v in shots_real.values() for h in v]
     summary["screenshot_top1"] = _rate(rendered + real)
