@@ -41,7 +41,8 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> dict:
         retriever = Retriever(atlas, RagStore.open(atlas))
         tests = {i: plan_from_retrieval(retriever.views, retriever.retrieve(i), check=True).test for i in DEMO_INTENTS}
         knowledge = Knowledge.from_atlas(atlas)
-        return {"tests": tests, "knowledge": knowledge, "retriever": retriever, "views": retriever.views}
+        return {"tests": tests, "knowledge": knowledge, "retriever": retriever, "views": retriever.views,
+                "folder": folder}
 
 
 def _demo_spec(change=None):  # noqa: ANN001, ANN202
@@ -144,3 +145,21 @@ def test_a_row_named_by_text_is_picked_by_its_text_and_a_positional_pick_is_reje
     fixed = rows_by_text(views, test, test.intent)
     assert fixed.steps[0].action.target == Selector(text="Book list")
     assert not any("by position" in p for p in plan_problems(views, fixed, fixed.intent))
+
+
+def test_plan_and_run_refuse_a_nonsense_intent_with_exit_code_2(planned: dict, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from appatlas.cli import app
+    from appatlas.devices.fakeadb import FakeAdbServer
+
+    runner = CliRunner()
+    out = tmp_path / "nonsense.yaml"
+    result = runner.invoke(app, ["plan", str(planned["folder"]), "purple monkey dishwasher", "--out", str(out)])
+    assert result.exit_code == 2 and "IntentNotGrounded" in result.output, result.output
+    assert not out.exists()  # nothing saved
+    with FakeAdbServer([open_app("demo", serial="virtual-1", screenshots=False)]) as server:
+        result = runner.invoke(app, ["run", "--device", "virtual-1", "--atlas", str(planned["folder"]), "--adb-port",
+                                     str(server.port), "purple monkey dishwasher"])
+    assert result.exit_code == 2 and "IntentNotGrounded" in result.output and "PASS" not in result.output, \
+        result.output
