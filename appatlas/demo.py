@@ -47,8 +47,14 @@ _MARKER = "summary.json"
 
 def run_demo(out: Path, *, budget: int = 600, through_u2: bool = True,
              progress: Callable[[CrawlProgress], None] | None = None,
-             say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Run the demo into `out` (replacing an earlier demo result there) and return its summary."""
+             say: Callable[[str], None] = lambda _: None, web: bool = False) -> dict[str, Any]:
+    """Run the demo into `out` (replacing an earlier demo result there) and return its summary.
+
+    `web=True` runs the same stages on the built-in web app in Chromium (`appatlas.demo_web`)."""
+    if web:
+        from appatlas.demo_web import run_web_demo
+
+        return run_web_demo(out, budget=budget, progress=progress, say=say)
     _prepare(out)
     started = time.perf_counter()
     virtual = open_app("demo", serial="virtual-1")

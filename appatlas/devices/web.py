@@ -200,8 +200,8 @@ class WebDevice:
         return self._call(self._page.evaluate(script, arg), "evaluate a script")
 
     def cookies(self) -> dict[str, str]:
-        """The device's cookies by name (a web app's session, as a phone's app data)."""
-        return {c["name"]: c["value"] for c in self._call(self._context.cookies(), "read cookies")}
+        """The cookies the start URL's site sees, by name (a web app's session, as a phone's app data)."""
+        return {c["name"]: c["value"] for c in self._call(self._context.cookies(self.url), "read cookies")}
 
     def get_json(self, path: str) -> Any:
         """GET `path` (relative to the start URL; "/api/state" is from the site's root) with this device's

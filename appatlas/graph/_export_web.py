@@ -32,7 +32,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 APP = {package!r}
-TIMEOUT = 10_000  # ms to wait for each element
+TIMEOUT = int(os.environ.get("APPATLAS_TIMEOUT_MS", "10000"))  # ms to wait for each element
 VIEWPORT = {{"width": 1280, "height": 800}}
 ROLES = {{"web.Button": "button", "web.Link": "link", "web.CheckBox": "checkbox", "web.Switch": "switch",
          "web.RadioButton": "radio", "web.Tab": "tab", "web.MenuItem": "menuitem", "web.EditText": "textbox"}}

@@ -90,8 +90,8 @@ def edit_note(n: Note, *, title: str | None = None, body: str | None = None, err
 
 
 def saved(n: Note | None) -> str:
-    what = f"“{_e(n.title)}” is saved" if n is not None else "Your note is saved"
-    return _page("Saved", f'<p id="saved_message">{what} and will sync at the next chance.</p>'
+    title = f'<h2 id="saved_title">{_e(n.title)}</h2>' if n is not None else ""
+    return _page("Saved", f'{title}<p id="saved_message">Your note is saved and will sync at the next chance.</p>'
                           '<a class="button" href="/" id="saved_done">Back to notes</a>')
 
 

@@ -152,6 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, kw = reply
         if status >= 500:
             self.app.page_errors += 1
+        if method == "GET" and status == 200 and kw.get("ctype") is None:  # a page (not the API, not a file)
+            route = _route(url.path)
+            with self.app.sessions.lock:
+                if route not in state.visited:
+                    state.visited.append(route)
         if status == 303:
             self._redirect(body)
         else:
@@ -247,6 +252,11 @@ class _Handler(BaseHTTPRequestHandler):
             s.unlocked_as = ""
             return 303, "/", {}
         return 404, pages.not_found(path), {}
+
+
+def _route(path: str) -> str:
+    """The page's route as `PAGES` names it: /notes/3/edit -> /notes/{n}/edit."""
+    return re.sub(r"/\d+(?=/|$)", "/{n}", path.rstrip("/") or "/")
 
 
 def _local(path: str) -> str:

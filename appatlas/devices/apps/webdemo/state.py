@@ -53,7 +53,7 @@ class AppState:
     archive: list[str] = field(default_factory=lambda: list(_ARCHIVE))
     unlocked_as: str = ""  # the email that unlocked the archive ("" while locked)
     downloads: int = 0
-    errors: list[str] = field(default_factory=list)  # server-side failures shown to the user
+    visited: list[str] = field(default_factory=list)  # page routes served to this session, first visits in order
 
     def note(self, note_id: int) -> Note | None:
         return next((n for n in self.notes if n.id == note_id), None)
@@ -67,7 +67,7 @@ class AppState:
         return copy.deepcopy({"notes": [asdict(n) for n in self.notes], "tasks": [asdict(t) for t in self.tasks],
                               "settings": dict(self.settings), "default_type": self.default_type,
                               "archive": list(self.archive), "unlocked_as": self.unlocked_as,
-                              "downloads": self.downloads})
+                              "downloads": self.downloads, "visited": list(self.visited)})
 
 
 class Sessions:
