@@ -5,7 +5,8 @@ performs its steps — finding each widget by resource-id, description, text and
 atlas recorded it, the recorded bounds as the last resort for a widget known only by its text —
 and fails naming the step whose widget is missing. Without `ANDROID_SERIAL` set, every test is skipped (nothing is started).
 All values are written as Python literals with `repr`, so no test text can inject code.
-Tests from a HarmonyOS atlas (platform `harmony`) drive hmdriver2 instead (`_export_harmony`).
+Tests from a HarmonyOS atlas (platform `harmony`) drive hmdriver2 instead (`_export_harmony`), and
+tests from a web atlas (platform `web`) drive Playwright on a Chromium (`_export_web`).
 """
 
 from __future__ import annotations
@@ -170,6 +171,10 @@ def _dialect(platform: str) -> tuple[str, Callable[[Action, int], str]]:
 def render_pytest(suite: TestSuite, *, source: str = "appatlas tests", filename: str = "test_app.py",
                   platform: str = "android") -> str:
     """The pytest file's text for `suite`, for the atlas platform its tests came from."""
+    if platform == "web":  # Playwright; its own writer, since JS dialogs are answered as armed per test
+        from appatlas.graph._export_web import render_web
+
+        return render_web(suite, source=source, filename=filename, identifier=_identifier, one_line=_one_line)
     taken: set[str] = set()
     template, statement = _dialect(platform)
     header = template.format(source=_one_line(source), filename=_one_line(filename), package=suite.app)
