@@ -158,8 +158,8 @@ def plan(
 def export_pytest_cmd(
     tests: Path = typer.Argument(..., help="A test-case YAML file (from `appatlas plan`)."),
     out: Path = typer.Option(..., "--out", "-o", help="The pytest file to write."),
-    platform: str = typer.Option("", "--platform", help="android (uiautomator2) or harmony (hmdriver2); default: "
-                                 "the platform of the atlas the tests name, else android."),
+    platform: str = typer.Option("", "--platform", help="android (uiautomator2), harmony (hmdriver2) or web "
+                                 "(Playwright); default: the platform of the atlas the tests name, else android."),
 ) -> None:
     """Export tests as a pytest file that drives uiautomator2 (hmdriver2 for HarmonyOS) directly, no appatlas needed.
 
@@ -178,7 +178,8 @@ def export_pytest_cmd(
         export_pytest(suite, out, source=str(tests), platform=platform or "android")
     except AppatlasError as exc:
         _fail(exc)
-    how = "HARMONY_SERIAL=<serial from `hdc list targets`>" if platform == "harmony" else "ANDROID_SERIAL=<serial>"
+    how = {"harmony": "HARMONY_SERIAL=<serial from `hdc list targets`>",
+           "web": "APPATLAS_URL=<the site's start URL>"}.get(platform, "ANDROID_SERIAL=<serial>")
     console.print(f"wrote {len(suite.tests)} test(s) to {out}; run: {how} pytest {out}")
 
 
