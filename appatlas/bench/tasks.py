@@ -394,33 +394,50 @@ def _from_first_state(task: BenchTask, step: BenchStep, device: ReplayDevice, po
     return {"needs_scroll": not shown and step.action is not None, "predicted": predicted, "correct": ok}
 
 
+@dataclass
+class _Run:
+    """What a free run did: the screens it was on (contents), its actions, where it took them."""
+
+    screen: Screen
+    seen: list[str]
+    actions: list[dict[str, Any]]
+    acted: list[tuple[Screen, Action]]
+    said_done: bool
+    unrecorded_taps: int
+
+
+def _run_agent(intent: str, device: ReplayDevice, policy: Policy, limit: int, ms: list[float],
+               sources: Counter[str]) -> _Run:
+    """The agent from where `device` is until it says done or has taken `limit` actions."""
+    taps_before = device.unrecorded_taps
+    history: list[Taken] = []
+    screen = device.snapshot()
+    run = _Run(screen, [_content(screen)], [], [], False, 0)
+    while len(run.actions) < limit:
+        began = time.perf_counter()
+        decision: Decision = policy.decide(intent, screen, history)
+        ms.append(1000 * (time.perf_counter() - began))
+        sources[decision.source] += 1
+        if decision.action is None:
+            run.said_done = True
+            break
+        run.actions.append(_describe(decision.action, screen))
+        run.acted.append((screen, decision.action))
+        history.append(taken(decision.action, screen))
+        device.perform(decision.action)
+        screen = device.snapshot()
+        run.seen.append(_content(screen))
+    run.screen, run.unrecorded_taps = screen, device.unrecorded_taps - taps_before
+    return run
+
+
 def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowledge, ms: list[float],
               sources: Counter[str]) -> dict[str, Any]:
     # The run starts at the moment the task was recorded (the app's data as it was then), as a phone
     # restored to that moment would; the agent itself knows nothing of it.
     device.reset(task.steps[0].states[0], at=device.app.moment(task.records, [s.action for s in task.steps]))
-    taps_before = device.unrecorded_taps
-    limit = 2 * len(task.steps) + 5
-    history: list[Taken] = []
-    screen = device.snapshot()
-    seen = [_content(screen)]
-    actions: list[dict[str, Any]] = []
-    acted: list[tuple[Screen, Action]] = []
-    said_done = False
-    while len(actions) < limit:
-        began = time.perf_counter()
-        decision: Decision = policy.decide(task.intent, screen, history)
-        ms.append(1000 * (time.perf_counter() - began))
-        sources[decision.source] += 1
-        if decision.action is None:
-            said_done = True
-            break
-        actions.append(_describe(decision.action, screen))
-        acted.append((screen, decision.action))
-        history.append(taken(decision.action, screen))
-        device.perform(decision.action)
-        screen = device.snapshot()
-        seen.append(_content(screen))
+    run = _run_agent(task.intent, device, policy, 2 * len(task.steps) + 5, ms, sources)
+    seen = run.seen
     # A step scrolled through was recorded at several positions: any of them is that step's screen.
     recorded = [set(step.contents) or {_content(full.state_screens[sid]) for sid in step.states}
                 for step in task.steps]
@@ -430,15 +447,14 @@ def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowl
     # the decisive action must have been taken on its screen too, or the run ends on a content new to it.
     key = decisive(task)
     took = key is None or any(_content(where) in key[0].contents and _correct(key[1], action, where)
-                              for where, action in acted)
-    decisive_ok = took or seen[-1] not in seen[:-1]
-    reached = path_ok and decisive_ok
+                              for where, action in run.acted)
+    reached = path_ok and (took or seen[-1] not in seen[:-1])
     origins = _origins(full)
-    visited = [origins.get(k) for k in seen]
-    return {"visited": visited, "actions": actions, "said_done": said_done, "reached": reached,
+    return {"visited": [origins.get(k) for k in seen], "actions": run.actions, "said_done": run.said_done,
+            "reached": reached,
             "decisive": None if key is None else _describe(key[1], full.state_screens[key[0].state]) | {
                 "state": key[0].origin, "taken": took},
-            "unrecorded_taps": device.unrecorded_taps - taps_before, "success": said_done and reached}
+            "unrecorded_taps": run.unrecorded_taps, "success": run.said_done and reached}
 
 
 EXPECT_LIMIT = 25  # actions a task judged by its end state may take (it has no recorded step count)
@@ -449,31 +465,13 @@ def _free_run_to_expectations(task: BenchTask, device: ReplayDevice, policy: Pol
     """A free run from the launch screen; the goal is reached when every expectation holds on the final
     screen (and no error shows), and success is that with "done" said."""
     device.reset(device.app.launch[0])
-    taps_before = device.unrecorded_taps
-    history: list[Taken] = []
-    screen = device.snapshot()
-    seen = [_content(screen)]
-    actions: list[dict[str, Any]] = []
-    said_done = False
-    while len(actions) < EXPECT_LIMIT:
-        began = time.perf_counter()
-        decision = policy.decide(task.intent, screen, history)
-        ms.append(1000 * (time.perf_counter() - began))
-        sources[decision.source] += 1
-        if decision.action is None:
-            said_done = True
-            break
-        actions.append(_describe(decision.action, screen))
-        history.append(taken(decision.action, screen))
-        device.perform(decision.action)
-        screen = device.snapshot()
-        seen.append(_content(screen))
-    checks = check_screen(task.expect, screen, here={structure_key(screen)})
+    run = _run_agent(task.intent, device, policy, EXPECT_LIMIT, ms, sources)
+    checks = check_screen(task.expect, run.screen, here={structure_key(run.screen)})
     reached = all(c.holds for c in checks)
     origins = _origins(full)
-    return {"visited": [origins.get(k) for k in seen], "actions": actions, "said_done": said_done,
+    return {"visited": [origins.get(k) for k in run.seen], "actions": run.actions, "said_done": run.said_done,
             "reached": reached, "decisive": None, "checks": [c.as_dict() for c in checks],
-            "unrecorded_taps": device.unrecorded_taps - taps_before, "success": said_done and reached}
+            "unrecorded_taps": run.unrecorded_taps, "success": run.said_done and reached}
 
 
 def _content(screen: Screen) -> str:
