@@ -48,5 +48,6 @@ def test_exported_hmdriver2_tests_pass_on_the_device(server: FakeHdcServer, vdev
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "1 passed" in run.stdout
     assert vdev.location == ("note_edit", "") or vdev.location[0].startswith("edit")
-    title = next(w for w in vdev.snapshot().widgets() if w.resource_id.endswith(":id/edit_title"))
-    assert title.text == TRICKY  # the second row was edited, with the text exactly as written
+    fields = {w.resource_id.rsplit("/", 1)[-1]: w.text for w in vdev.snapshot().widgets() if w.editable}
+    assert "TP1337" in fields["edit_body"]  # the second row's note (Trip to Lisbon) is the one edited
+    assert fields["edit_title"] == TRICKY  # with the text exactly as written
