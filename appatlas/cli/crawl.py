@@ -59,6 +59,9 @@ def crawl_cmd(
     vision: bool = typer.Option(False, "--vision", help="Also read screens from their pixels (OCR + classical "
                                 "vision) where the view tree has holes (games, SurfaceView, WebView); actions on "
                                 "what was read are taps at the detected boxes. Needs appatlas[vision]."),
+    farm: str = typer.Option("", "--farm", help="Crawl on a Ray device farm (HOST:PORT or 'local'): --package "
+                             "P1,P2,… each on its own phone at once, into OUT/P.atlas (OUT itself for one); "
+                             "--device S1,S2 picks phones. Needs appatlas[farm]."),
 ) -> None:
     """Explore an app into an atlas: every screen and transition is recorded the moment it is seen.
 
@@ -70,10 +73,20 @@ def crawl_cmd(
     Example (web): appatlas crawl --url http://127.0.0.1:8000/ --out site.atlas --budget 300
 
     Example (a game, pixels only): appatlas crawl --app canvas:game --vision --out game.atlas --budget 150
+
+    Example (a farm): appatlas crawl --farm 10.0.0.5:6379 --package com.a,com.b --out atlases --budget 500
     """
     from appatlas.graph.atlas import Atlas
     from appatlas.graph.crawler import CrawlConfig, crawl
     from appatlas.graph.model import DEFAULT_DENY
+
+    if farm:
+        from appatlas.cli.farm import crawl_on_farm
+
+        config = CrawlConfig(strategy=strategy, budget=budget, seconds=seconds or None,
+                             deny=DEFAULT_DENY + tuple(deny or ()))
+        crawl_on_farm(farm, package, out, device or "", config=config, adb_port=adb_port)
+        return
 
     try:
         if url and (app or replay or device):

@@ -165,6 +165,40 @@ def campaign_on_farm(farm: str, cases: list, devices: Sequence[str], *, knowledg
                                  serials=devices if farm != "local" else (), resume=resume, on_event=on_event)
 
 
+def crawl_on_farm(farm: str, packages: str, out: Path, devices: str, *, config: Any, adb_port: int) -> None:
+    """`appatlas crawl --farm`: each package crawled on its own phone, at once, into atlases under `out`."""
+    names = [p.strip() for p in packages.split(",") if p.strip()]
+    serials = [d.strip() for d in devices.split(",") if d.strip()]
+    try:
+        if not names:
+            raise ValueError("crawl --farm needs the apps to crawl: --package com.example.a,com.example.b")
+        with joined(farm, serials, adb_port) as (address, port):
+            from appatlas.farm.crawl import CrawlJob, run_farm_crawl
+            from appatlas.farm.phone import PhoneSpec
+
+            jobs = [CrawlJob(n, out if len(names) == 1 else out / f"{n}.atlas") for n in names]
+            spec = PhoneSpec(package=names[0], adb_port=port, screenshots=True)
+            done = run_farm_crawl(jobs, address, config=config, spec=spec,
+                                  serials=serials if farm != "local" else (),
+                                  on_event=lambda m: console.print(f"[dim]{m}[/]"))
+    except (AppatlasError, ValueError) as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"farm crawl → {out}")
+    for col in ("app", "atlas", "phone", "host", "actions", "screens", "transitions"):
+        table.add_column(col)
+    for job in jobs:
+        r = done["jobs"].get(str(job.out))
+        c = done["atlases"].get(str(job.out), {})
+        table.add_row(job.package, str(job.out), r["device"] if r else "—", r["address"] if r else "—",
+                      str(r["report"]["actions"]) if r else "unfinished", str(c.get("screens", "")),
+                      str(c.get("transitions", "")))
+    console.print(table)
+    if done["unfinished"]:
+        console.print(f"[yellow]unfinished:[/] {', '.join(done['unfinished'])}: what was seen is kept; run again "
+                      "to continue")
+        raise typer.Exit(1)
+
+
 def bench_farm_cmd(
     out: Path = typer.Option(Path("bench-farm.json"), "--out", help="Where to write the JSON."),
     phones: str = typer.Option("1,2,4,8", "--phones", help="Phone counts to measure, comma-separated."),

@@ -71,6 +71,15 @@ class PhoneActor:
                                   screenshots=self.spec.screenshots)
         except errors.DeviceError as exc:
             return _device_error(exc)
+        if self.agent is None and self.knowledge is not None:  # now, not in the first case's time
+            from appatlas.agent.campaign import run_attempt  # noqa: F401 (imported once, here)
+            from appatlas.agent.llm import make_llm
+            from appatlas.agent.loop import Agent
+
+            try:
+                self.agent = Agent(self.knowledge, llm=make_llm(self.spec.llm, model=self.spec.model))
+            except errors.AppatlasError as exc:  # no model on this host: the phone cannot run cases here
+                return {"error": "DeviceError", "message": f"on {self.where['host']}: {type(exc).__name__}: {exc}"}
         return dict(self.where)
 
     def close(self) -> None:
@@ -89,13 +98,8 @@ class PhoneActor:
         """One attempt of `case`: {"attempt": record, "evidence": {file: bytes}} or a device error."""
         from appatlas.agent.campaign import run_attempt
 
-        if self.device is None:
+        if self.device is None or self.agent is None:
             return {"error": "DeviceDisconnected", "message": f"{self.serial} is not connected"}
-        if self.agent is None:
-            from appatlas.agent.llm import make_llm
-            from appatlas.agent.loop import Agent
-
-            self.agent = Agent(self.knowledge, llm=make_llm(self.spec.llm, model=self.spec.model))
         self.now = f"case {case.name}"
         try:
             with tempfile.TemporaryDirectory(prefix="appatlas-evidence-") as tmp:
@@ -169,7 +173,7 @@ class RemotePhone:
         self.where: dict[str, Any] = {}
 
     def _call(self, ref: Any, timeout: float, what: str) -> Any:
-        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
 
         try:
             answer = ray.get(ref, timeout=timeout)
@@ -183,6 +187,9 @@ class RemotePhone:
             host = self.where.get("address", "its host")
             raise errors.DeviceDisconnected(f"{self.serial}: {host} left the farm ({_first_line(exc)})",
                                             serial=self.serial) from None
+        except RayTaskError as exc:  # a bug met on the host: not the case's verdict; the phone is retried, then dropped
+            raise errors.DeviceError(f"{self.serial}: {what} failed on its host: {_first_line(exc)}",
+                                     serial=self.serial) from None
         if isinstance(answer, dict) and "error" in answer:
             cls = getattr(errors, str(answer["error"]), errors.DeviceError)
             if not (isinstance(cls, type) and issubclass(cls, errors.DeviceError)):
