@@ -6,8 +6,11 @@ the difference. Rows: the stock client (`uiautomator2.connect(adbutils.AdbClient
 for dump_hierarchy, screenshot and click, with the host:version round trip it pays before each
 of them; and appatlas' own backend (`appatlas.devices.u2`) for snapshot and tap. With hmdriver2
 installed, the HarmonyOS backend (`appatlas.devices.harmony`) through the hdc stand-in adds
-snapshot, snapshot+jpeg and tap rows; `summary.platforms` gives each platform's snapshot and tap
-latency (median, p95) as a crawler waits for it.
+snapshot, snapshot+jpeg and tap rows; with Playwright and a Chromium installed, the web backend
+(`appatlas.devices.web`) on the built-in web demo adds the same three rows (client `playwright`: a
+snapshot is one DOM walk, a tap flips a settings switch, which saves over the network, and waits for
+the page to settle). `summary.platforms` gives each platform's snapshot and tap latency (median, p95)
+as a crawler waits for it.
 """
 
 from __future__ import annotations
@@ -128,6 +131,7 @@ def run_devices_bench(*, calls: int = 200, out_path: str | Path | None = None,
             d.close()
         stock.stop_uiautomator(wait=False)
     rows += _harmony_rows(app, calls)
+    rows += _web_rows(calls)
     by = {(r.client, r.name): r for r in rows}
     summary = {
         "snapshot_ms_p50": by["uiautomator2", "dump_hierarchy"].overhead_ms_p50,
@@ -147,7 +151,8 @@ def run_devices_bench(*, calls: int = 200, out_path: str | Path | None = None,
     summary["platforms"] = {
         name: {f"{call}_ms_{q}": getattr(by[client, call], f"through_ms_{q}")
                    for call in ("snapshot", "tap") for q in ("p50", "p95")}
-        for name, client in (("android", "appatlas"), ("harmony", "hmdriver2")) if (client, "tap") in by}
+        for name, client in (("android", "appatlas"), ("harmony", "hmdriver2"), ("web", "playwright"))
+        if (client, "tap") in by}
     result = {
         "bench": "devices", "app": app if isinstance(app, str) else vdev.spec.package, "tap_point": [x, y], "rows": [asdict(r) for r in rows],
         "summary": summary,
@@ -196,6 +201,43 @@ def _harmony_rows(app: str | Mapping[str, Any], calls: int) -> list[_Row]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+    return rows
+
+
+def _web_rows(calls: int) -> list[_Row]:
+    """snapshot, snapshot+jpeg and tap on the built-in web app in Chromium; [] without Playwright or Chromium.
+
+    A page has no "direct" twin to subtract: direct is 0, so overhead is the whole call."""
+    import importlib.util
+
+    from appatlas.errors import DeviceError
+
+    if importlib.util.find_spec("playwright") is None:
+        return []
+    from appatlas.devices._web_host import find_chromium
+    from appatlas.devices.apps.webdemo import WebDemoServer
+    from appatlas.devices.web import connect
+
+    try:
+        find_chromium()
+    except DeviceError:
+        return []
+    with WebDemoServer() as server:
+        ours = connect(server.url + "settings", serial="bench-web-1", screenshots=False)
+        ours_jpeg = connect(server.url + "settings", serial="bench-web-2", screenshots=True)
+        try:
+            before = ours.snapshot()
+            tap = Action(ActionKind.TAP, target=Selector(resource_id="dark_theme"))
+            rows = [
+                _measure("snapshot", "playwright", ours.snapshot, lambda: None, calls),
+                _measure("snapshot+jpeg", "playwright", ours_jpeg.snapshot, lambda: None, max(1, calls // 4)),
+                _measure("tap", "playwright", lambda: ours.perform(tap), lambda: None, max(1, calls // 4)),
+            ]
+            if _shape(ours.snapshot()) != _shape(before):
+                raise RuntimeError("the switch taps changed the page's layout; the timings are not comparable")
+        finally:
+            ours.close()
+            ours_jpeg.close()
     return rows
 
 

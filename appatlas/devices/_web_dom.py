@@ -30,15 +30,15 @@ from typing import Any
 from appatlas.hierarchy import ROOT_CLASS
 from appatlas.types import Bounds, Widget
 
-__all__ = ["WALK_JS", "DIALOG_IDS", "build_root", "opens_tab"]
+__all__ = ["DIALOG_IDS", "PICK_JS", "WALK_JS", "build_root", "opens_tab"]
 
 CLICKABLE, LONG, EDITABLE, SCROLLABLE, CHECKABLE, CHECKED, ENABLED, FOCUSED, SELECTED, PASSWORD, NEW_TAB = (
     1 << i for i in range(11))
 DIALOG_IDS = {"message": "appatlas_dialog_message", "input": "appatlas_dialog_input",
               "accept": "appatlas_dialog_accept", "dismiss": "appatlas_dialog_dismiss"}
 
-# The walk. Called with {} it returns the page as data; with {keep: true}, {data, els}: the data and
-# the walked elements in the same order (an action keeps that handle and takes the element it chose).
+# The walk. It returns the page as data, and keeps the walked elements, in the same order, under a
+# symbol on `window` (PICK_JS takes the one an action chose: no second walk, no handle to serialize).
 WALK_JS = r"""
 (arg) => {
   const CLASS = {button: 'web.Button', link: 'web.Link', textbox: 'web.EditText', searchbox: 'web.EditText',
@@ -252,7 +252,8 @@ WALK_JS = r"""
   }
   if (document.body) visit(document.body, -1, 0, false);
   const data = {nodes: nodes, windows: windows, vw: window.innerWidth, vh: window.innerHeight, sx: sx, sy: sy};
-  return arg && arg.keep ? {data: data, els: els} : data;
+  window[Symbol.for('appatlas.walked')] = els;
+  return data;
 }
 """
 
@@ -266,6 +267,12 @@ def _widget(node: dict[str, Any], children: list[Widget], package: str) -> Widge
                   scrollable=bool(f & SCROLLABLE), checkable=bool(f & CHECKABLE), checked=bool(f & CHECKED),
                   enabled=bool(f & ENABLED), focused=bool(f & FOCUSED), selected=bool(f & SELECTED),
                   password=bool(f & PASSWORD), children=tuple(children))
+
+
+# The element the last walk put at `index`, or null when the page changed since (a new document, or the
+# element left it).
+PICK_JS = """(i) => { const els = window[Symbol.for('appatlas.walked')];
+  const el = els && els[i]; return el && el.isConnected ? el : null; }"""
 
 
 def opens_tab(walk: dict[str, Any], index: int) -> bool:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from appatlas.devices._web_dom import DIALOG_IDS, WALK_JS, build_root, opens_tab
+from appatlas.devices._web_dom import DIALOG_IDS, PICK_JS, WALK_JS, build_root, opens_tab
 from appatlas.devices._web_host import BrowserHost
 from appatlas.devices.base import DeviceInfo, locate
 from appatlas.errors import (
@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 20.0  # seconds a navigation may take
 ACTION_TIMEOUT = 3.0  # seconds an element may take to become clickable
-QUIET_S = 0.05  # after an action, the network must be quiet this long ...
+QUIET_S = 0.03  # after an action, the network must be quiet this long ...
 QUIET_MAX_S = 2.0  # ... but no longer than this is waited (pages that poll forever)
 DEFAULT_VIEWPORT = (1280, 800)
 _serials = itertools.count(1)
@@ -384,15 +384,13 @@ class WebDevice:
         task.cancel()
         raise DeviceTimeout(f"{self.serial}: the page did not answer within {self.timeout:g} s", serial=self.serial)
 
-    async def _walk(self, *, keep: bool = False) -> Any:
+    async def _walk(self) -> Any:
         """One walk of the current page, again when a navigation replaced the document meanwhile."""
         from playwright.async_api import Error as PlaywrightError
 
         for attempt in range(3):
             page = self._page
             try:
-                if keep:
-                    return await page.evaluate_handle(WALK_JS, {"keep": True})
                 return await page.evaluate(WALK_JS, {})
             except PlaywrightError as exc:
                 if "context was destroyed" not in str(exc) and "navigat" not in str(exc) or attempt == 2:
@@ -481,10 +479,9 @@ class WebDevice:
 
     async def _element(self, sel: Selector) -> tuple[Any, Widget, bool]:
         """(element handle or None, the widget `sel` names on the page now, whether clicking it opens a tab)."""
-        done, handle = await self._race(lambda: self._walk(keep=True))
+        done, walk = await self._race(self._walk)
         if not done:
             raise ActionRefused(f"{self.serial}: a dialog opened; answer it first", serial=self.serial)
-        walk = await (await handle.get_property("data")).json_value()
         package, activity = self._where(self._page)
         root, built = build_root(walk, package=package)
         screen = Screen(package, activity, root, int(walk["vw"]), int(walk["vh"]))
@@ -492,8 +489,10 @@ class WebDevice:
         index = next((i for i, w in enumerate(built) if w is widget), None)
         if index is None:
             return None, widget, False
-        els = await handle.get_property("els")
-        element = (await els.get_property(str(index))).as_element()
+        element = (await self._page.evaluate_handle(PICK_JS, index)).as_element()
+        if element is None:
+            raise ActionRefused(f"{self.serial}: the page changed while {sel.describe()} was sought; look again",
+                                serial=self.serial)
         return element, widget, opens_tab(walk, index)
 
     async def _touch(self, action: Action, sel: Selector) -> None:

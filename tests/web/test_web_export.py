@@ -26,10 +26,10 @@ def _recorded(dev, steps: list[tuple[str, str, str]]) -> tuple[Step, ...]:
     return tuple(out)
 
 
-def _run(path: Path, url: str) -> subprocess.CompletedProcess:
+def _run(folder: Path, url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "APPATLAS_URL": url, "APPATLAS_TIMEOUT_MS": "3000"}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)],
-                          capture_output=True, text=True, env=env, timeout=120, cwd=path.parent)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", "-p", "no:randomly",
+                           str(folder)], capture_output=True, text=True, env=env, timeout=180, cwd=folder)
 
 
 def test_an_exported_web_test_drives_the_app_and_fails_where_an_element_is_gone(web, webapp, tmp_path) -> None:
@@ -49,17 +49,15 @@ def test_an_exported_web_test_drives_the_app_and_fails_where_an_element_is_gone(
     path = export_pytest(suite, tmp_path / "test_site.py", platform="web")
     code = path.read_text()
     assert "sync_playwright" in code and "uiautomator2" not in code and "d.answers = [('accept', '')]" in code
-    before = set(webapp.session_ids())
-    run = _run(path, webapp.url)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "2 passed" in run.stdout
-    fresh = [webapp.state(s) for s in set(webapp.session_ids()) - before]
-    assert any(n["title"] == "Exported note" and n["kind"] == "checklist" for s in fresh for n in s["notes"])
-    assert any(len(s["tasks"]) == 2 for s in fresh)  # the confirm was accepted in the exported run
-    # The same file against a page without the New note button fails at that step.
+    # The same file against a page without the New note button fails at that step (run in the same pytest).
     broken = tmp_path / "test_broken.py"
     broken.write_text(code.replace("'resource_id': 'new_note'", "'resource_id': 'no_such_button'"))
-    run = _run(broken, webapp.url)
-    assert run.returncode == 1 and "step 1: no element matches" in run.stdout, run.stdout
+    before = set(webapp.session_ids())
+    run = _run(tmp_path, webapp.url)
+    assert "1 failed, 3 passed" in run.stdout, run.stdout + run.stderr
+    assert "test_broken.py::test_new_checklist" in run.stdout and "step 1: no element matches" in run.stdout
+    fresh = [webapp.state(s) for s in set(webapp.session_ids()) - before]
+    assert any(n["title"] == "Exported note" and n["kind"] == "checklist" for s in fresh for n in s["notes"])
+    assert sum(len(s["tasks"]) == 2 for s in fresh) == 2  # both runs of the confirm case accepted it
     # Without APPATLAS_URL every test skips and nothing is started (the module fixture asks first).
     assert code.index('pytest.skip("set APPATLAS_URL') < code.index("sync_playwright() as p")
