@@ -278,7 +278,7 @@ class Step:
     note: str = ""
 
 
-EXPECTATION_KINDS = ("shown", "gone", "checked", "unchecked", "screen")
+EXPECTATION_KINDS = ("shown", "gone", "checked", "unchecked", "screen", "route")
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +291,8 @@ class Expectation:
                with `count`, at most `count`
     checked    the switch / checkbox labelled `text` on `where` is on (`unchecked`: off)
     screen     the screen `where` is open (`text` says which, for the reader)
+    route      every step landed on the screen the test expects after it (a coverage test's point: the
+               runner checks it from the steps, not from a screen)
 
     `where` is a structure key ("" = the screen the run ends on); `note` says it in words.
     """
@@ -318,6 +320,8 @@ class Expectation:
         where = f" on {self.where[:8]}…" if self.where else ""
         if self.kind == "screen":
             return f"the screen {self.text or self.where[:8] + '…'} is open"
+        if self.kind == "route":
+            return "every step lands on the screen the test expects after it"
         if self.kind in ("checked", "unchecked"):
             return f"{self.text!r} is {'on' if self.kind == 'checked' else 'off'}{where}"
         if self.kind == "gone":

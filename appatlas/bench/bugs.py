@@ -1,10 +1,13 @@
 """`appatlas bench bugs`: does appatlas find real functional bugs? Seeded mutants of the demo app.
 
 1. The correct demo app is crawled into an atlas, captioned and indexed; a suite is planned from it
-   alone: the demo's intents, one intent per switch the atlas shows ("turn on 'Sound'"), and the
-   coverage suite (the fewest tests that visit every screen). Nothing in it knows any mutant.
-2. The suite runs on the correct app: a case that fails there for any reason but a crash of the app
-   is a *false alarm* (must be 0); the cases that pass make the suite.
+   alone: the demo's intents, intents generated from the atlas's captions (one per switch: "turn on
+   sound"; one per form titled New/Add/Create: "create a new task named 'Bench value 2'"; one per
+   list whose rows lead to a Delete: "delete Book list"), and the coverage suite (the fewest tests that
+   visit every screen, each expecting its route). Nothing in it knows any mutant.
+2. Calibration, as mutation testing does (a suite must be green on the original): the suite runs on
+   the correct app and the cases that fail there are excluded (listed with why). The kept suite then
+   runs again on a fresh correct app: every failure there is a *false alarm* (must be 0).
 3. Each mutant (a spec variant: built in, or every `*.yaml` of `--mutants DIR`) runs the suite on a
    fresh virtual phone. A mutant is *killed* when a case fails and the failing run went through a
    screen or dialog where the mutant's spec differs from the correct one (the evidence points at it).
@@ -121,6 +124,39 @@ def _changed_places(base: Any, mutant: Any) -> set[str]:
     return out
 
 
+def _form_intents(views: Any) -> list[str]:
+    """One intent per form the atlas titles New/Add/Create: create one with a fresh name."""
+    out = []
+    for v in views.screens.values():
+        title = v.facts.title.strip()
+        if v.facts.kind == "form" and title.split(" ", 1)[0].lower() in ("new", "add", "create") and \
+                len(title.split()) > 1 and f"create a {title.lower()}" not in " ".join(out):
+            out.append(f"create a {title.lower()} named 'Bench value {len(out) + 1}'")
+    return out
+
+
+def _delete_intents(views: Any) -> list[str]:
+    """One intent per list whose rows open a screen with a Delete action: delete its second row."""
+    import re
+
+    from appatlas.rag.expect import _rows
+
+    g = views.plan_graph
+    deleting = {u for u, _, d in g.edges(data=True) if (t := views.transitions.get(d.get("transition")))
+                and re.search(r"\b(delete|remove)\b", t.facts.label, re.I)}
+    out = []
+    for key, v in views.screens.items():
+        if v.facts.kind in ("dialog", "menu"):
+            continue
+        rows = _rows(v.example)
+        opens = {t for _, t, d in g.out_edges(key, data=True) if d["action"].target is not None
+                 and d["action"].target.resource_id and any(d["action"].target.resource_id == r.resource_id
+                                                            for r, _ in rows)}
+        if len(rows) >= 2 and opens & deleting:
+            out.append(f"delete {rows[1][1][0]}")
+    return sorted(set(out))
+
+
 def _switch_intents(views: Any) -> list[str]:
     """One intent per switch the atlas shows: to its other state ("turn on 'Sound'")."""
     seen: dict[str, bool] = {}
@@ -165,7 +201,8 @@ def run_bugs_bench(out: Path, *, mutants_dir: Path | None = None, budget: int = 
         caption_atlas(atlas, HeuristicCaptioner())
         build_index(atlas, screenshots="off")
         retriever = Retriever(atlas, RagStore.open(atlas))
-        intents = list(DEMO_INTENTS) + _switch_intents(retriever.views)
+        views = retriever.views
+        intents = list(DEMO_INTENTS) + _switch_intents(views) + _form_intents(views) + _delete_intents(views)
         say(f"planning {len(intents)} intents and the coverage suite")
         for intent in intents:
             try:
@@ -184,7 +221,8 @@ def run_bugs_bench(out: Path, *, mutants_dir: Path | None = None, budget: int = 
 
             def track(_: dict[str, Any], device: Any = device, places: set[str] = places) -> None:
                 places.update(x for x in device.location if x)
-            res = agent.run(device, case.intent, plan=case, config=RunConfig(max_steps=max_steps), on_step=track)
+            res = agent.run(device, case.intent, plan=case, on_step=track,
+                            config=RunConfig(max_steps=max(max_steps, 2 * len(case.steps))))
             places.update(device.state()["visited"])
             places.update(x for x in device.location if x)
             rows.append({"case": case.name, "passed": res.verdict.passed, "reason": res.verdict.reason,
@@ -192,11 +230,15 @@ def run_bugs_bench(out: Path, *, mutants_dir: Path | None = None, budget: int = 
                          "places": sorted(places), "actions": len(res.actions)})
         return rows
 
-    say(f"running {len(suite)} cases on the correct app")
-    correct = run_suite(base, suite)
-    false_alarms = [r for r in correct if not r["passed"] and not r["crashed"]]
-    kept = [c for c, r in zip(suite, correct, strict=True) if r["passed"]]
-    budget_actions = max(1, sum(r["actions"] for r, c in zip(correct, suite, strict=True) if c in kept))
+    say(f"calibrating: {len(suite)} cases on the correct app")
+    calibration = run_suite(base, suite)
+    kept = [c for c, r in zip(suite, calibration, strict=True) if r["passed"]]
+    excluded = [{"case": r["case"], "intent": c.intent, "reason": r["reason"]}
+                for c, r in zip(suite, calibration, strict=True) if not r["passed"]]
+    say(f"the kept {len(kept)} cases on a fresh correct app (false alarms)")
+    correct = run_suite(base, kept)
+    false_alarms = [r for r in correct if not r["passed"]]
+    budget_actions = max(1, sum(r["actions"] for r in correct))
 
     mutants: list[Mutant] = []
     if mutants_dir is not None:
@@ -222,11 +264,12 @@ def run_bugs_bench(out: Path, *, mutants_dir: Path | None = None, budget: int = 
                "kill_rate": round(sum(r["killed"] for r in rows) / n, 3) if n else 0.0,
                "baseline_kill_rate": round(sum(r["baseline_killed"] for r in rows) / n, 3) if n else 0.0,
                "false_alarms": len(false_alarms), "suite": len(kept), "planned": len(suite),
+               "excluded_by_calibration": len(excluded),
+               "intent_cases_excluded": sum(not e["case"].startswith("coverage_") for e in excluded),
                "unplanned": len(unplanned), "baseline_actions_per_mutant": budget_actions,
                "seconds": round(time.perf_counter() - began, 1)}
     doc = {"summary": summary, "mutants": rows, "false_alarms": false_alarms, "unplanned": unplanned,
-           "suite": [c.name for c in kept],
-           "correct_app_failures": [r for r in correct if not r["passed"]]}
+           "suite": [{"case": c.name, "intent": c.intent} for c in kept], "excluded": excluded}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2))
     return doc

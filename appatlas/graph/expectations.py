@@ -159,10 +159,11 @@ def check_screen(expectations: Sequence[Expectation], screen: Screen, *, here: C
     """Check what can be checked on `screen` (whose structure keys are `here`).
 
     Expectations about another screen (`where` not in `here`) fail, saying so: use `check_device` to
-    move there first. With `errors`, a first check fails when the screen shows an error, quoting it.
+    move there first. `route` expectations are about the run's steps, not a screen: left out here. With `errors`, a first check fails when the screen shows an error, quoting it.
     `seen` maps a structure key to the screen as the run first saw it (for `new` and `gone`).
     """
     seen = seen or {}
+    expectations = [e for e in expectations if e.kind != "route"]
     out: list[Check] = []
     if errors:
         shown = screen_errors(screen)
@@ -193,7 +194,8 @@ def read_only(action: Action) -> bool:
 def check_device(expectations: Sequence[Expectation], device: Any, *, where: Callable[[Screen], Collection[str]],
                  route: Callable[[Collection[str], str], Sequence[Action]] | None = None,
                  max_moves: int = 6, screen: Screen | None = None,
-                 seen: Mapping[str, Screen] | None = None, reopen: bool = True) -> list[Check]:
+                 seen: Mapping[str, Screen] | None = None, reopen: bool = True,
+                 errors: bool = True) -> list[Check]:
     """Check every expectation on `device` (a Device: snapshot / perform).
 
     The screen the run ended on is checked first (and for errors); each expectation about another
@@ -202,12 +204,15 @@ def check_device(expectations: Sequence[Expectation], device: Any, *, where: Cal
     structure key to the screen as the run first saw it (what `new` and `gone` compare with). With
     `reopen`, a switch that reads right is read again after leaving its screen and coming back (a
     setting is what the app keeps), when `route` can bring the check back to it read-only.
+    `route` expectations are about the run's steps, not a screen: left out here (the runner checks them).
+    `errors=False` leaves out the "no error is shown" check (a test whose route expects an error screen).
     """
     seen = seen or {}
+    expectations = [e for e in expectations if e.kind != "route"]
     screen = screen if screen is not None else device.snapshot()
     here = set(where(screen))
     checks: list[Check | None] = [None] * len(expectations)
-    first = check_screen([], screen)
+    first = check_screen([], screen) if errors else []
     for i, e in enumerate(expectations):
         if not e.where or e.where in here:
             checks[i] = _check_one(e, screen, seen.get(e.where))

@@ -44,6 +44,8 @@ _OPEN = re.compile(r"\b(open|go to|show|view|navigate|see|display|unlock|enter)\
 _SUBMIT = frozenset(tokens("save add create ok done submit confirm continue next apply unlock sign log send "
                            "finish yes set"))
 _ABANDON = frozenset(tokens("cancel discard back close delete remove dismiss no skip later"))
+_HOW = frozenset(tokens("turn switch on off enable disable activate deactivate open go create add make delete "
+                        "remove toggle"))
 _PHRASE = re.compile(r"[\w@.+-]+")
 _STOP = frozenset(tokens("a an the to in on of for with and or my me this that it its is be by at from as into "
                          "called named titled please then all"))
@@ -107,7 +109,8 @@ def named_rows(views: AtlasViews, intent: str) -> list[tuple[str, str]]:
 def grounding(views: AtlasViews, intent: str) -> tuple[float, list[str]]:
     """How much of the intent the atlas shows: the share of its content words any screen or action says,
     and those words. A value the intent carries counts as shown (it is what gets typed)."""
-    want = _said(intent)
+    # the words that say how (turn on, open, create) ground nothing: what they act on must
+    want = _said(intent) - _HOW
     if not want:
         return (1.0 if extract_slots(intent) else 0.0), []
     vocab: set[str] = set()

@@ -162,15 +162,26 @@ def plan_intent(atlas_folder: str | Path, intent: str, *, start: str | None = No
 
 def coverage_tests(atlas: Atlas, *, edges: bool = False, views: AtlasViews | None = None) -> list[TestCase]:
     """The smallest set of tests from the launch screen that visits every screen (or takes every
-    transition, with `edges=True`): greedy set cover over shortest paths (graph.planner)."""
+    transition, with `edges=True`): greedy set cover over shortest paths (graph.planner).
+
+    A coverage test is about its route: it expects every step to land where the atlas saw it land
+    (a `route` expectation) and its last screen to be open."""
     from appatlas.graph.planner import coverage_suite
     from appatlas.rag.views import atlas_views
+    from appatlas.types import Expectation
 
     views = views if views is not None else atlas_views(atlas)
     if not views.launch:
         return []
     routes = coverage_suite(views.graph, views.launch[0], edges=edges)
     what = "transition" if edges else "screen"
-    return [to_test_case(views.graph, r, name=f"coverage_{what}s_{i + 1:02d}",
-                         intent=f"visit {len(set(r.edges if edges else r.screens))} {what}s from the launch screen")
-            for i, r in enumerate(routes)]
+    out = []
+    for i, r in enumerate(routes):
+        t = _dialogs_return(views, to_test_case(views.graph, r, name=f"coverage_{what}s_{i + 1:02d}",
+                                                intent=f"visit {len(set(r.edges if edges else r.screens))} "
+                                                       f"{what}s from the launch screen"))
+        expect = [Expectation("route", "every step lands where the atlas saw it land")]
+        if t.end and t.end in views.screens:
+            expect.append(Expectation("screen", where=t.end, note=f"the {views.screens[t.end].facts.place} is open"))
+        out.append(replace(t, expect=tuple(expect)))
+    return out
