@@ -363,7 +363,10 @@ class HarmonyDevice:
                 self._client.sock.close()
                 self._client.sock = None
             _bounded(self._client.start, max(self.timeout, START_TIMEOUT), "restart the UI test daemon", self.serial)
-            self._client.sock.settimeout(self.timeout)
+            sock = self._client.sock
+            if sock is None:
+                raise ConnectionError("the restarted daemon gave no connection")
+            sock.settimeout(self.timeout)
         except (OSError, ValueError, self._exc.HdcError) as exc:
             raise UiServerDied(f"the UI test daemon on {self.serial} died and could not be restarted ({exc}); "
                                "close other hypium/uitest sessions, then reconnect, or reboot the device",

@@ -29,16 +29,16 @@ def open_device(arg: str | None, *, app: str = "", adb_port: int = 5037, timeout
                 screenshots: bool = True) -> Device:
     """Connect to the device `arg` names (None: the only Android phone attached); `app` is what launch() starts."""
     platform = platform_of(arg or "")
-    extra = {} if timeout is None else {"timeout": timeout}
     if platform == "harmony":
-        from appatlas.devices.harmony import connect as harmony
+        from appatlas.devices import harmony
 
         serial = (arg or "").partition(":")[2] or None
-        return harmony(serial, app=app, screenshots=screenshots, **extra)
+        return harmony.connect(serial, app=app, screenshots=screenshots, timeout=timeout or harmony.DEFAULT_TIMEOUT)
     if platform == "web":
-        from appatlas.devices.web import connect as web
+        from appatlas.devices import web
 
-        return web((arg or "").partition(":")[2], app=app, screenshots=screenshots, **extra)
-    from appatlas.devices.u2 import connect as android
+        return web.connect((arg or "").partition(":")[2], app=app, screenshots=screenshots,
+                           timeout=timeout or web.DEFAULT_TIMEOUT)
+    from appatlas.devices import u2
 
-    return android(arg, adb_port=adb_port, app=app, screenshots=screenshots, **extra)
+    return u2.connect(arg, adb_port=adb_port, app=app, screenshots=screenshots, timeout=timeout or u2.DEFAULT_TIMEOUT)

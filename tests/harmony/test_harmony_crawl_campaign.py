@@ -3,6 +3,7 @@ planned from that atlas passes on two such devices; the commands take --device h
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +11,12 @@ import pytest
 from harmony_apps import PACKAGE, SERIAL, demo, served
 from typer.testing import CliRunner
 
-from appatlas.agent.campaign import run_campaign
-from appatlas.agent.knowledge import Knowledge
 from appatlas.cli import app as cli
 from appatlas.devices.fakehdc import FakeHdcServer
 from appatlas.devices.harmony import connect
 from appatlas.graph.atlas import Atlas
 from appatlas.graph.crawler import CrawlConfig, crawl
+from appatlas.graph.testcases import TestSuite, save_tests
 from appatlas.types import TestCase
 
 BUDGET = 120
@@ -52,20 +52,25 @@ def test_the_crawl_through_hmdriver2_sees_what_the_virtual_device_shows(harmony_
     assert {"Text", "Button", "ListItem"} <= classes and not any(c.startswith("android.") for c in classes)
 
 
-def test_a_campaign_planned_from_the_harmony_atlas_passes_on_two_devices(phones: FakeHdcServer, harmony_atlas,
-                                                                        tmp_path: Path) -> None:
+def test_appatlas_campaign_on_two_harmony_devices_passes_for_real(phones: FakeHdcServer, harmony_atlas,
+                                                                   tmp_path: Path) -> None:
     with Atlas.open(harmony_atlas[0]) as atlas:
-        knowledge = Knowledge.from_atlas(atlas)
-    cases = [TestCase(name=f"case{i}", intent=text, start="", steps=()) for i, text in enumerate(INTENTS)]
-    result = run_campaign(cases, phones.serials, knowledge=knowledge, out=tmp_path, max_steps=12,
-                          connect=lambda s: connect(s, app=PACKAGE, timeout=5.0, screenshots=False))
-    assert result.passed, [(c.name, c.attempts[-1].get("reason")) for c in result.cases]
-    assert {a["device"] for c in result.cases for a in c.attempts} == set(phones.serials)
+        first = next(iter(atlas.states())).structure_key  # the crawl began on the app's first screen
+    suite = tmp_path / "suite.yaml"  # intents only: the agent plans each step from the atlas
+    save_tests(suite, TestSuite([TestCase(name=f"case{i}", intent=text, start=first, steps=())
+                                 for i, text in enumerate(INTENTS)], app=PACKAGE))
+    out = CliRunner().invoke(cli, ["campaign", str(suite), "--device", "harmony:virtual-1", "--device",
+                                   "harmony:virtual-2", "--atlas", str(harmony_atlas[0]), "--out",
+                                   str(tmp_path / "out"), "--max-steps", "12"])
+    assert out.exit_code == 0, out.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    attempts = {c["name"]: c["attempts"][-1] for c in results["cases"]}
+    assert {a["device"] for a in attempts.values()} == {"harmony:virtual-1", "harmony:virtual-2"}
     # the verdicts agree with the apps' real state: the switches are on where the cases ran
-    ran = {c.name: phones.device(c.attempts[-1]["device"]) for c in result.cases}
+    ran = {name: phones.device(a["device"].partition(":")[2]) for name, a in attempts.items()}
     assert ran["case0"].state()["toggles"]["quiet_hours.pref_quiet"] is True  # type: ignore[attr-defined]
     assert ran["case1"].state()["toggles"]["settings_notifications.pref_sound"] is True  # type: ignore[attr-defined]
-    assert (tmp_path / "junit.xml").is_file() and (tmp_path / "report.html").is_file()
+    assert (tmp_path / "out" / "junit.xml").is_file() and (tmp_path / "out" / "report.html").is_file()
 
 
 def test_appatlas_crawl_takes_a_harmony_device(phones: FakeHdcServer, tmp_path: Path) -> None:

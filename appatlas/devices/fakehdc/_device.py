@@ -16,7 +16,7 @@ from typing import Any
 
 from appatlas.devices.fakeadb._phone import VirtualLike, png_of
 from appatlas.devices.fakehdc._dump import Node, dump_layout
-from appatlas.types import Screen
+from appatlas.types import Screen, Widget
 
 AGENT_PORT = 8012  # where the UI test daemon serves its RPC on the device
 AGENT_SO = "/data/local/tmp/agent.so"
@@ -69,6 +69,7 @@ class HarmonyDevice:
         self._info = device.info()
         self._pids = 0
         self._dumped: tuple[Screen, dict[str, Any], list[Node]] | None = None
+        self._jpeg: tuple[Widget, bytes] | None = None
 
     @property
     def width(self) -> int:
@@ -117,13 +118,15 @@ class HarmonyDevice:
         return self._dumped[1], self._dumped[2]
 
     def jpeg(self) -> bytes:
-        """The screen as `snapshot_display` writes it (JPEG)."""
+        """The screen as `snapshot_display` writes it (JPEG), encoded once per screen."""
         from PIL import Image
 
-        png = png_of(self.device.snapshot())
-        buf = io.BytesIO()
-        Image.open(io.BytesIO(png)).convert("RGB").save(buf, "JPEG", quality=80)
-        return buf.getvalue()
+        screen = self.device.snapshot()
+        if self._jpeg is None or self._jpeg[0] is not screen.root:
+            buf = io.BytesIO()
+            Image.open(io.BytesIO(png_of(screen))).convert("RGB").save(buf, "JPEG", quality=80)
+            self._jpeg = (screen.root, buf.getvalue())
+        return self._jpeg[1]
 
     def png(self) -> bytes:
         return png_of(self.device.snapshot())
