@@ -247,7 +247,9 @@ def _host_lost(tmp: Path) -> dict[str, Any]:
 
 
 def _head_restarted(tmp: Path) -> dict[str, Any]:
-    """The Ray head dies mid-campaign (the whole cluster with it); restarted, the same command resumes."""
+    """The Ray head dies mid-campaign. Without GCS fault tolerance the other hosts' raylets follow it (they
+    exit once the head is gone past its reconnect timeout) and rejoin the restarted head: here both nodes
+    die, the farm is started again, and the same command resumes from the driver's campaign state."""
     from appatlas.farm.cluster import LocalFarm
 
     fault = "Ray head restarted mid-campaign, then resume"
@@ -255,17 +257,19 @@ def _head_restarted(tmp: Path) -> dict[str, Any]:
     with phones(4, **PACE) as server:
         with LocalFarm(FARM_HOSTS) as farm:
             proc = start_driver(farm.address, server.port, out, copies=2)
-            before = wait_finished(proc, out)
+            at_kill = wait_finished(proc, out)
             t = time.perf_counter()
             farm.cluster.remove_node(farm.cluster.head_node, allow_graceful=False)  # the head is gone
+            farm.remove_host(1)  # and the host that followed it
             try:
-                proc.wait(timeout=20)  # the driver notices and ends (or is killed below)
+                proc.wait(timeout=10)  # the driver notices and ends (or is killed below)
             except subprocess.TimeoutExpired:
                 pass
+            ended = proc.poll() is not None
             kill(proc)
-        if not before:
+        if not at_kill:
             return _row(fault, False, 0, None, "no case finished before the head died; nothing was tested")
-        before = finished(out)  # what the driver saved until the end
+        before = finished(out)  # what the driver saved until its end
         ran: list[str] = []
         with LocalFarm(FARM_HOSTS) as farm:
             farm.connect()
@@ -277,10 +281,12 @@ def _head_restarted(tmp: Path) -> dict[str, Any]:
     lost = sum(after.get(name) != attempts for name, attempts in before.items())
     rerun = sorted(set(ran) & set(before))
     survived, missing, what = _judge(result, out, {c.name: "passed" for c in cases(2)})
-    note = f"{len(before)} of 8 cases finished when the head died; cluster restarted, resumed: {what}"
+    note = (f"{len(at_kill)} of 8 cases finished when the head died, {len(before)} when the driver "
+            f"{'ended' if ended else 'was killed'}; farm restarted, {len(ran)} resumed: {what}")
     if rerun:
         note += f"; ran again: {', '.join(rerun)}"
-    return _row(fault, survived and not rerun and not lost, lost + missing, recover, note)
+    ok = survived and not rerun and not lost and len(before) < 8
+    return _row(fault, ok, lost + missing, recover, note)
 
 
 FARM_SCENARIOS: list[tuple[str, Callable[[Path], dict[str, Any]]]] = [

@@ -6,6 +6,7 @@ how many already-recorded transitions were lost (must be 0), and how long recove
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from appatlas.bench.campaign_faults import CAMPAIGN_SCENARIOS
+from appatlas.bench.farm import FARM_SCENARIOS
 from appatlas.devices.fakeadb import FakeAdbServer
 from appatlas.devices.u2 import U2Device, connect
 from appatlas.devices.virtual import open_app
@@ -254,6 +256,9 @@ SCENARIOS: list[tuple[str, Callable[[Path], FaultRow]]] = [
     ("disk full", _disk_full),
     ("corrupt", _corrupt_at_start),
     *((name, lambda d, run=run: FaultRow(**run(d))) for name, run in CAMPAIGN_SCENARIOS),
+    # The farm's rows (a host lost, the Ray head restarted) where Ray is installed (appatlas[farm]).
+    *((name, lambda d, run=run: FaultRow(**run(d))) for name, run in FARM_SCENARIOS
+      if importlib.util.find_spec("ray") is not None),
 ]
 
 
