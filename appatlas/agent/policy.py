@@ -25,6 +25,7 @@ from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_
 from appatlas.agent.interrupts import interruption
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
+from appatlas.agent.meaning import Meaning
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
 from appatlas.agent.oracle import AppWords, realised
 from appatlas.agent.progress import Progress, Taken, all_texts, names_slot, shows_value
@@ -66,6 +67,8 @@ class PolicyConfig:
     llm_top: int = 6  # options shown to the model
     back_toll: float = 0.5
     finish: float = 0.65  # share of each clause's known words that, once acted on and committed, realises it
+    meaning: float = 0.0  # weight of the semantic similarity (above the screen's median) of what an option
+    # says and leads to (`appatlas.agent.meaning`); 0 = words only
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,11 @@ class Decision:
     @property
     def done(self) -> bool:
         return self.action is None
+
+    @property
+    def by_model(self) -> bool:
+        """Whether the model made this decision (the share of these is the bench's `model_share`)."""
+        return self.source == "llm"
 
 
 @dataclass
@@ -113,6 +121,7 @@ class Policy:
         self._app_words = AppWords(app_words | {"app", "application"})
         self.ahead = LookAhead(knowledge, gamma=config.gamma, depth=config.depth, slot_pick=config.slot_pick,
                                weight=self._weight)
+        self.meaning = Meaning(knowledge)
 
     # --- the decision -----------------------------------------------------------------------------
 
@@ -303,7 +312,26 @@ class Policy:
         names = {o.name for o in opts}
         out = [self._value(o, intent, progress, screen, key, uncovered, slots, visible, names) for o in opts]
         self._remember(out, intent, progress, key)
+        if self.config.meaning:
+            self._mean(out, intent, progress, key)
         return out
+
+    def _mean(self, valued: list[_Valued], intent: Intent, progress: Progress, key: str) -> None:
+        """Add what the options mean for the intent: the cosine of what each says and leads to, above the
+        screen's median (`appatlas.agent.meaning`). Taps only; not a toggle already as wanted, nor an
+        option taken before in this run."""
+        taps = [v for v in valued if v.option.kind in (ActionKind.TAP, ActionKind.LONG_TAP)]
+        if len(taps) < 2:
+            return
+        sims = self.meaning.similarities(intent.text, key, [v.option for v in taps])
+        middle = float(sorted(sims)[len(sims) // 2])
+        for v, sim in zip(taps, sims, strict=True):
+            o = v.option
+            if sim <= middle or (o.checkable and self._satisfied(o, intent)) or progress.repeats(o.label, o.kind):
+                continue
+            bonus = self.config.meaning * (sim - middle)
+            v.value += bonus
+            v.why.append(f"it means what the intent asks (+{bonus:.2f})")
 
     def _slots_left(self, intent: Intent, progress: Progress, screen: Screen, opts: Sequence[Option]) -> list[Slot]:
         """Open slots that `screen` does not already show as itself (an item open already, a value set)."""

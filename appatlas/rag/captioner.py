@@ -29,8 +29,8 @@ from appatlas.rag.views import (
     transition_subject,
 )
 
-__all__ = ["Caption", "CaptionReport", "Captioner", "HeuristicCaptioner", "caption_atlas", "make_captioner",
-           "register_captioner", "screen_caption", "transition_caption"]
+__all__ = ["Caption", "CaptionReport", "Captioner", "HeuristicCaptioner", "caption_atlas", "leads_to",
+           "make_captioner", "register_captioner", "screen_caption", "transition_caption"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -72,6 +72,16 @@ def screen_caption(facts: ScreenFacts) -> str:
         parts.append(f"shows {_quote(facts.texts, 8)}")
     head = place[0].upper() + place[1:]
     return f"{head}: {'; '.join(parts)}" if parts else head
+
+
+def leads_to(facts: ScreenFacts, *, limit: int = 6) -> str:
+    """An element's functional memory, in AutoDroid's words: "leads to a screen about …" — the place it
+    opens and the first things that place offers, so an intent naming the goal ("see the app's version")
+    meets the control that names only the mechanism ('More options' -> 'About')."""
+    offered = list(dict.fromkeys(x for x in (*facts.fields, *facts.toggles, *facts.choices, *facts.buttons,
+                                             *facts.texts) if x))
+    about = f"leads to the {facts.place}"
+    return f"{about} about {', '.join(offered[:limit])}" if offered else about
 
 
 def transition_caption(view: TransitionView, views: AtlasViews) -> str:
