@@ -195,8 +195,9 @@ def _parse_all(shots: list[Shot], say: Callable[[str], None]) -> tuple[list[dict
         row = score_shot(shot, parsed)
         row.update(app=shot.app, location="/".join(x for x in shot.location if x), tick=shot.tick,
                    ms=round(cold, 1), ms_warm=round(warm, 1))
+        row["key"] = structure_key(parsed)
         rows.append(row)
-        keys.append(structure_key(parsed))
+        keys.append(row["key"])
     return rows, keys
 
 

@@ -97,7 +97,10 @@ class CanvasDevice(VirtualDevice):
             self.tap(x, y)
 
     def drawn(self) -> list[Drawn]:
-        """What the current screen shows a person (the ground truth of a pixel parser)."""
+        """What the app draws on its surface now (the ground truth of a pixel parser); nothing while a
+        system window (a permission popup, the launcher) is in front, as those keep their tree."""
+        if self.current_app()[0] != self.spec.package:
+            return []
         return list(self._paint()[1])
 
     def tree(self) -> Screen:
@@ -156,7 +159,8 @@ def _kind(w: Widget) -> str:
 
 def _leaves(windows: tuple[Widget, ...], top_dialog: Widget | None) -> list[Widget]:
     """The leaf widgets a person can see and use: a dialog's only while one is open (behind it is dimmed)."""
-    shown = [top_dialog] if top_dialog is not None else list(windows)
+    # system windows (the status bar) keep their tree on a canvas app: not the pixels' to explain
+    shown = [top_dialog] if top_dialog is not None else [w for w in windows if _package(w) != _SYSTEMUI]
     return [x for win in shown for x in win.walk() if not x.children and (x.label or x.clickable or x.checkable
                                                                           or x.editable)]
 

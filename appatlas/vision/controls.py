@@ -85,20 +85,23 @@ def find_modal(img: Any) -> Box | None:
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     h, w = gray.shape
     bright = (gray >= 232).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))  # across 1-2 px rules
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
     best = None
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
-        if not 0.06 * w * h <= bw * bh <= 0.85 * w * h or bw < 0.5 * w or area < 0.55 * bw * bh:
+        if not 0.04 * w * h <= bw * bh <= 0.85 * w * h or bw < 0.5 * w or area < 0.4 * bw * bh:
             continue
+        if x < 0.02 * w or x + bw > 0.98 * w:
+            continue  # edge to edge: the page itself; a dialog keeps a margin
         if best is None or bw * bh > best[2] * best[3]:
-            best = (x, y, bw, bh)
+            best = (x, y, bw, bh, i)
     if best is None:
         return None
-    x, y, bw, bh = best
+    x, y, bw, bh, i = best
     outside = np.ones_like(gray, bool)
     outside[y:y + bh, x:x + bw] = False
-    if float(gray[outside].mean()) > 0.62 * float(gray[y:y + bh, x:x + bw].mean()):
+    if float(gray[outside].mean()) > 0.62 * float(gray[labels == i].mean()):
         return None  # nothing is dimmed: a bright panel of the screen itself
     return (x, y, x + bw, y + bh)
 
@@ -170,11 +173,11 @@ def find_squares(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -
     unit = w / 540
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     out: list[Square] = []
-    for (x1, y1, x2, y2), _circ, c in shapes if shapes is not None else _shapes(img):
+    for (x1, y1, x2, y2), circ, c in shapes if shapes is not None else _shapes(img):
         bw, bh = x2 - x1, y2 - y1
-        if not (10 * unit <= bw <= 34 * unit and 0.85 <= bw / bh <= 1.18):
-            continue
-        if cv2.contourArea(c) < 0.85 * bw * bh:  # a square fills its box; a glyph or a disc (0.79) does not
+        if not (10 * unit <= bw <= 34 * unit and 0.85 <= bw / bh <= 1.18) or circ > 0.8:
+            continue  # a disc (a sprite, a radio button) is round
+        if cv2.contourArea(c) < 0.7 * bw * bh:  # a square's outline encloses its box; a glyph's does not
             continue
         approx = cv2.approxPolyDP(c, 0.08 * cv2.arcLength(c, True), True)
         if len(approx) != 4:
@@ -198,10 +201,12 @@ def find_rings(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -> 
     unit = w / 540
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     out: list[Ring] = []
-    for (x1, y1, x2, y2), circ, _ in shapes if shapes is not None else _shapes(img):
+    for (x1, y1, x2, y2), circ, c in shapes if shapes is not None else _shapes(img):
         bw, bh = x2 - x1, y2 - y1
-        if not (16 * unit <= bw <= 70 * unit and 0.85 <= bw / bh <= 1.18 and circ > 0.7):
-            continue
+        if not (16 * unit <= bw <= 70 * unit and 0.85 <= bw / bh <= 1.18 and circ > 0.8):
+            continue  # a square's circularity is 0.79, a circle's ~0.9
+        if cv2.contourArea(c) > 0.86 * bw * bh:
+            continue  # a circle covers pi/4 of its box, a (rounded) square nearly all of it
         box = (x1, y1, x2, y2)
         if any(_overlap(box, r.box) > 0.3 for r in out):
             continue
@@ -213,7 +218,7 @@ def find_rings(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -> 
         mask = np.abs(inner - bg) > 60
         ys = np.nonzero(mask.any(axis=1))[0]
         # a glyph: some ink, standing at least a third of the inside tall (a sprite's eye is a dot)
-        if not 0.025 <= float(mask.mean()) <= 0.6 or ys[-1] - ys[0] + 1 < 0.35 * inner.shape[0]:
+        if len(ys) == 0 or not 0.015 <= float(mask.mean()) <= 0.6 or ys[-1] - ys[0] + 1 < 0.28 * inner.shape[0]:
             continue
         out.append(Ring(box))
     return out
@@ -241,6 +246,11 @@ def find_underlines(img: Any) -> list[Box]:
         below = img[y + bh + 2, x + bw // 4:x + 3 * bw // 4].astype(np.int16)
         line = img[y + bh // 2, x + bw // 4:x + 3 * bw // 4].astype(np.int16)
         darker = float(above.mean() - line.mean()) > 40
+        # the top or bottom edge of a frame (a picture's box) has sides going down or up from its ends
+        ends = [cx for end in (x, x + bw - 1) for cx in range(max(0, end - 4), min(w, end + 5))]
+        side = [v for cx in ends for v in (dark[max(0, y - 9):max(0, y - 1), cx], dark[y + bh + 1:y + bh + 9, cx])]
+        if any(len(v) and v.mean() > 0.7 for v in side):
+            continue
         if darker and float(np.abs(above - below).sum(axis=1).mean()) < 40:
             out.append((x, y, x + bw, y + bh))
     return out

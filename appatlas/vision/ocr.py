@@ -233,8 +233,9 @@ class Ocr:
         text = [chars[0]]
         for k in range(1, len(chars)):
             a, b = chars[k - 1], chars[k]
-            if a != " " and b != " " and a.isascii() and b.isascii() and \
-                    any(cols[k - 1] < g < cols[k] for g in gaps):
+            # digits keep together ('1' has wide margins) and punctuation sticks to what it follows
+            if a != " " and b != " " and a.isascii() and b.isascii() and not (a.isdigit() and b.isdigit()) \
+                    and b not in ".,:;!?)%" and a not in "($" and any(cols[k - 1] < g < cols[k] for g in gaps):
                 text.append(" ")
             text.append(b)
         return "".join(text).strip(), float(prob[cols].mean())

@@ -44,7 +44,7 @@ _CLASSES = {"button": "android.widget.Button", "text": "android.widget.TextView"
 
 def slug(text: str) -> str:
     """A content-free name for a label: lower-case letters, every run of digits one '#'."""
-    s = re.sub(r"\d+", "#", text.lower())
+    s = re.sub(r"\d[\d\s.,:/-]*", "#", text.lower()).replace("# ", "#")  # 9:41, 1 200, 3.5: one number
     s = re.sub(r"[^a-z#]+", "", s)  # spaces too: OCR drops some between words, and that is not another screen
     return s[:40]
 
@@ -105,10 +105,19 @@ def _assemble(img: Any, lines: list[TextBox]) -> tuple[list[_Item], Box | None]:
         texts = [t for t in texts if _inside(t.box, modal)]
     shapes = _shapes(img)
     pills = [p for p in find_pills(img, shapes) if not _covers_text(p.box, texts)]
-    squares = [q for q in find_squares(img, shapes) if not _covers_text(q.box, texts, small=True)]
+    # OCR reads a check box as a glyph ('□', ']'): the square wins, the glyph goes
+    squares = [q for q in find_squares(img, shapes)
+               if not any(_overlap(q.box, t.box) > 0.3 and len(t.text.strip()) > 2 and not _leading_box(t, q.box)
+                          for t in texts)]
+    texts = [t for t in texts if not any(_inside(t.box, q.box, slack=3) for q in squares)]
+    for t in texts:
+        for q in squares:
+            if _leading_box(t, q.box):  # "] Pin to top": the square's edge read as a letter
+                t.text = t.text.lstrip("[]|□口I1l ")
+                t.box = (max(t.box[0], q.box[2] + 1), t.box[1], t.box[2], t.box[3])
     # a ring is an icon only around a glyph or nothing, never across a word (the loops of 'o' and 'p')
     rings = [r for r in find_rings(img, shapes)
-             if not any(_overlap(r.box, t.box) > 0.2 and not (_inside(t.box, r.box, slack=4) and len(t.text) <= 3)
+             if not any(_overlap(r.box, t.box) > 0.2 and not (_inside(t.box, r.box, slack=4) and len(t.text) <= 5)
                         for t in texts)]
     unders = find_underlines(img)
     if modal is not None:
@@ -158,17 +167,18 @@ def _assemble(img: Any, lines: list[TextBox]) -> tuple[list[_Item], Box | None]:
         if region is not None and modal is not None and (not _inside(region, modal, slack=2)
                                                           or iou(region, modal) > 0.8):
             region = None  # outside the card, or the card itself: the text sits on the dialog's ground
-        if region is not None and region[0] <= 1 and region[2] >= img.shape[1] - 1:
-            region = None  # edge to edge: a bar (toolbar, panel), not a button
+        left, right = (modal[0], modal[2]) if modal is not None else (0, img.shape[1])
+        if region is not None and region[0] <= left + 2 and region[2] >= right - 2:
+            region = None  # edge to edge (of the screen or the dialog): a bar, a panel, not a button
         if region is None:
             loose.append(i)
         else:
-            key = next((k for k in groups if iou(k, region) > 0.9), region)
+            key = next((k for k in groups if iou(k, region) > 0.7 or _inside(t.box, k)), region)
             groups.setdefault(key, []).append(i)
     for region, members in groups.items():
-        if len(members) == 1:
+        if len(members) == 1 and _filled(img, region):
             items.append(_Item("button", region, texts[members[0]].text))
-        else:
+        else:  # a row: a box of the page's own colour (between dividers); its texts stay texts
             kids = _paragraphs([texts[i] for i in members])
             items.append(_Item("row", region, "", children=kids))
     items.extend(_paragraphs([texts[i] for i in loose]))
@@ -186,7 +196,7 @@ def _paragraphs(texts: list[_Item]) -> list[_Item]:
             h = t.box[3] - t.box[1]
             ph = prev.box[3] - prev.box[1] if "\n" not in prev.text else h
             gap = t.box[1] - prev.box[3]
-            if abs(t.box[0] - prev.box[0]) <= 4 and 0 <= gap <= 0.45 * h and abs(h - ph) <= 0.25 * h:
+            if abs(t.box[0] - prev.box[0]) <= 0.5 * h and 0 <= gap <= 0.6 * h and abs(h - ph) <= 0.4 * max(h, ph):
                 out[-1] = _Item("text", _union(prev.box, t.box), prev.text + "\n" + t.text)
                 continue
         out.append(t)
@@ -213,9 +223,29 @@ def _above(texts: list[_Item], used: set[int], line: Box) -> int | None:
         if i in used or t.box[0] < line[0] - 4 or t.box[2] > line[2] + 4:
             continue
         d = line[1] - t.box[3]
-        if 0 <= d <= 2.2 * (t.box[3] - t.box[1]) and d < dist:
+        if 0 <= d <= 4.5 * (t.box[3] - t.box[1]) and d < dist:  # a multi-line field's text is far up
             best, dist = i, d
     return best
+
+
+def _filled(img: Any, box: Box) -> bool:
+    """Whether a box is painted in another colour than what is around it (a button, not a row)."""
+    import numpy as np
+
+    x1, y1, x2, y2 = box
+    h, w = img.shape[:2]
+    inside = img[y1 + 1:y2 - 1, x1 + 1:x2 - 1].reshape(-1, 3)
+    ring = np.concatenate([img[max(0, y1 - 3), x1:x2], img[min(h - 1, y2 + 2), x1:x2],
+                           img[y1:y2, max(0, x1 - 3)], img[y1:y2, min(w - 1, x2 + 2)]])
+    if inside.size == 0 or ring.size == 0:
+        return False
+    return float(np.abs(np.median(inside, axis=0) - np.median(ring, axis=0)).sum()) > 40
+
+
+def _leading_box(t: _Item, square: Box) -> bool:
+    """A text whose first glyph is the square's right edge (OCR took the box into the line)."""
+    return t.box[0] <= square[2] and t.box[2] > square[2] + 2 * (square[2] - square[0]) and \
+        abs((t.box[1] + t.box[3]) / 2 - (square[1] + square[3]) / 2) < (square[3] - square[1])
 
 
 def _covers_text(box: Box, texts: list[_Item], *, small: bool = False) -> bool:
@@ -233,10 +263,23 @@ def _tighten(img: Any, box: Box) -> Box:
         return box
     border = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
     bg = np.median(border, axis=0)
-    ys, xs = np.nonzero(np.abs(crop - bg).sum(axis=2) > 90)
-    if len(xs) == 0:
+    ink = np.abs(crop - bg).sum(axis=2) > 90
+    rows = ink.any(axis=1)
+    if not rows.any():
         return box
-    return (x1 + int(xs.min()), y1 + int(ys.min()), x1 + int(xs.max()) + 1, y1 + int(ys.max()) + 1)
+    # the run of inked rows around the text's middle: a box that spills over a band's edge (the
+    # status bar's) must not take the band below as ink
+    mid = len(rows) // 2
+    if not rows[mid]:
+        near = np.nonzero(rows)[0]
+        mid = int(near[np.argmin(np.abs(near - mid))])
+    top = bottom = mid
+    while top > 0 and rows[top - 1:top].any() or top > 1 and rows[top - 2]:
+        top -= 1
+    while bottom < len(rows) - 1 and (rows[bottom + 1] or bottom < len(rows) - 2 and rows[bottom + 2]):
+        bottom += 1
+    xs = np.nonzero(ink[top:bottom + 1].any(axis=0))[0]
+    return (x1 + int(xs.min()), y1 + top, x1 + int(xs.max()) + 1, y1 + bottom + 1)
 
 
 def iou(a: Box, b: Box) -> float:
