@@ -71,6 +71,9 @@ _ABILITY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,255}")
 _GONE = 17000004  # the daemon's "component invisible or destroyed"
 _REFUSED = (17000005, 401)  # "operation not supported", "bad argument"
 _SWIPE_SPEED = 2000  # px/s, hmdriver2's default
+# hmdriver2 picks the forward's local port as the first free one from 10000, then asks hdc for it:
+# two devices starting at once (a campaign's threads) would pick the same port. One at a time.
+_START_LOCK = threading.Lock()
 
 
 def _hm() -> Any:
@@ -180,7 +183,7 @@ class HarmonyDevice:
         with self._guard("connect (start the UI test daemon)"):
             self._client = self._hdc_call(lambda: self._client_mod.HmClient(serial), "open")
             self._hdc = self._client.hdc
-            _bounded(self._client.start, max(timeout, START_TIMEOUT), "start the UI test daemon", serial)
+            self._start(max(timeout, START_TIMEOUT), "start the UI test daemon")
             self._client.sock.settimeout(timeout)
             size = self._rpc("Driver.getDisplaySize")
             model = self._hdc_call(self._hdc.model, "read the model") or ""
@@ -345,6 +348,10 @@ class HarmonyDevice:
                                     serial=self.serial) from None
             raise
 
+    def _start(self, timeout: float, what: str) -> None:
+        with _START_LOCK:
+            _bounded(self._client.start, timeout, what, self.serial)
+
     def _reconnect(self) -> None:
         try:
             if self._client.sock is not None:
@@ -362,7 +369,7 @@ class HarmonyDevice:
             if self._client.sock is not None:
                 self._client.sock.close()
                 self._client.sock = None
-            _bounded(self._client.start, max(self.timeout, START_TIMEOUT), "restart the UI test daemon", self.serial)
+            self._start(max(self.timeout, START_TIMEOUT), "restart the UI test daemon")
             sock = self._client.sock
             if sock is None:
                 raise ConnectionError("the restarted daemon gave no connection")
