@@ -162,7 +162,8 @@ def _markdown(s: dict[str, Any]) -> str:
             if "error" in t:
                 lines.append(f"- “{t['intent']}”: no plan ({t['error']})")
             else:
-                lines.append(f"- “{t['intent']}”: {t['steps']} steps → `{Path(t['file']).name}`")
+                expect = "; ".join(t.get("expect", [])) or "nothing to check"
+                lines.append(f"- “{t['intent']}”: {t['steps']} steps → `{Path(t['file']).name}`; expects: {expect}")
     lines += ["", "## Campaign"]
     camp = s.get("campaign", {})
     if "skipped" in camp:

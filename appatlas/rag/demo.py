@@ -19,8 +19,9 @@ __all__ = ["demo_retrieval"]
 def demo_retrieval(atlas_path: Path, out_dir: Path, intents: list[str]) -> dict[str, Any]:
     """Caption and index the atlas, plan each intent, save each test as YAML under `out_dir`.
 
-    Returns {"atlas", "captions", "index", "tests": [{intent, file, steps, start, end, key_steps, ms}
-    or {intent, error}]} for the demo to print.
+    Returns {"atlas", "captions", "index", "tests": [{intent, file, steps, start, end, key_steps, expect,
+    rejected, ms} or {intent, error}]} for the demo to print. Plans are checked (rag.plan) and carry
+    the expectations their verdicts check.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -42,5 +43,6 @@ def demo_retrieval(atlas_path: Path, out_dir: Path, intents: list[str]) -> dict[
             summary["tests"].append({
                 "intent": intent, "file": str(path), "steps": len(planned.test.steps), "start": planned.test.start,
                 "end": planned.test.end, "key_steps": [kt.reason for kt in retrieval.key_transitions],
+                "expect": [e.describe() for e in planned.test.expect], "rejected": planned.rejected,
                 "inputs": dict(planned.test.inputs), "ms": round(retrieval.ms, 1)})
     return summary
