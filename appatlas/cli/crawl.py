@@ -94,7 +94,7 @@ def crawl_cmd(
         if url:
             from appatlas.devices.web import connect as connect_web
 
-            dev = connect_web(url, allow_origins=tuple(allow_origin or ()))
+            dev = connect_web(url, allow_origins=tuple(allow_origin or ()), app=package)  # --package names it
         else:
             dev = open_device(app=app, replay=replay, device=device, adb_port=adb_port)
         pkg = package or getattr(getattr(dev, "spec", None), "package", "") or getattr(getattr(dev, "app", None),
