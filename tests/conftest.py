@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import os
+import random
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis draws the same examples on every run (CI runs the README's bare `python -m pytest`, so
+# the default profile is the derandomized one); a property takes milliseconds per example, and the
+# 5 s deadline still fits a 2-core machine loaded several times over while a hang fails the example.
+# HYPOTHESIS_PROFILE=explore draws new random examples (with the example database) for a local hunt.
+settings.register_profile("ci", derandomize=True, database=None, deadline=timedelta(seconds=5), print_blob=True)
+settings.register_profile("explore", deadline=timedelta(seconds=5), print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("APPATLAS_DATA", REPO.parent / "shared" / "data"))
 DROIDTASK = DATA / "droidtask"
 YELP = DATA / "droidbot-yelp"
 DEV_APPS = sorted(p.name for p in DROIDTASK.iterdir() if p.is_dir()) if DROIDTASK.is_dir() else []
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same seed of every global random source, whatever ran before it."""
+    random.seed(0)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(0)
+    if "torch" in sys.modules:  # seeding must not import torch (seconds) for tests that never use it
+        sys.modules["torch"].manual_seed(0)
 
 
 def need(path: Path) -> Path:

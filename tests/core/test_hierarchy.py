@@ -86,7 +86,7 @@ def test_droidbot_parent_cycles_are_reported_not_recursed_forever() -> None:
         parse_droidbot_views(views, source="state.json")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_never_raise_anything_but_hierarchy_error(data: bytes) -> None:
     try:
@@ -107,7 +107,7 @@ def _xmlish(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(["<hierarchy>{}</hierarchy>", "<hierarchy><node>{}</node></hierarchy>", "{}"])).format(body)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(_xmlish())
 def test_near_valid_dumps_parse_or_raise_hierarchy_error(text: str) -> None:
     try:
@@ -117,7 +117,7 @@ def test_near_valid_dumps_parse_or_raise_hierarchy_error(text: str) -> None:
     assert all(w.bounds.width >= 0 and w.bounds.height >= 0 for w in root.walk())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5)),
                     lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=8), c, max_size=4)),
                     max_leaves=20))
@@ -141,7 +141,7 @@ def _widgets(draw: st.DrawFn, depth: int = 0) -> Widget:
                   checked=draw(st.booleans()), children=kids)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(_widgets(), min_size=1, max_size=3))
 def test_any_widget_tree_survives_writing_and_reparsing(windows: list[Widget]) -> None:
     root = Widget(class_name=ROOT_CLASS, bounds=Bounds(0, 0, 1080, 2280), children=tuple(windows))

@@ -164,7 +164,7 @@ def _trees(draw: st.DrawFn, depth: int = 0) -> Widget:
         children=tuple(kids))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.lists(_trees(), min_size=1, max_size=3))
 def test_any_tree_renders_to_a_png(windows: list[Widget]) -> None:
     root = Widget(class_name=ROOT_CLASS, bounds=Bounds(0, 0, W, H), children=tuple(windows))

@@ -179,19 +179,19 @@ def _assert_only_spec_error(call: Any) -> None:
         pass
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.text(max_size=200))
 def test_arbitrary_yaml_text_raises_only_spec_error(text: str) -> None:
     _assert_only_spec_error(lambda: spec_from_yaml(text))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(_trees)
 def test_arbitrary_yaml_documents_raise_only_spec_error(tree: Any) -> None:
     _assert_only_spec_error(lambda: spec_from_yaml(yaml.safe_dump(tree)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.dictionaries(st.sampled_from(_KEYS), _trees, max_size=4))
 def test_arbitrary_dicts_raise_only_spec_error(data: dict[str, Any]) -> None:
     _assert_only_spec_error(lambda: spec_from_dict(data))
@@ -205,7 +205,7 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_a_valid_spec_with_one_part_replaced_raises_only_spec_error(mini_dict: dict[str, Any], data: Any) -> None:
     spec = copy.deepcopy(mini_dict)
@@ -222,7 +222,7 @@ def test_a_valid_spec_with_one_part_replaced_raises_only_spec_error(mini_dict: d
     _assert_only_spec_error(load)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.integers(min_value=0, max_value=10_000), st.text(max_size=20))
 def test_the_demo_text_with_a_slice_replaced_raises_only_spec_error(at: int, junk: str) -> None:
     text = builtin_apps()["demo"].read_text(encoding="utf-8")

@@ -25,7 +25,7 @@ _event_like = st.fixed_dictionaries({"start_state": st.text(max_size=4), "stop_s
                                           "view": _json, "text": _json, "name": _json, "intent": _json}))})
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(states=st.lists(st.one_of(_state_like, _json, st.binary(max_size=30)), min_size=1, max_size=4),
        events=st.lists(st.one_of(_event_like, _json, st.binary(max_size=30)), max_size=4),
        task=st.one_of(st.text(max_size=60), st.binary(max_size=40)))
@@ -49,7 +49,7 @@ def test_any_droidbot_folder_imports_or_raises_a_typed_error(states: list, event
             assert atlas.counts()["states"] == report.counts["states"]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(st.one_of(st.binary(max_size=2000), st.binary(min_size=100, max_size=100).map(
     lambda b: b"SQLite format 3\x00" + b)))
 def test_any_bytes_as_an_atlas_file_give_a_typed_error_and_stay_untouched(data: bytes) -> None:

@@ -45,7 +45,7 @@ def _is_path(g: nx.MultiDiGraph, r: Route) -> bool:
     return True
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(graphs, st.data())
 def test_a_route_is_a_path_of_the_graph_that_takes_its_waypoints_in_order(g, data) -> None:
     edges = list(g.edges(keys=True))
@@ -69,7 +69,7 @@ def test_a_route_is_a_path_of_the_graph_that_takes_its_waypoints_in_order(g, dat
     assert costs == sorted(costs)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(graphs)
 def test_the_coverage_suite_visits_every_reachable_screen(g) -> None:
     suite = coverage_suite(g, "s0")
@@ -78,7 +78,7 @@ def test_the_coverage_suite_visits_every_reachable_screen(g) -> None:
     assert all(_is_path(g, r) for r in suite)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(graphs)
 def test_the_edge_coverage_suite_takes_every_reachable_transition(g) -> None:
     reach = nx.descendants(g, "s0") | {"s0"}

@@ -76,7 +76,7 @@ documents = st.recursive(scalars, lambda kids: st.one_of(
          "direction", "app", "appatlas_tests"])), kids, max_size=5)), max_leaves=25)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(documents)
 def test_any_yaml_document_is_a_suite_or_a_typed_error(doc) -> None:
     try:
@@ -87,7 +87,7 @@ def test_any_yaml_document_is_a_suite_or_a_typed_error(doc) -> None:
     assert all(isinstance(t, TestCase) for t in suite.tests)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.text(max_size=200))
 def test_any_text_is_a_suite_or_a_typed_error(text: str) -> None:
     try:
@@ -96,7 +96,7 @@ def test_any_text_is_a_suite_or_a_typed_error(text: str) -> None:
         pass
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.text(min_size=1, max_size=20), st.text(max_size=30), st.text(max_size=20),
        st.sampled_from(["tap", "type", "back", "long_tap"]))
 def test_any_valid_test_round_trips(name: str, intent: str, typed: str, kind: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 
 import adbutils
 import pytest
@@ -19,7 +20,7 @@ from appatlas.devices.fakeadb._phone import Phone
 from appatlas.devices.fakeadb._selector import SelectorInvalid, find
 from appatlas.devices.fakeadb._shell import run
 
-FUZZ = settings(max_examples=100, deadline=None)
+FUZZ = settings(max_examples=100, deadline=timedelta(seconds=15))  # past FIRST_BYTE_S: a hang fails as itself
 RPC_METHODS = ["dumpWindowHierarchy", "takeScreenshot", "click", "pressKey", "pressKeyCode", "deviceInfo",
                "waitForExists", "objInfo", "exist", "getText", "setText", "count", "swipe", "setClipboard",
                "pasteClipboard", "injectInputEvent", "objInfoOfAllInstances", "noSuchMethod"]

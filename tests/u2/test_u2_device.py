@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -186,7 +188,8 @@ def _step(screen: Screen, data: st.DataObject) -> Action:
 
 # The phone and its twin keep state between examples (one server for all), so a replayed example
 # would not see the same screens: derandomized, with no example database, every run is the same walk.
-@settings(max_examples=12, deadline=None, derandomize=True, database=None,
+# A walk is up to ~1 s of requests through the server: 30 s per example fits a loaded machine.
+@settings(max_examples=12, deadline=timedelta(seconds=30), derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_walk_ends_on_the_same_screen(device: U2Device, twin: VirtualDevice, data: st.DataObject) -> None:
