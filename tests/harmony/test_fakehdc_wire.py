@@ -3,29 +3,37 @@ JSON both sides agree on (round trip, and nothing but HierarchyError from a bad 
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from harmony_apps import SERIAL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appatlas.devices._harmony_layout import EDITABLE_TYPES, parse_layout
-from appatlas.devices.fakehdc import FakeHdcServer
+from appatlas.devices.fakehdc import FakeHdcServer, _client
 from appatlas.devices.fakehdc._dump import arkui_type, dump_layout
 from appatlas.errors import HierarchyError
 from appatlas.hierarchy import ROOT_CLASS
 from appatlas.types import Bounds, Screen, Widget
 
+CLIENTS = {"bash": lambda server: [str(Path(server.bin_dir) / "hdc")],  # what bin_dir holds here
+           "python": lambda server: [sys.executable, "-IS", str(Path(_client.__file__))]}  # where bash lacks /dev/tcp
 
-def hdc(server: FakeHdcServer, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(Path(server.bin_dir) / "hdc"), "-s", f"{server.host}:{server.port}", *args]
+
+def hdc(server: FakeHdcServer, *args: str, client: str = "bash") -> subprocess.CompletedProcess[str]:
+    cmd = [*CLIENTS[client](server), "-s", f"{server.host}:{server.port}", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
 
 
-def test_hdc_command_lines(server: FakeHdcServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_hdc_command_lines(server: FakeHdcServer, tmp_path: Path, client: str) -> None:
+    hdc = functools.partial(globals()["hdc"], client=client)
     assert hdc(server, "list", "targets").stdout == f"{SERIAL}\n"
     gone = hdc(server, "-t", "FMR0223", "shell", "echo hi")
     assert gone.returncode != 0 and gone.stdout.startswith("[Fail]")  # hmdriver2 looks for [Fail]
@@ -44,14 +52,11 @@ def test_hdc_command_lines(server: FakeHdcServer, tmp_path: Path) -> None:
     assert missing.returncode != 0 and "[Fail]" in missing.stdout
     server.drop(SERIAL)
     assert hdc(server, "list", "targets").stdout == "[Empty]\n"
+    port = server.port
     server.stop()
-    down = subprocess.run([*hdc_cmd(server), "list", "targets"], capture_output=True, text=True, timeout=30,
-                          check=False)
+    down = subprocess.run([*CLIENTS[client](server), "-s", f"127.0.0.1:{port}", "list", "targets"],
+                          capture_output=True, text=True, timeout=30, check=False)
     assert down.returncode == 1 and "[Fail]Connect server failed" in down.stdout
-
-
-def hdc_cmd(server: FakeHdcServer) -> list[str]:
-    return [str(Path(server.bin_dir) / "hdc"), "-s", f"{server.host}:{server.port}"]
 
 
 def _rpc(sock: socket.socket, api: str, this: str | None = "Driver#0", args: list | None = None) -> dict:

@@ -1,14 +1,14 @@
 """The `hdc` command of the local HarmonyOS stand-in: the client half, standard library only.
 
 hmdriver2 runs `hdc [-s HOST:PORT] -t SERIAL <command>` in a shell for every device call, so
-this file starts as a process per call: it is run as `python -I -S` and imports only builtin
-modules (`_socket`, not `socket` + `json`, which would double its start-up time); a call costs
-one interpreter start and one TCP round trip. It relays the command line to the stand-in
-server (`FakeHdcServer`), which answers as the device would:
+this runs as a process per call. `hdc.sh` (bash, ~2 ms to start) is the one `FakeHdcServer`
+puts on PATH; this Python twin is used where bash has no /dev/tcp. It is run as `python -I -S`
+and imports only builtin modules (`_socket`, not `socket` + `json`, which would double its
+start-up). Both relay the command line to the stand-in server, which answers as the device would:
 
-  request   b"%d\n" % nfields, then each field as b"%d\n" % len + bytes;
-            fields = serial, file body (for `file send`, else empty), argv...
-  reply     b"%d %d %d\n" % (exit code, len(out), len(data)) + out + data (a received file)
+  request   NUL-terminated fields: the field count, serial, argv..., the body's size; then the
+            body (the file of `file send`; argv cannot hold a NUL, so no escaping is needed)
+  reply     b"CODE\n" + payload until the server closes: the output, or the file `file recv` fetched
 
 Output goes to stdout and the exit status is the code, as with the real `hdc`. Failures print
 hdc's own `[Fail]…` lines, which hmdriver2 looks for. Without `-s`, the server is the one
@@ -47,11 +47,9 @@ def _parse(argv):
     return host, port, serial, argv[i:]
 
 
-def _encode(fields):
-    out = [b"%d\n" % len(fields)]
-    for f in fields:
-        out += [b"%d\n" % len(f), f]
-    return b"".join(out)
+def _encode(serial, argv, body):
+    fields = [b"%d" % (len(argv) + 1), serial] + argv + [b"%d" % len(body)]
+    return b"".join(f + b"\0" for f in fields) + body
 
 
 def _exchange(host, port, request):
@@ -62,18 +60,15 @@ def _exchange(host, port, request):
         sock.connect((host, port))
         sock.sendall(request)
         buf = bytearray()
-        need = None
-        while need is None or len(buf) < need:
+        while True:
             chunk = sock.recv(1 << 20)
             if not chunk:
-                raise ConnectionError(f"the hdc server closed the connection after {len(buf)} bytes")
+                break
             buf += chunk
-            if need is None and b"\n" in buf:
-                head, _, _ = bytes(buf).partition(b"\n")
-                code, n_out, n_data = (int(v) for v in head.split())
-                start = len(head) + 1
-                need = start + n_out + n_data
-        return code, bytes(buf[start:start + n_out]), bytes(buf[start + n_out:need])
+        head, sep, payload = bytes(buf).partition(b"\n")
+        if not sep:
+            raise ValueError("the hdc server closed the connection without an answer")
+        return int(head), payload
     finally:
         sock.close()
 
@@ -96,10 +91,9 @@ def main(argv=None):
             return _fail(f"Error opening file: {exc.strerror}, path:{local}")
     elif command[:2] == ["file", "recv"] and len(command) >= 4:
         local = command[-1]
-    fields = [serial.encode("utf-8", "surrogateescape"), body]
-    fields += [a.encode("utf-8", "surrogateescape") for a in command]
+    argv = [a.encode("utf-8", "surrogateescape") for a in command]
     try:
-        code, out, data = _exchange(host, port, _encode(fields))
+        code, out = _exchange(host, port, _encode(serial.encode("utf-8", "surrogateescape"), argv, body))
     except OSError as exc:
         return _fail(f"Connect server failed: {host}:{port} ({exc.strerror or exc})")
     except ValueError as exc:
@@ -108,9 +102,10 @@ def main(argv=None):
         target = os.path.join(local, os.path.basename(command[-2])) if os.path.isdir(local) else local
         try:
             with open(target, "wb") as f:
-                f.write(data)
+                f.write(out)
         except OSError as exc:
             return _fail(f"Error opening file: {exc.strerror}, path:{local}")
+        out = b"FileTransfer finish, Size:%d, File count = 1\n" % len(out)
     if out:
         sys.stdout.buffer.write(out if out.endswith(b"\n") else out + b"\n")
     return code

@@ -45,9 +45,9 @@ class Hdcd:
         dev: HarmonyDevice | None = None
         try:
             async with asyncio.timeout(IDLE_TIMEOUT):
-                fields = await _fields(reader)
-            serial, body = fields[0].decode("utf-8", "replace"), fields[1]
-            argv = [f.decode("utf-8", "replace") for f in fields[2:]]
+                fields, body = await _request(reader)
+            serial = fields[0].decode("utf-8", "replace")
+            argv = [f.decode("utf-8", "replace") for f in fields[1:]]
             needs = _needs_device(argv)
             dev = self._device(serial) if needs else None
             if needs and dev is None:
@@ -65,8 +65,9 @@ class Hdcd:
             await close(writer)
             return
         try:
-            text = out.encode("utf-8")
-            writer.write(b"%d %d %d\n" % (code, len(text), len(data)) + text + data)
+            # a received file goes alone (the client prints hdc's transfer line); otherwise the output
+            payload = data if data else out.encode("utf-8") + (b"\n" if out and not out.endswith("\n") else b"")
+            writer.write(b"%d\n" % code + payload)
             await writer.drain()
         except ConnectionError:
             pass
@@ -152,24 +153,22 @@ class Hdcd:
         return "Forwardport result:OK", 0, b""
 
 
-async def _fields(reader: asyncio.StreamReader) -> list[bytes]:
-    """The request's fields (serial, file body, argv...): a count line, then each as a length line + bytes."""
-    count = _number(await reader.readuntil(b"\n"), 1024)
+async def _request(reader: asyncio.StreamReader) -> tuple[list[bytes], bytes]:
+    """(serial and argv, body): NUL-terminated fields (their count first, the body's size last), then the body."""
+    count = _number(await _field(reader), 1024)
     if count < 2:
-        raise ValueError("a request has a serial, a body and a command")
-    fields = []
-    total = 0
-    for _ in range(count):
-        size = _number(await reader.readuntil(b"\n"), MAX_BODY)
-        total += size
-        if total > MAX_BODY + MAX_HEADER:
-            raise ValueError("request too large")
-        fields.append(await reader.readexactly(size) if size else b"")
-    return fields
+        raise ValueError("a request has a serial and a command")
+    fields = [await _field(reader) for _ in range(count)]
+    size = _number(await _field(reader), MAX_BODY)
+    return fields, await reader.readexactly(size) if size else b""
 
 
-def _number(line: bytes, most: int) -> int:
-    text = line.strip()
+async def _field(reader: asyncio.StreamReader) -> bytes:
+    return (await reader.readuntil(b"\0"))[:-1]
+
+
+def _number(raw: bytes, most: int) -> int:
+    text = raw.strip()
     if not text.isdigit() or int(text) > most:
         raise ValueError(f"expected a number up to {most}, got {text[:20]!r}")
     return int(text)
