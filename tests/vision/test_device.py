@@ -53,17 +53,18 @@ def _screen(*kids: Widget, w: int = 1000, h: int = 2000) -> Screen:
 def test_merge_fills_holes_and_the_tree_wins_where_it_speaks() -> None:
     title = Widget(class_name="android.widget.TextView", bounds=Bounds(0, 0, 1000, 200), text="Shop", package="p")
     web = Widget(class_name="android.webkit.WebView", bounds=Bounds(0, 200, 1000, 2000), package="p")
-    screen = _screen(title, web)
+    fab = Widget(class_name="android.widget.ImageButton", bounds=Bounds(800, 1800, 950, 1950), content_desc="Add",
+                 package="p", clickable=True)  # a native button over the web page
+    screen = _screen(title, web, fab)
     assert holes(screen) == [web]
     inside = Widget(class_name="android.widget.Button", bounds=Bounds(100, 500, 400, 600), text="Buy",
                     resource_id="vision:button_buy", clickable=True)
-    over_title = Widget(class_name="android.widget.TextView", bounds=Bounds(10, 20, 300, 180), text="Shop",
-                        resource_id="vision:text_shop")
-    merged = merge(screen, [inside, over_title])
-    kids = {w.text: w for w in merged.widgets()}
-    assert kids["Buy"] is inside and kids["Shop"] is title  # the tree's title stays, the pixel copy is dropped
+    over_fab = Widget(class_name="android.widget.ImageButton", bounds=Bounds(810, 1810, 940, 1940),
+                      resource_id="vision:icon", clickable=True)
+    merged = merge(screen, [inside, over_fab])
     hole = next(w for w in merged.widgets() if w.class_name == "android.webkit.WebView")
-    assert hole.children == (inside,)
+    assert hole.children == (inside,)  # the page's button is filled in; the FAB's pixels are the tree's FAB
+    assert sum(w.clickable for w in merged.widgets()) == 2
     plain = _screen(title)
     assert merge(plain, [inside]) is plain  # no hole: the tree says everything
 
