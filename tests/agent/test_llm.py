@@ -155,7 +155,8 @@ def test_a_silent_endpoint_times_out_as_an_llm_error() -> None:
         began = time.perf_counter()
         with pytest.raises(LLMError, match="did not answer within"):
             lm.choose("goal", ["a", "b"])
-        assert time.perf_counter() - began < 5
+        # Its own 0.5 s timeout, not openai's default of 600 s: 30 s is 60x, room for 2 loaded cores.
+        assert time.perf_counter() - began < 30
     finally:
         stop.set()
         t.join()

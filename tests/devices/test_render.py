@@ -175,10 +175,12 @@ def test_a_typical_screen_renders_in_well_under_50_ms(demo: VirtualDevice) -> No
     root = demo.snapshot().root  # the notes list: ~40 widgets
     render_png(root, width=W, height=H)
     best = min(_timed(lambda: render_png(root, width=W, height=H)) for _ in range(5))
-    assert best < 0.050  # typically ~5 ms; generous for a shared CI machine
+    # CPU time of this thread, so other processes on the 2 shared cores do not count; typically ~5 ms,
+    # 50 ms is 10x (the per-snapshot figure of docs/devices.md is measured by `appatlas bench devices`).
+    assert best < 0.050
 
 
 def _timed(fn: object) -> float:
-    start = time.perf_counter()
+    start = time.thread_time()
     fn()  # type: ignore[operator]
-    return time.perf_counter() - start
+    return time.thread_time() - start

@@ -140,7 +140,10 @@ def test_the_model_rebuilt_from_the_atlas_has_the_same_frontier(tmp_path: Path) 
 
 def test_the_crawler_overhead_stays_within_milliseconds(tmp_path: Path) -> None:
     _, _, report = _crawl(tmp_path, budget=300)
-    assert report.overhead_ms_per_action < 20  # the 1,000-screen figure is measured by `bench crawl`
+    # Wall clock: about 1-2 ms per action on an idle machine; 50 ms is 25x that, so 2 cores loaded
+    # several times over still pass while a per-action cost that grows with the atlas does not.
+    # The 1,000-screen figure is a benchmark (`appatlas bench crawl`), not a test.
+    assert report.overhead_ms_per_action < 50
 
 
 def _committed(folder: Path) -> set[tuple[int, int, str]]:

@@ -35,4 +35,7 @@ def test_a_query_costs_the_same_at_any_atlas_size(embedder) -> None:
     # The 10,000-screen figure lives in the benchmark; here only that search does not grow with the atlas.
     small = synthetic_query_bench(200, queries=12, embedder=embedder)
     large = synthetic_query_bench(4000, queries=12, embedder=embedder)
+    # Medians of 12 queries (a load spike moves a few, not the median), both sizes measured under the
+    # same load: 20x the atlas may cost at most 10x the time, with a 40 ms floor. Both took 11 ms at a
+    # load of 10 on 2 cores, so only a search that grows with the atlas fails, not a loaded machine.
     assert large["search_ms_p50"] < max(40.0, 10 * small["search_ms_p50"])

@@ -90,11 +90,12 @@ def test_dumps_empty_every_try_give_a_device_error(server: FakeAdbServer, device
 
 
 def test_dump_slower_than_the_timeout_is_device_timeout(server: FakeAdbServer, impatient: U2Device) -> None:
-    server.slow_dumps(SERIAL, 1500, count=1)
+    server.slow_dumps(SERIAL, 20_000, count=1)
     t0 = time.monotonic()
     with pytest.raises(DeviceTimeout, match=SERIAL) as err:
         impatient.snapshot()
-    assert time.monotonic() - t0 < 1.2  # the 0.4 s timeout, not the 1.5 s dump
+    # The 0.4 s timeout, not the 20 s dump: 10 s is 25x the timeout, room for 2 loaded cores.
+    assert time.monotonic() - t0 < 10.0
     assert err.value.serial == SERIAL
 
 
@@ -141,13 +142,16 @@ def test_crash_caused_by_the_app_itself_is_app_crashed(device: U2Device) -> None
         device.snapshot()
 
 
-def test_adb_server_gone_is_device_disconnected_without_starting_adb(server: FakeAdbServer, device: U2Device,
+def test_adb_server_gone_is_device_disconnected_without_starting_adb(server: FakeAdbServer,
                                                                      no_adb_binary: None) -> None:
-    server.stop()
-    t0 = time.monotonic()
-    with pytest.raises(DeviceDisconnected, match="adb server"):
-        device.snapshot()
-    assert time.monotonic() - t0 < 3.0
+    with connect(SERIAL, adb_port=server.port, timeout=60.0) as device:
+        server.stop()
+        t0 = time.monotonic()
+        with pytest.raises(DeviceDisconnected, match="adb server"):
+            device.snapshot()
+    # Refused at once (about 0.1 s), not after waiting out the 60 s timeout: 15 s leaves room for
+    # 2 loaded cores and still tells the two apart.
+    assert time.monotonic() - t0 < 15.0
 
 
 def test_connect_without_a_server_says_how_to_start_one(no_adb_binary: None) -> None:
