@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -54,12 +55,24 @@ def connect(address: str) -> ModuleType:
     if _is_loopback(address):
         keep_loopback()
     use_token()
+    _answers(address)
     try:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
         raise FarmError(f"no Ray farm answers at {address} ({exc}); start one with `appatlas farm node --head "
                         "--device SERIAL` on the head host, or use --farm local") from None
     return ray
+
+
+def _answers(address: str, timeout: float = 3.0) -> None:
+    """Fail at once when nothing listens at the head's address (ray.init would retry for minutes)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise FarmError(f"no Ray farm answers at {address} ({exc}); start one with `appatlas farm node --head "
+                        "--device SERIAL` on the head host, or use --farm local") from None
 
 
 def farm_phones(ray: ModuleType) -> list[str]:
