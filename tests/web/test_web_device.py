@@ -65,7 +65,7 @@ def test_a_page_becomes_a_screen_of_widgets(web, webapp) -> None:
     assert all(w.class_name == "web.Link" and w.clickable for w in nav)
 
 
-def test_screen_identity_survives_a_clock_list_contents_and_ids(web, webapp) -> None:
+def test_screen_identity_survives_a_clock_an_ad_list_contents_and_ids(web, webapp) -> None:
     dev = web("/about")
     first = dev.snapshot()
     time.sleep(1.1)  # the "Last synced" clock ticks every second
@@ -74,6 +74,13 @@ def test_screen_identity_survives_a_clock_list_contents_and_ids(web, webapp) -> 
     assert structure_key(first) == structure_key(second)
     notes = web("/")
     before = notes.snapshot()
+    ads = set()
+    for _ in range(3):  # the notes list carries an ad that changes with every load, under a generated id
+        notes.launch()
+        again = notes.snapshot()
+        ads |= {t for t in again.texts if t.startswith("Sponsored")}
+        assert structure_key(again) == structure_key(before)
+    assert len(ads | {t for t in before.texts if t.startswith("Sponsored")}) >= 2
     tap(notes, "new_note")
     type_into(notes, "new_title", "Lentils")
     tap(notes, "new_save")

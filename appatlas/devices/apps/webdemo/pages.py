@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from html import escape
 
 from appatlas.devices.apps.webdemo.state import NOTE_TYPES, SETTINGS, AppState, Note
@@ -41,11 +43,19 @@ def _error(field: str, message: str) -> str:
     return f'<p class="error" role="alert" id="{field}_error">{_e(message)}</p>' if message else ""
 
 
+_ADS = ("Try Atlas Pro free for 30 days", "Paper notebooks, 20% off", "Learn a language in 10 minutes a day")
+_AD_TURN = itertools.count()
+
+
 def notes(s: AppState) -> str:
     rows = "".join(f'<li><a href="/notes/{n.id}">{_e(n.title)}</a>{" 📌" if n.pinned else ""}</li>' for n in s.notes)
     empty = "" if s.notes else '<p id="notes_empty">No notes yet.</p>'
+    # An ad that changes on every load, under a generated id, as ad slots do: not part of the screen.
+    slot = secrets.randbelow(900_000) + 100_000
+    ad = (f'<aside id="ad-{slot}" aria-label="Sponsored"><small>Sponsored: {_e(_ADS[next(_AD_TURN) % len(_ADS)])}'
+          "</small></aside>")
     return _page("Atlas Notes", f'<a class="button" href="/notes/new" id="new_note">New note</a>'
-                                f'<ul class="rows" id="notes" aria-label="Notes">{rows}</ul>{empty}')
+                                f'<ul class="rows" id="notes" aria-label="Notes">{rows}</ul>{empty}{ad}')
 
 
 def note(n: Note) -> str:
