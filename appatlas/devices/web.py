@@ -56,6 +56,7 @@ from appatlas.errors import (
     DeviceDisconnected,
     DeviceError,
     DeviceTimeout,
+    SelectorNotFound,
 )
 from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
 
@@ -461,6 +462,10 @@ class WebDevice:
         if self._page is None:
             raise ActionRefused(f"{self.serial}: no page is open; launch() first", serial=self.serial)
         kind = action.kind
+        if action.target is not None and action.target.resource_id.startswith("appatlas_dialog_"):
+            # aimed at a JS dialog that is gone: never fall back to the page under where it was
+            raise SelectorNotFound(f"{self.serial}: no alert/confirm/prompt is open for {action.target.describe()}",
+                                   serial=self.serial)
         if kind is ActionKind.BACK:
             await self._back()
         elif kind is ActionKind.SCROLL:

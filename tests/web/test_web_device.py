@@ -11,7 +11,7 @@ import time
 import pytest
 
 from appatlas.agent.options import is_dialog
-from appatlas.devices.base import Device
+from appatlas.devices.base import Device, selector_for
 from appatlas.errors import ActionRefused, AppCrashed, DeviceDisconnected, DeviceTimeout, SelectorNotFound
 from appatlas.graph.fingerprint import content_key, structure_key
 from appatlas.types import Action, ActionKind, Screen, Selector
@@ -138,6 +138,7 @@ def test_a_js_confirm_is_a_dialog_window_answered_by_cancel_or_ok(web, webapp) -
     tap(dev, "appatlas_dialog_dismiss")
     assert not is_dialog(dev.snapshot()) and len(state(dev, webapp)["tasks"]) == 3
     tap(dev, "clear_done")
+    ok = by_id(dev.snapshot(), "appatlas_dialog_accept")
     tap(dev, "appatlas_dialog_accept")
     screen = dev.snapshot()
     assert not is_dialog(screen) and screen.activity == "/tasks"
@@ -145,6 +146,8 @@ def test_a_js_confirm_is_a_dialog_window_answered_by_cancel_or_ok(web, webapp) -
     tap(dev, "clear_done")
     back(dev)  # back answers a confirm with Cancel
     assert not is_dialog(dev.snapshot())
+    with pytest.raises(SelectorNotFound):  # the dialog is gone: its OK is not tapped on the page beneath
+        dev.perform(Action(ActionKind.TAP, target=selector_for(ok, screen)))
 
 
 def test_a_modal_dialog_is_a_window_back_closes_it_and_its_button_deletes(web, webapp) -> None:
