@@ -51,5 +51,9 @@ def _case(parent: ET.Element, case: CaseResult) -> None:
 
 
 def _steps(attempt: dict) -> str:
-    return "\n".join(f"{s.get('index')}. {s.get('action')} [{s.get('source')}] {s.get('reason')}"
-                     for s in attempt.get("steps", []))
+    """The expectations checked (✓/✗ with their evidence), then the steps."""
+    checks = [f"{'✓' if c.get('holds') else '✗'} {c.get('expectation')}: {c.get('evidence')}"
+              for c in attempt.get("checks", [])]
+    steps = [f"{s.get('index')}. {s.get('action')} [{s.get('source')}] {s.get('reason')}"
+             for s in attempt.get("steps", [])]
+    return "\n".join(checks + ([""] if checks and steps else []) + steps)
