@@ -94,6 +94,17 @@ class Meaning:
         lead = self.memory(key, o)
         return f"{element_text(o)}; {lead}" if lead else element_text(o)
 
+    def prepare(self, *, per_screen: int = 2) -> int:
+        """Embed, ahead of any decision, what the options of the known screens say and lead to (the first
+        `per_screen` states of each): the functional memory is built offline, not while deciding.
+        Returns how many texts were new."""
+        texts = [self.describe(key, o) for key, info in self.knowledge.screens.items()
+                 for sid in info.states[:per_screen] for o in self.knowledge.options_of(sid)]
+        with _LOCK:
+            new = len({t for t in texts if t not in _CACHE})
+        self.vectors(texts)
+        return new
+
     # --- comparing --------------------------------------------------------------------------------
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:

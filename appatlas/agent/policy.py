@@ -69,6 +69,7 @@ class PolicyConfig:
     finish: float = 0.65  # share of each clause's known words that, once acted on and committed, realises it
     meaning: float = 0.0  # weight of the semantic similarity (above the screen's median) of what an option
     # says and leads to (`appatlas.agent.meaning`); 0 = words only
+    meaning_below: float = float("inf")  # meaning is asked only when no option is worth this much by the graph
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ class Policy:
         self.ahead = LookAhead(knowledge, gamma=config.gamma, depth=config.depth, slot_pick=config.slot_pick,
                                weight=self._weight)
         self.meaning = Meaning(knowledge)
+        if config.meaning:
+            self.meaning.prepare()
 
     # --- the decision -----------------------------------------------------------------------------
 
@@ -312,7 +315,7 @@ class Policy:
         names = {o.name for o in opts}
         out = [self._value(o, intent, progress, screen, key, uncovered, slots, visible, names) for o in opts]
         self._remember(out, intent, progress, key)
-        if self.config.meaning:
+        if self.config.meaning and max((v.value for v in out), default=0.0) < self.config.meaning_below:
             self._mean(out, intent, progress, key)
         return out
 
