@@ -24,6 +24,18 @@ DATA = Path(os.environ.get("APPATLAS_DATA", REPO.parent / "shared" / "data"))
 DROIDTASK = DATA / "droidtask"
 YELP = DATA / "droidbot-yelp"
 DEV_APPS = sorted(p.name for p in DROIDTASK.iterdir() if p.is_dir()) if DROIDTASK.is_dir() else []
+NO_DATA = f"needs {DROIDTASK} (the shared data folder beside the repository); not present here"
+# DEV_APPS for parametrize: without the data, one parameter that skips saying why (an empty
+# parameter set would skip as "got empty parameter set", which names nothing to fix).
+DEV_APP_PARAMS = DEV_APPS or [pytest.param("absent", marks=pytest.mark.skip(reason=NO_DATA))]
+DATA_FIXTURES = frozenset({"droidtask", "yelp", "imported"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that asks for the shared data carries the `data` marker (so `-m "not data"` leaves it out)."""
+    for item in items:
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("data") is None:
+            item.add_marker(pytest.mark.data)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import yaml
 from appatlas.graph.droidbot import load_droidbot_screen
 from appatlas.graph.fingerprint import content_key, structure_key
 from appatlas.types import Screen, Widget
-from tests.conftest import DEV_APPS
+from tests.conftest import DEV_APP_PARAMS
 
 
 def _states(folder: Path) -> dict[str, tuple[dict, Screen]]:
@@ -39,7 +39,7 @@ def _edits_in_place(record: dict) -> bool:
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("app", DEV_APPS)
+@pytest.mark.parametrize("app", DEV_APP_PARAMS)
 def test_consecutive_task_steps_never_collapse_unless_the_task_stayed_on_one_screen(droidtask: Path, app: str) -> None:
     states = _states(droidtask / app)
     collapsed = []
@@ -54,7 +54,7 @@ def test_consecutive_task_steps_never_collapse_unless_the_task_stayed_on_one_scr
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("app", DEV_APPS)
+@pytest.mark.parametrize("app", DEV_APP_PARAMS)
 def test_structure_keys_merge_content_variants_about_as_droidbot_does(droidtask: Path, app: str) -> None:
     states = _states(droidtask / app)
     ours = {structure_key(s) for _, s in states.values()}

@@ -6,7 +6,7 @@ from appatlas.devices.replay import LAUNCHER, RecordedApp, RecordedEdge, ReplayD
 from appatlas.graph.atlas import Atlas
 from appatlas.graph.replay import recorded_app
 from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
-from tests.conftest import DEV_APPS
+from tests.conftest import DEV_APP_PARAMS
 
 
 def _screen(activity: str, *widgets: Widget) -> Screen:
@@ -80,7 +80,7 @@ def test_back_on_the_first_screen_leaves_the_app_and_launch_returns(device: Repl
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("app", DEV_APPS)
+@pytest.mark.parametrize("app", DEV_APP_PARAMS)
 def test_replay_reproduces_every_recorded_task_step_by_step(imported, app: str) -> None:
     _, folder = imported(app)
     with Atlas.open(folder) as atlas:
