@@ -67,8 +67,8 @@ class CanvasDevice(VirtualDevice):
         png = self._paint()[0] if self.screenshots else None
         windows = view.root.children
         full = Bounds(0, 0, self.spec.width, self.spec.height)
-        surface = Widget(class_name=SURFACE_CLASS, bounds=full, package=view.package, resource_id="",
-                         clickable=True, content_desc="")
+        # not clickable, as a game engine's surface dumps (touches reach it all the same)
+        surface = Widget(class_name=SURFACE_CLASS, bounds=full, package=view.package)
         app = Widget(class_name="android.widget.FrameLayout", bounds=full, package=view.package, children=(surface,))
         chrome = tuple(w for w in windows if _package(w) == _SYSTEMUI)
         root = Widget(class_name=ROOT_CLASS, bounds=full, children=(app, *chrome))

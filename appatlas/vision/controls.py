@@ -139,7 +139,8 @@ def find_pills(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -> 
     unit = w / 540
     out: list[Pill] = []
     cv2 = _cv()
-    for (x1, y1, x2, y2), _circ, _c in shapes if shapes is not None else _shapes(img):
+    shapes = shapes if shapes is not None else _shapes(img)
+    for (x1, y1, x2, y2), _circ, _c in shapes:
         bw, bh = x2 - x1, y2 - y1
         if not (10 * unit <= bh <= 40 * unit and 1.4 <= bw / bh <= 3.0):
             continue
@@ -150,6 +151,17 @@ def find_pills(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -> 
         outside = img[max(0, y1 - 2), max(0, x1 - 2)].astype(np.int16)
         if np.abs(crop[1, 1] - outside).sum() > 60 or np.abs(crop[-2, -2] - outside).sum() > 60:
             continue
+        box = (x1, y1, x2, y2)
+        if any(_overlap(box, p.box) > 0.3 for p in out):
+            continue
+        # the knob: a round shape inside the track, at least half its height; on when it sits right
+        knobs = [k for k, c, _ in shapes if c > 0.75 and k != box and _overlap(k, box) > 0.9
+                 and k[3] - k[1] >= 0.5 * bh and k[2] - k[0] <= 0.7 * bw]
+        if knobs:
+            k = max(knobs, key=lambda k: k[3] - k[1])
+            out.append(Pill(box, (k[0] + k[2]) / 2 > (x1 + x2) / 2))
+            continue
+        # no knob outline: the end whose columns differ from the middle of the track
         mid = crop[bh // 2, bw // 2]
         diff = np.abs(crop[bh // 4:bh - bh // 4] - mid).sum(axis=2).mean(axis=0)  # per column
         cols = np.arange(bw)
@@ -157,9 +169,6 @@ def find_pills(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -> 
         if not ends.any():
             continue
         centre = float((cols[ends] * diff[ends]).sum() / diff[ends].sum())
-        box = (x1, y1, x2, y2)
-        if any(_overlap(box, p.box) > 0.3 for p in out):
-            continue
         out.append(Pill(box, centre > bw / 2))
     return out
 

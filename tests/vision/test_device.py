@@ -94,3 +94,19 @@ def test_crawl_vision_command_explores_the_game_from_pixels(ocr, tmp_path) -> No
         keys = {s.structure_key for s in states}
         assert len(keys) >= 4  # the menu, the level select, a level or a dialog, …
         assert atlas.counts()["transitions"] >= 4
+
+
+def test_switch_states_are_read_from_the_phones_jpeg_and_match_the_app(ocr) -> None:  # noqa: ANN001
+    game = open_app("canvas:game")
+    with FakeAdbServer([game], port=0) as server, \
+            connect(game.serial, adb_port=server.port, timeout=5.0, app=game.spec.package) as phone:
+        vd = VisionDevice(phone, ocr=ocr)
+        menu = vd.snapshot()
+        assert menu.screenshot[:2] == b"\xff\xd8"  # JPEG, as uiautomator2 sends it
+        settings = next(w for w in menu.widgets() if w.text == "Settings")
+        vd.perform(Action(ActionKind.TAP, Selector(resource_id=settings.resource_id, text="Settings")))
+        read = lambda: {w.text: w.checked for w in vd.snapshot().widgets() if w.checkable}  # noqa: E731
+        assert read() == {"Sound": True, "Music": True, "Vibration": False}
+        vd.perform(Action(ActionKind.TAP, Selector(resource_id="vision:switch_vibration")))
+        assert game.state()["toggles"]["settings.vibration"] is True
+        assert read() == {"Sound": True, "Music": True, "Vibration": True}
