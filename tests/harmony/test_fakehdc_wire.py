@@ -143,3 +143,17 @@ def test_a_bad_dump_is_a_hierarchy_error_and_nothing_else(data: bytes) -> None:
     except HierarchyError:
         pass
 
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300) | st.lists(st.binary(max_size=20), max_size=6).map(lambda fs: b"\0".join(fs) + b"\0"))
+def test_garbage_costs_one_connection_and_never_the_server(server: FakeHdcServer, data: bytes) -> None:
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    code, _, text = reply.partition(b"\n")
+    assert code.isdigit() and (code != b"0" or text)  # every request gets an answer: [Fail]… for garbage
+    assert hdc(server, "list", "targets").stdout == f"{SERIAL}\n"
