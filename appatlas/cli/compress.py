@@ -127,6 +127,7 @@ def bench_compress_cmd(
         "--tasks-rows", help="Rows whose model runs the tasks benchmark (default: fp32, gptq-w3, appatlas-mp, "
                              "appatlas-prune, packed-int4).")] = None,
     kernel: Annotated[str | None, typer.Option("--kernel", help=KERNEL_HELP)] = None,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for every measurement.")] = 2,
     decision: Annotated[bool, typer.Option("--decision/--no-decision",
                                            help="Prefill tok/s and ms per decision for fp32, bf16, int8 and packed "
                                                 "int4 (with the packed-int4 row).")] = True,
@@ -150,7 +151,7 @@ def bench_compress_cmd(
     summary = run_compress_bench(model=model, text_path=text, out_path=out, rows=rows.split(",") if rows else None,
                                  max_eval_windows=max_eval_windows, compile=compile, agent_eval=agent_eval,
                                  agent_rows=tasks_rows.split(",") if tasks_rows else AGENT_ROWS, console=console,
-                                 decision=decision, gguf=gguf)
+                                 decision=decision, gguf=gguf, threads=threads)
     console.print(f"wrote {out} ({len(summary['summary']['rows'])} rows)")
     console.print_json(json.dumps(summary["summary"].get("checks", {})))
 

@@ -13,7 +13,7 @@ import torch
 
 from .data import calibration_from_file, calibration_from_texts, eval_windows, read_text, tokenize
 from .decode import SUPPORTED, GreedyDecoder
-from .evaluate import perplexity
+from .evaluate import kernel_perplexity, perplexity
 from .families import family_for, get_blocks
 from .models import load_causal_lm, resolve_model_path
 from .packed.format import load_compressed, read_manifest, save_compressed, stored_bytes
@@ -92,7 +92,10 @@ def evaluate_lm(
     threads: int | None = 2,
     kernels: bool = True,
 ) -> dict[str, Any]:
-    """Perplexity on a text file and greedy tokens/s (packed kernels when the folder has them)."""
+    """Perplexity on a text file and greedy tokens/s (packed kernels when the folder has them).
+
+    For a packed folder also ``ppl_kernels``: the perplexity measured through the int4/int8 kernels that decode.
+    """
     if threads:
         torch.set_num_threads(threads)
     path = resolve_model_path(name_or_path)
@@ -108,6 +111,10 @@ def evaluate_lm(
     ppl = perplexity(model, windows)
     out: dict[str, Any] = {"model": str(name_or_path), "ppl": ppl, "windows": int(windows.shape[0]),
                            "eval_s": time.perf_counter() - tick}
+    if quant and kernels and model.config.model_type in SUPPORTED:  # the same figure through the packed kernels
+        decoder = GreedyDecoder(model, quant=quant, kernels=True, max_len=seq_len)
+        out["ppl_kernels"] = kernel_perplexity(decoder, windows)
+        out["int4_kernel"] = decoder.qkv.kind
     if model.config.model_type in SUPPORTED and decode_tokens > 1:
         out["decode_tok_s"], _ = measure_decode(model, quant=quant, tokenizer=tokenizer, new_tokens=decode_tokens,
                                                 kernels=kernels)

@@ -49,6 +49,8 @@ def test_cli_compress_then_eval(cli, tiny_folder, text_file, tmp_path):
     assert printed["ppl"] == f"{expected:.3f}"  # the figure of this model on this text, not any number
     assert printed["bits_per_weight"] == f"{manifest['bits_per_weight']:.3f}"
     assert "int4 kernel:" in result.output
+    # the packed folder's ppl measured again through the kernels (int8 activations) is printed beside it
+    assert abs(float(printed["ppl_kernels"]) / expected - 1) < 0.01
     model, _ = load_causal_lm(out)  # compressed folders load through the same entry point
     assert model.config.model_type == "llama"
 
