@@ -83,7 +83,11 @@ def test_names_from_a_recording_cannot_escape_its_folder(tmp_path: Path) -> None
 def test_notes_import_prints_counts_that_survive_reopening(droidtask: Path, tmp_path: Path) -> None:
     report = import_droidbot(droidtask / "notes", tmp_path / "notes.atlas")
     assert report.skipped == []
-    assert report.counts["tasks"] == 14 and report.counts["states"] == 51
+    # What the recording holds, counted from its files: 14 task files (task1-15, no task7) and 51
+    # distinct screens (state_str) among its 130 state files.
+    tasks = len(list((droidtask / "notes").glob("task*.yaml")))
+    states = {json.loads(p.read_text())["state_str"] for p in (droidtask / "notes" / "states").glob("*.json")}
+    assert (report.counts["tasks"], report.counts["states"]) == (tasks, len(states)) == (14, 51)
     with Atlas.open(tmp_path / "notes.atlas") as atlas:
         assert atlas.counts() == report.counts
 
@@ -98,7 +102,12 @@ def test_contacts_import_skips_exactly_the_two_empty_event_files(droidtask: Path
 @pytest.mark.data
 def test_yelp_report_imports_16_screens_30_transitions_with_screenshots(yelp: Path, tmp_path: Path) -> None:
     report = import_droidbot(yelp, tmp_path / "yelp.atlas")
-    assert (report.counts["states"], report.counts["transitions"], report.counts["screenshots"]) == (16, 30, 16)
+    # The report's own graph (utg.js: 16 nodes, 30 edges) and its 16 screenshots, one per state file.
+    utg = (yelp / "utg.js").read_text()
+    graph = json.loads(utg[utg.index("{"):])
+    recorded = (len(graph["nodes"]), len(graph["edges"]), len(list((yelp / "states").glob("screen_*.png"))))
+    assert (report.counts["states"], report.counts["transitions"], report.counts["screenshots"]) == recorded
+    assert recorded == (16, 30, 16)
     with Atlas.open(tmp_path / "yelp.atlas") as atlas:
         assert atlas.get_meta("package") == "com.yelp.android"
         shots = [atlas.screenshot_path(s.id) for s in atlas.states()]

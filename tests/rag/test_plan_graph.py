@@ -89,8 +89,10 @@ def test_a_number_to_call_is_dialled_on_the_keypad(droidtask, tmp_path) -> None:
     nine = next(picker.edge_of[t] for t in views.transitions if picker.digit(t) == "9")
     one = next(picker.edge_of[t] for t in views.transitions if picker.digit(t) == "1")
     ev = Evidence(weights={"call": 0.5, "911": 0.5}, edges={}, screens={})
+    # The share of 911's three digits the route presses in order: 9 then 1 covers "91" (2 of 3);
+    # 1 then 9 covers only the "9" (1 of 3), as the 1 before it is out of order.
     assert picker._keyed([nine, one], ev) == {"911": pytest.approx(2 / 3)}
-    assert picker._keyed([one, nine], ev) == {"911": pytest.approx(1 / 3)}  # in order: 9 first
+    assert picker._keyed([one, nine], ev) == {"911": pytest.approx(1 / 3)}
 
 
 def test_an_action_with_several_outcomes_is_expected_to_do_what_it_did_last(tmp_path) -> None:
