@@ -77,9 +77,14 @@ _UNREACHABLE = ("ERR_CONNECTION_REFUSED", "ERR_NAME_NOT_RESOLVED", "ERR_ADDRESS_
 _CLOSED = ("has been closed", "Target closed", "Browser closed", "Connection closed")
 
 
+_NAMED = re.compile(r"^(?P<name>[A-Za-z0-9_.-]{1,40})=(?P<url>https?://.*)$")
+
+
 def web_url(spec: str) -> str:
-    """The URL of a `web:URL` device argument (or of a bare http(s) URL); ValueError otherwise."""
+    """The URL of a `web:URL` (or `web:NAME=URL`) device argument or a bare http(s) URL; ValueError otherwise."""
     url = spec[4:] if spec.startswith("web:") else spec
+    named = _NAMED.match(url)
+    url = named.group("url") if named else url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{spec!r} is not a web app's address; give web:http://host[:port]/path")
@@ -114,13 +119,18 @@ def connect(url: str, *, serial: str | None = None, app: str = "", allow_origins
             headless: bool = True) -> WebDevice:
     """A new browser context (its own cookies and storage) showing `url`; see the module doc.
 
+    `url` may be `NAME=URL` (`--device web:alice=https://app.example.com/`): NAME is the device's
+    serial, so a campaign can run two contexts of one site (`web:a=URL`, `web:b=URL`).
+
     `app` names the app in atlases (default: the URL's host); `allow_origins` are more origins that are
     part of the app (a login service, a CDN-hosted page); `executable` is the Chromium to use
     (default: $APPATLAS_CHROMIUM or `chromium` on PATH).
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    return WebDevice(web_url(url), serial=serial or f"web-{next(_serials)}", app=app,
+    named = _NAMED.match(url[4:] if url.startswith("web:") else url)
+    serial = serial or (named.group("name") if named else f"web-{next(_serials)}")
+    return WebDevice(web_url(url), serial=serial, app=app,
                      allow_origins=tuple(web_url(o) for o in allow_origins), timeout=timeout,
                      screenshots=screenshots, viewport=viewport, executable=executable, headless=headless)
 

@@ -42,6 +42,11 @@ def state(dev, webapp) -> dict:
 def test_a_page_becomes_a_screen_of_widgets(web, webapp) -> None:
     dev = web("/notes/new")
     assert isinstance(dev, Device)
+    from appatlas.devices.web import connect
+
+    with connect(f"web:alice={webapp.url}", screenshots=False) as named:  # --device web:NAME=URL
+        assert named.serial == "alice" and named.current_app() == ("127.0.0.1", "/")
+    assert dev.serial.startswith("web-")
     screen = dev.snapshot()
     assert (screen.package, screen.activity) == ("127.0.0.1", "/notes/new") == dev.current_app()
     assert (screen.width, screen.height) == (1280, 800) == (dev.info().width, dev.info().height)

@@ -25,6 +25,7 @@ def test_the_route_generalises_ids_and_keeps_hash_routes(url: str, route: str) -
 def test_web_device_arguments() -> None:
     assert web_url("web:http://127.0.0.1:8000/") == "http://127.0.0.1:8000/"
     assert web_url("https://example.org/app") == "https://example.org/app"
+    assert web_url("web:alice=https://example.org/app") == "https://example.org/app"  # a named context
     for bad in ("web:", "web:ftp://x/", "web:example.org", "file:///etc/passwd"):
         with pytest.raises(ValueError, match="web app"):
             web_url(bad)
