@@ -165,7 +165,7 @@ WALK_JS = r"""
     return f;
   }
   function visit(el, parent, win, inNav) {
-    if (SKIP.has(el.tagName) || el.getAttribute('aria-hidden') === 'true' || el.hidden) return;
+    if (SKIP.has(el.tagName.toUpperCase()) || el.getAttribute('aria-hidden') === 'true' || el.hidden) return;
     const style = getComputedStyle(el);
     if (style.display === 'none') return;
     const role = roleOf(el);
