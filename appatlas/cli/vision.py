@@ -125,7 +125,7 @@ def bench_vision_cmd(
     for app in doc["per_app"]:
         table.add_column(app, justify="right")
     for key in ("widget_recall", "widget_precision", "ocr_char_accuracy", "identity_accuracy", "ms_per_screen",
-                "ms_per_screen_warm"):
+                "ms_per_screen_warm", "cpu_ms_per_screen"):
         vals = [doc["summary"].get(key), *(doc["per_app"][a].get(key) for a in doc["per_app"])]
         table.add_row(key, *(_fmt(key, v) for v in vals))
     table.add_row("crawl_coverage_ratio", _fmt("ratio", doc["summary"]["crawl_coverage_ratio"]),
@@ -136,6 +136,6 @@ def bench_vision_cmd(
 def _fmt(key: str, v: object) -> str:
     if v is None:
         return "-"
-    if key.startswith("ms"):
+    if "ms" in key:
         return f"{v:.0f}"
     return f"{v:.1%}"  # type: ignore[str-format]
