@@ -170,10 +170,11 @@ def export_pytest_cmd(
 
     try:
         suite = load_tests(tests)
-        if not platform and Path(str(suite.meta.get("atlas", ""))).is_dir():
+        named = str(suite.meta.get("atlas") or "")  # Path("") would be the current folder
+        if not platform and named and Path(named).is_dir():
             from appatlas.graph.atlas import Atlas
 
-            with Atlas.open(Path(str(suite.meta["atlas"]))) as a:
+            with Atlas.open(Path(named)) as a:
                 platform = a.platform
         export_pytest(suite, out, source=str(tests), platform=platform or "android")
     except AppatlasError as exc:
