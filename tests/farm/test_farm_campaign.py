@@ -15,6 +15,7 @@ pytest.importorskip("ray")
 from appatlas.agent.campaign import STATE_FILE, run_campaign
 from appatlas.bench.campaign_faults import cases, knowledge
 from appatlas.bench.farm import PACKAGE, farm_campaign, finished, kill, start_driver, wait_finished
+from appatlas.bench.farm import phones as fresh_phones
 from appatlas.devices.u2 import connect
 from appatlas.farm.cluster import farm_phones, farm_status
 from appatlas.types import Action, ActionKind, Selector, Step, TestCase
@@ -43,8 +44,11 @@ def test_the_farm_declares_each_phone_on_its_host_and_gives_the_threaded_verdict
     assert all(h["address"] == "127.0.0.1" for h in status)  # loopback only
 
     the_cases = [*cases(), _broken()]
-    threaded = _threaded(phones, tmp_path / "threads", the_cases)
-    farmed = farm_campaign(farm.address, phones.port, tmp_path / "farm", the_cases, resume=False)
+    # The demo app keeps what a case saves: each campaign gets phones fresh from the box.
+    with fresh_phones(4) as server:
+        threaded = _threaded(server, tmp_path / "threads", the_cases)
+    with fresh_phones(4) as server:
+        farmed = farm_campaign(farm.address, server.port, tmp_path / "farm", the_cases, resume=False)
     assert {c.name: c.status for c in farmed.cases} == {c.name: c.status for c in threaded.cases}
     assert {c.name: c.status for c in farmed.cases}["broken"] == "failed"
     broken = next(c for c in farmed.cases if c.name == "broken")

@@ -25,13 +25,12 @@ print(out.output)
 
 
 def test_campaign_on_a_farm_without_ray_says_how_to_install(monkeypatch, tmp_path) -> None:
-    from appatlas.bench.campaign_faults import knowledge
     from appatlas.cli import app
     from appatlas.graph.atlas import Atlas
     from appatlas.graph.testcases import save_tests
     from appatlas.types import Action, ActionKind, Step, TestCase
 
-    with Atlas.create(tmp_path / "a.atlas", app=knowledge(0).package):
+    with Atlas.create(tmp_path / "a.atlas", app="com.appatlas.notes"):
         pass
     save_tests(tmp_path / "suite.yaml", [TestCase(name="t", intent="go back", start="k",
                                                   steps=(Step(Action(ActionKind.BACK), expect="k"),), end="k")])
