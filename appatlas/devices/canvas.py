@@ -306,10 +306,15 @@ class _GamePainter:
             size = min(x2 - x1, y2 - y1)
             cx, cy, r = (x1 + x2) // 2, (y1 + y2) // 2, size // 2 - round(10 * self.dp)
             self.draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 255, 255), outline=_NAVY, width=2)
-            bar_w, bar_h = max(2, r // 4), r
-            for dx in (-r // 3, r // 3):
-                self.draw.rectangle((cx + dx - bar_w // 2, cy - bar_h // 2, cx + dx + bar_w // 2, cy + bar_h // 2),
-                                    fill=_NAVY)
+            if w.label.lower().startswith(("navigate", "back")):  # a chevron
+                d = r // 2
+                self.draw.line((cx + d // 2, cy - d, cx - d // 2, cy, cx + d // 2, cy + d), fill=_NAVY,
+                               width=max(2, r // 5))
+            else:  # the pause bars
+                bar_w, bar_h = max(2, r // 4), r
+                for dx in (-r // 3, r // 3):
+                    self.draw.rectangle((cx + dx - bar_w // 2, cy - bar_h // 2, cx + dx + bar_w // 2,
+                                         cy + bar_h // 2), fill=_NAVY)
             self.note("icon", w.label, (cx - r, cy - r, cx + r, cy + r), True)
         elif kind == "switch":
             tw, th = round(46 * self.dp), round(24 * self.dp)
