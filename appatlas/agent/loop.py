@@ -31,6 +31,7 @@ from typing import Any
 
 import networkx as nx
 
+from appatlas.agent.interrupts import interruption
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.localize import Place, Retriever, localize
 from appatlas.agent.policy import Decision, Policy, PolicyConfig
@@ -42,7 +43,7 @@ from appatlas.graph.expectations import Check, check_device, check_screen, scree
 from appatlas.graph.planner import edge_cost
 from appatlas.types import Action, Screen, TestCase, Verdict
 
-__all__ = ["Agent", "RunConfig", "RunResult", "record_experience"]
+__all__ = ["Agent", "RunConfig", "RunResult", "judge_run", "record_experience"]
 
 log = logging.getLogger(__name__)
 StepHook = Callable[[dict[str, Any]], None]
@@ -149,6 +150,9 @@ class _Run:
     def _decide(self, screen: Screen, place: Place) -> Decision:
         plan = self.plan
         if plan is not None and plan.expect and self.cursor >= len(plan.steps):
+            at_end = place.known_as == plan.end or place.key == plan.end
+            if self.history and not at_end and (stop := interruption(screen)) is not None:  # a popup: past it first
+                return Decision(stop.option.action(screen), stop.reason, "interrupt", stop.option)
             return Decision(None, "every step of the plan was taken", "oracle")
         if plan is not None and self.cursor < len(plan.steps):
             step = plan.steps[self.cursor]
@@ -196,6 +200,12 @@ class _Run:
         ok = not expect or place.known_as == expect or place.key == expect
         self.steps[-1]["verified"] = ok
         if ok:
+            self.cursor += 1
+        elif (stop := interruption(screen)) is not None:
+            # A permission popup or prompt over the expected screen: the step did land; what shows on top
+            # is handled before the next one (the first visit of a screen that asks for a permission).
+            self.steps[-1]["verified"] = "interrupted"
+            self.steps[-1]["outcome"] = f"interrupted: {stop.reason}"
             self.cursor += 1
         else:
             # Off plan: the next iteration replans from wherever this is.
@@ -250,7 +260,8 @@ class _Run:
         failed = [c for c in checks if not c.holds]
         if failed:
             return False, "; ".join(f"expected {c.what}, but {c.evidence}" for c in failed)
-        ran = "the steps ran" if self.plan.steps else "the plan has no steps: the expectations already held"
+        ran = "the steps ran" if self.plan.steps or self.result.actions else \
+            "the plan has no steps: the expectations already held"
         return True, f"{ran} and every expectation holds: " + "; ".join(
             f"{c.what} ({c.evidence})" for c in checks if c.expectation is not None)
 
@@ -291,6 +302,25 @@ class _Run:
         self.steps.append(step)
         if self.on_step is not None:
             self.on_step(step)
+
+
+def judge_run(agent: Agent, device: Device, test: TestCase, screens: list[Screen], actions: list[Action], *,
+              done: bool) -> Verdict:
+    """The verdict `appatlas run` gives `test` for a run driven elsewhere (a benchmark's free run) that went
+    through `screens` (the last one is where it is now) taking `actions`: the same judgement (`_Run._judge`):
+    its expectations checked on `device`, inconclusive when it has neither steps nor expectations, and a
+    run that never said done fails as an unfinished run does."""
+    run = _Run(agent, device, test.intent, test, test.name, RunConfig(max_steps=len(actions)), None)
+    place = None
+    for screen in screens:
+        place = localize(screen, agent.knowledge, retriever=agent.retriever)
+        run._saw(screen, place)
+    run.result.screens, run.result.actions = list(screens), list(actions)
+    run.cursor = len(test.steps)
+    if not done or place is None:
+        return Verdict(test.name, False, f"gave up after {len(actions)} steps without finishing", status="failed")
+    passed, reason = run._judge(place, Decision(None, "the agent said done", "policy"))
+    return Verdict(test.name, passed, reason, (), run.checks, run.status or ("passed" if passed else "failed"))
 
 
 def record_experience(atlas: Atlas, result: RunResult, *, intent: str, name: str = "") -> None:

@@ -4,7 +4,8 @@
    alone: the demo's intents, intents generated from the atlas's captions (one per switch: "turn on
    sound"; one per form titled New/Add/Create: "create a new task named 'Bench value 2'"; one per
    list whose rows lead to a Delete: "delete Book list"), and the coverage suite (the fewest tests that
-   visit every screen, each expecting its route). Nothing in it knows any mutant.
+   visit every screen, plus one per dialog button no test taps, each expecting its route). Nothing in
+   it knows any mutant.
 2. Calibration, as mutation testing does (a suite must be green on the original): the suite runs on
    the correct app and the cases that fail there are excluded (listed with why). The kept suite then
    runs again on a fresh correct app: every failure there is a *false alarm* (must be 0).
@@ -209,7 +210,7 @@ def run_bugs_bench(out: Path, *, mutants_dir: Path | None = None, budget: int = 
                 suite.append(plan_from_retrieval(retriever.views, retriever.retrieve(intent), check=True).test)
             except AppatlasError as exc:
                 unplanned.append({"intent": intent, "why": str(exc)})
-        suite += coverage_tests(atlas, views=retriever.views)
+        suite += coverage_tests(atlas, views=retriever.views, dialogs=True)
         knowledge = Knowledge.from_atlas(atlas)
     agent = Agent(knowledge)
 

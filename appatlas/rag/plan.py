@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from appatlas.errors import IntentNotGrounded, PlanRejected
+from appatlas.errors import AppatlasError, IntentNotGrounded, PlanRejected
 from appatlas.graph.atlas import Atlas
 from appatlas.graph.planner import Edge, Route, to_test_case
 from appatlas.rag.expect import compose_route, derive_expectations, grounding, plan_problems, rows_by_text
@@ -160,9 +160,12 @@ def plan_intent(atlas_folder: str | Path, intent: str, *, start: str | None = No
         return plan_from_retrieval(retriever.views, retrieval, name=name, check=True)
 
 
-def coverage_tests(atlas: Atlas, *, edges: bool = False, views: AtlasViews | None = None) -> list[TestCase]:
+def coverage_tests(atlas: Atlas, *, edges: bool = False, views: AtlasViews | None = None,
+                   dialogs: bool = False) -> list[TestCase]:
     """The smallest set of tests from the launch screen that visits every screen (or takes every
-    transition, with `edges=True`): greedy set cover over shortest paths (graph.planner).
+    transition, with `edges=True`): greedy set cover over shortest paths (graph.planner). With
+    `dialogs`, also one test per button of a dialog that no test taps yet (each choice a dialog
+    offers is an outcome of its own: cancel, confirm, keep editing).
 
     A coverage test is about its route: it expects every step to land where the atlas saw it land
     (a `route` expectation) and its last screen to be open."""
@@ -184,4 +187,36 @@ def coverage_tests(atlas: Atlas, *, edges: bool = False, views: AtlasViews | Non
         if t.end and t.end in views.screens:
             expect.append(Expectation("screen", where=t.end, note=f"the {views.screens[t.end].facts.place} is open"))
         out.append(replace(t, expect=tuple(expect)))
+    if dialogs and not edges:
+        out += _dialog_tests(views, {e for r in routes for e in r.edges}, len(out))
+    return out
+
+
+def _dialog_tests(views: AtlasViews, taken: set[Edge], first: int) -> list[TestCase]:
+    from appatlas.graph.planner import Waypoint, route
+    from appatlas.types import Expectation
+
+    out: list[TestCase] = []
+    g = views.graph
+    for key, v in views.screens.items():
+        if v.facts.kind != "dialog" or not g.has_node(key):
+            continue
+        for u, t, k, d in g.out_edges(key, keys=True, data=True):
+            a = d["action"]
+            if (u, t, k) in taken or a.kind is not ActionKind.TAP or a.target is None or \
+                    "button" not in a.target.class_name.lower():
+                continue
+            try:
+                r = route(g, views.launch[0], [Waypoint(edge=(u, t, k))])[0]
+            except AppatlasError:
+                continue
+            taken.update(r.edges)
+            test = _dialogs_return(views, to_test_case(
+                g, r, name=f"coverage_dialogs_{first + len(out) + 1:02d}",
+                intent=f"take {a.describe()} on the {v.facts.place}"))
+            expect = [Expectation("route", "every step lands where the atlas saw it land")]
+            if test.end in views.screens:
+                expect.append(Expectation("screen", where=test.end,
+                                          note=f"the {views.screens[test.end].facts.place} is open"))
+            out.append(replace(test, expect=tuple(expect)))
     return out
