@@ -69,10 +69,10 @@ def info(atlas: Path = typer.Argument(..., help="An atlas folder.")) -> None:
 
     try:
         with Atlas.open(atlas) as a:
-            counts, app = a.counts(), a.get_meta("package") or a.app
+            counts, app, platform = a.counts(), a.get_meta("package") or a.app, a.platform
     except AppatlasError as exc:
         fail(exc)
-    _print_counts(f"{atlas} ({app})", counts)
+    _print_counts(f"{atlas} ({app}, {platform})", counts)
 
 
 def _print_counts(title: str, counts: dict[str, int]) -> None:
