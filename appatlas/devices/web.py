@@ -550,6 +550,8 @@ class WebDevice:
         except PlaywrightError as exc:
             if "not an <input>" in str(exc) or "not editable" in str(exc):
                 raise ActionRefused(f"{self.serial}: {sel.describe()} takes no text", serial=self.serial) from exc
+            if any(m in str(exc) for m in _CLOSED) and self._page is not None:
+                return  # the tap closed its own tab (window.close()): the opener is the page now
             raise
 
     async def _await_tab(self, tabs: int) -> None:
@@ -652,7 +654,15 @@ class WebDevice:
         page = self._page
         if page is None or self._dialog is not None:
             return
-        done, _ = await self._race(lambda: page.wait_for_load_state("domcontentloaded", timeout=self.timeout * 1000))
+        from playwright.async_api import Error as PlaywrightError
+
+        try:
+            done, _ = await self._race(lambda: page.wait_for_load_state("domcontentloaded",
+                                                                       timeout=self.timeout * 1000))
+        except PlaywrightError as exc:
+            if any(m in str(exc) for m in _CLOSED) and self._page is not None and self._page is not page:
+                return  # the tab closed while it loaded; its opener is the page now
+            raise
         if not done:
             return
         loop = asyncio.get_running_loop()
