@@ -20,6 +20,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from statistics import median
 
 from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_term, stem, terms_in, words
 from appatlas.agent.interrupts import interruption
@@ -316,18 +317,21 @@ class Policy:
         out = [self._value(o, intent, progress, screen, key, uncovered, slots, visible, names) for o in opts]
         self._remember(out, intent, progress, key)
         if self.config.meaning and max((v.value for v in out), default=0.0) < self.config.meaning_below:
-            self._mean(out, intent, progress, key)
+            self._mean(out, intent, progress, key, uncovered)
         return out
 
-    def _mean(self, valued: list[_Valued], intent: Intent, progress: Progress, key: str) -> None:
-        """Add what the options mean for the intent: the cosine of what each says and leads to, above the
-        screen's median (`appatlas.agent.meaning`). Taps only; not a toggle already as wanted, nor an
-        option taken before in this run."""
+    def _mean(self, valued: list[_Valued], intent: Intent, progress: Progress, key: str,
+              uncovered: Sequence[str]) -> None:
+        """Add what the options mean for what is left of the intent: the cosine of what each says and
+        leads to, above the screen's median (`appatlas.agent.meaning`). What is left is the intent's words
+        not yet acted on, as written (a step done no longer pulls towards its element). Taps only; not a
+        toggle already as wanted, nor an option taken before in this run."""
         taps = [v for v in valued if v.option.kind in (ActionKind.TAP, ActionKind.LONG_TAP)]
-        if len(taps) < 2:
+        left = " ".join(w for w in re.findall(r"[A-Za-z]+", intent.text) if stem(w) in uncovered)
+        if len(taps) < 2 or not left:
             return
-        sims = self.meaning.similarities(intent.text, key, [v.option for v in taps])
-        middle = float(sorted(sims)[len(sims) // 2])
+        sims = self.meaning.similarities(left, key, [v.option for v in taps])
+        middle = median(sims)
         for v, sim in zip(taps, sims, strict=True):
             o = v.option
             if sim <= middle or (o.checkable and self._satisfied(o, intent)) or progress.repeats(o.label, o.kind):

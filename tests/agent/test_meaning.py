@@ -84,3 +84,14 @@ def test_fit_chooses_on_the_training_apps_only() -> None:
 
 def test_a_decision_says_whether_the_model_made_it() -> None:
     assert Decision(None, "x", "llm").by_model and not Decision(None, "x", "graph").by_model
+
+
+def test_with_meaning_the_policy_takes_the_icon_whose_page_the_intent_describes() -> None:
+    from appatlas.agent.policy import Policy
+
+    k = _knowledge(with_edge=True)
+    words_only = Policy(k).decide("read the frequently asked questions", MAIN, [], known_as="main")
+    meant = Policy(k, config=PolicyConfig(meaning=10.0)).decide("read the frequently asked questions", MAIN, [],
+                                                               known_as="main")
+    assert words_only.done  # no label here or ahead says it
+    assert meant.option is not None and meant.option.label == "More options", meant.reason
