@@ -202,6 +202,9 @@ def test_another_origin_is_another_package_left_by_back_and_back_from_the_first_
     assert dev.current_app() == ("", "")  # left the app, as back from an app's first screen
     dev.launch()
     assert dev.current_app() == ("127.0.0.1", "/about")
+    widened = web("/about", allow_origins=[webapp.other_origin])  # --allow-origin: that origin is the app too
+    tap(widened, "project_page")
+    assert widened.current_app() == ("127.0.0.1", "/elsewhere")
 
 
 def test_a_download_is_saved_and_the_page_stays(web, webapp) -> None:
