@@ -300,7 +300,38 @@ def plan_problems(views: AtlasViews, test: TestCase, intent: str, slots: Sequenc
             for e in _edges_of(views, test))
         if not flips:
             problems.append(f"it never touches {label!r}, which the intent switches")
+    unsaved = _unsaved(views, test, intent)
+    if unsaved:
+        problems.append(unsaved)
     return problems
+
+
+def _changes(action: object) -> bool:
+    a = action  # a typed text, or a tap on a switch / checkbox
+    t = getattr(a, "target", None)
+    return a.kind is ActionKind.TYPE or (a.kind is ActionKind.TAP and t is not None and any(
+        c in t.class_name.lower() for c in ("switch", "checkbox", "togglebutton")))
+
+
+def _unsaved(views: AtlasViews, test: TestCase, intent: str) -> str:
+    """Why the route leaves a change unsaved: it changes a screen that has a submit button (Save) and
+    never leaves that screen after the change; "" when it does not."""
+    here = test.start
+    last: tuple[int, str] | None = None
+    for i, s in enumerate(test.steps):
+        if _changes(s.action):
+            last = (i, here)
+        here = s.expect or here
+    if last is None:
+        return ""
+    i, screen = last
+    if any(s.expect and s.expect != screen for s in test.steps[i + 1:]):
+        return ""
+    submit = _submit(views, screen, intent)
+    if submit is None:
+        return ""
+    return (f"it changes the {views.screens[screen].facts.place} but never presses "
+            f"{_label(views, submit)!r}, which keeps the change")
 
 
 def _edges_of(views: AtlasViews, test: TestCase) -> list[Edge]:
@@ -414,6 +445,9 @@ def compose_route(views: AtlasViews, intent: str, start: str,
     toggle = _toggle_goal(views, intent)
     if toggle is not None and toggle[2] is not None:
         waypoints.append(Waypoint(edge=toggle[2]))
+        keep = _submit(views, toggle[0], intent) if not any(s.typed for s in slots) else None
+        if keep is not None:  # a settings form with a Save button: the change is kept by pressing it
+            waypoints.append(Waypoint(edge=keep))
     if typed:
         form = _form(views, intent, typed)
         if form is None:

@@ -88,11 +88,16 @@ def test_a_switch_that_does_not_persist_fails(planned: dict) -> None:
 
     intent = DEMO_INTENTS[1]
     test = planned["tests"][intent]
-    # the plan ends on the switch's screen: checking leaves it and comes back (read-only) to see it kept
+    # the plan presses Save, which leaves the screen; checking comes back to it read-only
+    assert test.steps[-1].action.target is not None and test.steps[-1].action.target.text == "Save"
     verdict, state = _run(planned, test, _demo_spec(forget))
     assert not truth_holds(state, DEMO_TRUTHS[intent])
     assert not verdict.passed, verdict.reason
-    assert "after leaving its screen and coming back" in verdict.reason
+    assert "'Quiet hours' is off" in verdict.reason
+    # a plan that ends on the switch's screen: the check leaves it and comes back to see it kept
+    stay = replace(test, steps=test.steps[:-1], end=test.steps[-2].expect)
+    verdict, _ = _run(planned, stay, _demo_spec(forget))
+    assert not verdict.passed and "after leaving its screen and coming back" in verdict.reason, verdict.reason
     good, _ = _run(planned, test)
     assert good.passed, good.reason
 
