@@ -210,12 +210,33 @@ def find_rings(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -> 
     unit = w / 540
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     out: list[Ring] = []
+    candidates = []
     for (x1, y1, x2, y2), circ, c in shapes if shapes is not None else _shapes(img):
         bw, bh = x2 - x1, y2 - y1
         if not (16 * unit <= bw <= 70 * unit and 0.85 <= bw / bh <= 1.18 and circ > 0.8):
             continue  # a square's circularity is 0.79, a circle's ~0.9
         if cv2.contourArea(c) > 0.86 * bw * bh:
             continue  # a circle covers pi/4 of its box, a (rounded) square nearly all of it
+        candidates.append((x1, y1, x2, y2))
+    # circles whose outline is crossed by other lines (a floating button over a list) have no closed
+    # contour: the Hough transform still finds them, kept when edges run along most of the circle
+    edges = _edges(img)
+    found = cv2.HoughCircles(gray, cv2.HOUGH_GRADIENT, dp=1, minDist=20 * unit, param1=120, param2=22,
+                             minRadius=round(8 * unit), maxRadius=round(35 * unit))
+    for cx, cy, r in (found[0] if found is not None else []):
+        angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        px = np.clip(np.round(cx + r * np.cos(angles)).astype(int), 0, img.shape[1] - 1)
+        py = np.clip(np.round(cy + r * np.sin(angles)).astype(int), 0, img.shape[0] - 1)
+        near = cv2.dilate(edges, np.ones((3, 3), np.uint8))[py, px] > 0
+        # only hollow rings (the same colour inside as around): a filled disc has a closed contour
+        # already, and a filled disc found here is a sprite (the bird)
+        ix, ox = int(cx - 0.6 * r), int(cx - 1.3 * r)
+        inside, around = img[int(cy), ix].astype(int), img[int(cy), max(0, ox)].astype(int)
+        if near.mean() >= 0.75 and 0 <= ox and int(np.abs(inside - around).sum()) < 45:
+            candidates.append((int(cx - r), int(cy - r), int(cx + r) + 1, int(cy + r) + 1))
+    for x1, y1, x2, y2 in candidates:
+        x1, y1 = max(0, x1), max(0, y1)
+        bw, bh = x2 - x1, y2 - y1
         box = (x1, y1, x2, y2)
         if any(_overlap(box, r.box) > 0.3 for r in out):
             continue

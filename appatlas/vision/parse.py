@@ -317,4 +317,5 @@ def _widget(it: _Item, s: float, package: str, *, in_row: bool = False) -> Widge
     return Widget(class_name=_CLASSES[kind], bounds=bounds, resource_id=rid, text=text,
                   content_desc=it.text if kind == "icon" else "", package=package,
                   clickable=kind != "text", editable=kind == "input", checkable=kind in ("switch", "checkbox"),
+                  long_clickable=kind == "row",  # list rows often answer a long press (a menu of actions)
                   checked=it.checked, children=children)
