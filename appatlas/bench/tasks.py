@@ -18,9 +18,15 @@ Then for every task:
   collapsed) appear in order among the screens the agent was on, it ends on the recorded final
   screen, and it took the recording's decisive action on its screen (`decisive`: the last action
   that changed what the screen shows) or ended on a content new to its run — a wrong pick in a
-  last dialog that leaves the screen as it began is not success. Success = reached and said done;
-  `verdict_precision` / `verdict_recall` compare "done" with reaching the goal. Taps the phone has
-  no recording for do nothing and are counted (`unrecorded_taps`).
+  last dialog that leaves the screen as it began is not success. Success = reached and said done
+  (`goal_success_rate`). Taps the phone has no recording for do nothing and are counted
+  (`unrecorded_taps`).
+- the agent's own verdict on each free run (`run.verdict`: PASS / FAIL / inconclusive, with
+  `verdict_reason` and `verdict_checks`), decided as `appatlas run` decides (`task_verdicts`): the
+  intent planned over the setting's knowledge atlas only, its expectations checked on the phone.
+  `verdict_precision` = PASSes that reached the goal / PASSes, `verdict_recall` = PASSes among the
+  runs that reached it, `verdicts` = how many of each; `done_precision` / `done_recall` are the same
+  for "the agent said done" (what verdict_precision measured before).
 
 A step that was scrolled through lists several states; the agent is put on the one where the
 recorded action starts (the element is visible there), and the free run must pass all of them.
@@ -33,6 +39,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -40,14 +47,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import mean, median
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.options import options
 from appatlas.agent.policy import Decision, Policy
 from appatlas.agent.progress import Taken, taken
 from appatlas.bench.folders import app_folders
-from appatlas.bench.settings import anchors, check_setting, exploration_phone, explored_atlas
+from appatlas.bench.settings import anchors, atlas_without, check_setting, exploration_phone, explored_atlas
 from appatlas.devices.base import locate
 from appatlas.devices.replay import RecordedApp, RecordedEdge, ReplayDevice
 from appatlas.errors import AppatlasError, SelectorNotFound
@@ -58,14 +65,17 @@ from appatlas.graph.expectations import check_screen
 from appatlas.graph.fingerprint import SYSTEM_CHROME, structure_key
 from appatlas.graph.replay import recorded_app
 from appatlas.graph.testcases import expectation_dict, parse_expectations
-from appatlas.types import Action, ActionKind, Expectation, Screen, Widget
+from appatlas.types import Action, ActionKind, Expectation, Screen, TestCase, Widget
+
+if TYPE_CHECKING:
+    from appatlas.bench.task_verdicts import TestPlanner
 
 __all__ = ["RUN_KEYS", "SUMMARY_KEYS", "BenchStep", "BenchTask", "read_tasks", "run_tasks_bench", "score_app"]
 
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("action_accuracy", "completion_rate", "goal_success_rate", "mean_steps_ratio", "decision_ms_p50",
-                "decision_ms_p95", "tasks", "steps", "verdict_precision", "verdict_recall", "said_done",
-                "unrecorded_taps", "first_state")
+                "decision_ms_p95", "tasks", "steps", "verdict_precision", "verdict_recall", "verdicts",
+                "done_precision", "done_recall", "said_done", "unrecorded_taps", "first_state")
 RUN_KEYS = ("setting", "crawl_budget", "anchors")  # the run's summary also says what it was measured in
 Progress = Callable[[str, str], None]
 
@@ -75,6 +85,8 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
                     progress: Progress | None = None) -> dict[str, Any]:
     """Run the tasks benchmark over the app folders under `data`; write the JSON to `out` and return it."""
     from appatlas.agent.llm import make_llm
+    from appatlas.bench.task_verdicts import TestPlanner
+    from appatlas.rag.embed import text_embedder
 
     atlas = check_setting(atlas)
     folders = app_folders(data, apps)
@@ -83,16 +95,21 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
     evidence: list[dict[str, Any]] = []
     all_ms: list[float] = []
     sources: Counter[str] = Counter()
-    for folder in folders:
-        if progress is not None:
-            progress(folder.name, "importing")
-        full, replay, tasks = prepare_app(folder)
-        explore = Explorer(replay, crawl_budget) if atlas == "explore" else None
-        rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=full, llm=model, progress=progress,
-                             sources=sources, knowledge_for=None if explore is None else explore.knowledge)
-        evidence += rows
-        all_ms += ms
-        per_app[folder.name] = _summary(rows, ms)
+    with tempfile.TemporaryDirectory(prefix="appatlas-tasks-") as tmp:
+        planner = TestPlanner(Path(tmp) / "embeddings", text_embedder())
+        for folder in folders:
+            if progress is not None:
+                progress(folder.name, "importing")
+            recording = Path(tmp) / f"{folder.name}.atlas"
+            full, replay, tasks = prepare_app(folder, keep=recording)
+            explore = Explorer(replay, crawl_budget, keep=Path(tmp)) if atlas == "explore" else None
+            test_for = _planned(planner, recording, explore)
+            rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=full, llm=model,
+                                 progress=progress, sources=sources, test_for=test_for,
+                                 knowledge_for=None if explore is None else explore.knowledge)
+            evidence += rows
+            all_ms += ms
+            per_app[folder.name] = _summary(rows, ms)
     summary = _summary(evidence, all_ms) | {"setting": atlas, "crawl_budget": crawl_budget if atlas == "explore"
                                              else None, "anchors": anchors(data, [f.name for f in folders])}
     doc = {"benchmark": "tasks", "data": str(data), "llm": llm, "llm_name": getattr(model, "name", "none"),
@@ -226,11 +243,13 @@ def _from_choice(rec: dict[str, Any], group: list[tuple[str, int]], full: Knowle
     return BenchStep(group[-1][0], group[-1][1], states, None, label=label)
 
 
-def prepare_app(folder: Path) -> tuple[Knowledge, RecordedApp, list[BenchTask]]:
-    """A DroidTask app folder imported: its full knowledge, its replayed phone (with the task steps) and tasks."""
+def prepare_app(folder: Path, *, keep: Path | None = None) -> tuple[Knowledge, RecordedApp, list[BenchTask]]:
+    """A DroidTask app folder imported: its full knowledge, its replayed phone (with the task steps) and tasks.
+    With `keep`, the imported atlas is kept there (the `import` setting plans over it, less each task)."""
     with tempfile.TemporaryDirectory() as tmp:
-        import_droidbot(folder, Path(tmp) / "rec.atlas")
-        with Atlas.open(Path(tmp) / "rec.atlas") as rec:
+        where = keep if keep is not None else Path(tmp) / "rec.atlas"
+        import_droidbot(folder, where)
+        with Atlas.open(where) as rec:
             full = Knowledge.from_atlas(rec)
             replay = recorded_app(rec)
     tasks = read_tasks(folder, full)
@@ -289,30 +308,71 @@ def demonstration(task: BenchTask) -> Demonstration:
 class Explorer:
     """The knowledge of the `explore` setting, per task: a crawl of the phone with the task's own
     demonstration taken away (`exploration_phone`); no recorded task is known. Crawls of the same
-    phone are made once."""
+    phone are made once; with `keep`, each crawl's atlas stays in that folder (`atlas`: what the
+    agent's verdict is planned over)."""
 
-    def __init__(self, replay: RecordedApp, budget: int) -> None:
-        self.replay, self.budget = replay, budget
+    def __init__(self, replay: RecordedApp, budget: int, *, keep: Path | None = None) -> None:
+        self.replay, self.budget, self.keep = replay, budget, keep
         self._made: dict[tuple[frozenset[int], frozenset[int], frozenset[tuple[int, int]]], Knowledge] = {}
+        self._atlases: dict[tuple[frozenset[int], frozenset[int], frozenset[tuple[int, int]]], Path] = {}
+
+    def _key(self, task: BenchTask) -> tuple[RecordedApp, tuple[frozenset[int], frozenset[int],
+                                                                 frozenset[tuple[int, int]]]]:
+        phone = exploration_phone(self.replay, [demonstration(task)])
+        return phone, (frozenset(phone.states), frozenset(e.id for e in phone.edges),
+                       frozenset((e.id, e.count) for e in phone.edges))
 
     def knowledge(self, task: BenchTask) -> Knowledge:
-        phone = exploration_phone(self.replay, [demonstration(task)])
-        key = (frozenset(phone.states), frozenset(e.id for e in phone.edges),
-               frozenset((e.id, e.count) for e in phone.edges))
+        phone, key = self._key(task)
         if key not in self._made:
-            with tempfile.TemporaryDirectory() as tmp, \
-                    Atlas.open(explored_atlas(phone, Path(tmp) / "explore.atlas", budget=self.budget)) as atlas:
-                self._made[key] = Knowledge.from_atlas(atlas)
+            if self.keep is not None:
+                where = self.keep / f"{self.replay.package}-explore-{len(self._atlases) + 1}.atlas"
+                self._atlases[key] = explored_atlas(phone, where, budget=self.budget)
+                with Atlas.open(where) as atlas:
+                    self._made[key] = Knowledge.from_atlas(atlas)
+            else:
+                with tempfile.TemporaryDirectory() as tmp, \
+                        Atlas.open(explored_atlas(phone, Path(tmp) / "explore.atlas", budget=self.budget)) as atlas:
+                    self._made[key] = Knowledge.from_atlas(atlas)
         return self._made[key]
+
+    def atlas(self, task: BenchTask) -> Path:
+        """The kept crawl atlas the task's knowledge came from (crawled now if it was not yet)."""
+        if self.keep is None:
+            raise ValueError("this Explorer keeps no atlas: make it with keep=FOLDER")
+        self.knowledge(task)
+        return self._atlases[self._key(task)[1]]
+
+
+TestFor = Callable[[BenchTask, Screen], tuple[TestCase, str]]
+
+
+def _planned(planner: TestPlanner, recording: Path, explore: Explorer | None) -> TestFor:
+    """The test the agent's verdict checks for a task, planned from `start` over the setting's knowledge
+    atlas only: the kept crawl (`explore`), or the recording less the task (`import`, `atlas_without`)."""
+
+    def test_for(task: BenchTask, start: Screen) -> tuple[TestCase, str]:
+        if explore is not None:
+            return planner.test_case(explore.atlas(task), task.intent, start, name=task.name)
+        known = atlas_without(recording, recording.with_name(f"{recording.stem}-{task.name}.atlas"),
+                              demonstration(task))
+        try:
+            return planner.test_case(known, task.intent, start, name=task.name)
+        finally:
+            shutil.rmtree(known, ignore_errors=True)
+
+    return test_for
 
 
 def score_app(app: str, tasks: list[BenchTask], *, replay: RecordedApp, full: Knowledge, base: Knowledge,
               llm: object | None, progress: Progress | None = None, sources: Counter[str] | None = None,
-              knowledge_for: Callable[[BenchTask], Knowledge] | None = None) -> tuple[list[dict[str, Any]], list[float]]:
+              knowledge_for: Callable[[BenchTask], Knowledge] | None = None,
+              test_for: TestFor | None = None) -> tuple[list[dict[str, Any]], list[float]]:
     """Evidence rows (one per task) and decision times (ms) for one app; `sources` counts who decided.
 
     Each task is decided with `knowledge_for(task)`, by default `base` without the task and its
-    demonstration (the `import` setting)."""
+    demonstration (the `import` setting). With `test_for(task, start screen)` (the test planned over
+    the same knowledge), each free run also gets the agent's verdict (`_judged`)."""
     rows, ms = [], []
     sources = sources if sources is not None else Counter()
     for task in tasks:
@@ -322,14 +382,15 @@ def score_app(app: str, tasks: list[BenchTask], *, replay: RecordedApp, full: Kn
             base.without(task.name, records=task.records, actions=[s.action for s in task.steps])
         policy = Policy(knowledge, llm=llm)
         device = ReplayDevice(replay, screenshots=False, start=task.steps[0].state if task.steps else None)
+        judge = None if test_for is None else _judged(task, knowledge, device, test_for)
         if not task.steps:  # judged by its end state: a free run from the launch screen only
             row = {"app": app, "task": f"{task.name}.yaml", "text": task.intent, "steps": [],
                    "expect": [expectation_dict(e) for e in task.expect],
-                   "run": _free_run_to_expectations(task, device, policy, full, ms, sources)}
+                   "run": _free_run_to_expectations(task, device, policy, full, ms, sources, judge=judge)}
             rows.append(row)
             continue
         steps = _stepwise(task, device, policy, ms, sources)
-        run = _free_run(task, device, policy, full, ms, sources)
+        run = _free_run(task, device, policy, full, ms, sources, judge=judge)
         rows.append({"app": app, "task": f"{task.name}.yaml", "text": task.intent, "steps": steps, "run": run})
         if policy.llm is None and llm is not None:
             llm = None  # the model failed and was dropped: the rest runs graph-only, as the agent would
@@ -406,6 +467,25 @@ class _Run:
     unrecorded_taps: int
 
 
+Judge = Callable[[_Run], dict[str, Any]]
+
+
+def _judged(task: BenchTask, knowledge: Knowledge, device: ReplayDevice, test_for: TestFor) -> Judge:
+    """The agent's own verdict on a finished free run, as `appatlas run` gives it (`loop.judge_run`): the
+    test planned from the run's first screen over the setting's knowledge, its expectations checked on the
+    phone where the run ended. Nothing of the recorded task is used."""
+    from appatlas.agent.loop import Agent, judge_run
+    from appatlas.bench.task_verdicts import verdict_fields
+
+    def judge(run: _Run) -> dict[str, Any]:
+        screens = [where for where, _ in run.acted] + [run.screen]
+        test, note = test_for(task, screens[0])
+        verdict = judge_run(Agent(knowledge), device, test, screens, [a for _, a in run.acted], done=run.said_done)
+        return verdict_fields(verdict, note)
+
+    return judge
+
+
 def _run_agent(intent: str, device: ReplayDevice, policy: Policy, limit: int, ms: list[float],
                sources: Counter[str]) -> _Run:
     """The agent from where `device` is until it says done or has taken `limit` actions."""
@@ -432,7 +512,7 @@ def _run_agent(intent: str, device: ReplayDevice, policy: Policy, limit: int, ms
 
 
 def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowledge, ms: list[float],
-              sources: Counter[str]) -> dict[str, Any]:
+              sources: Counter[str], *, judge: Judge | None = None) -> dict[str, Any]:
     # The run starts at the moment the task was recorded (the app's data as it was then), as a phone
     # restored to that moment would; the agent itself knows nothing of it.
     device.reset(task.steps[0].states[0], at=device.app.moment(task.records, [s.action for s in task.steps]))
@@ -450,18 +530,19 @@ def _free_run(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowl
                               for where, action in run.acted)
     reached = path_ok and (took or seen[-1] not in seen[:-1])
     origins = _origins(full)
-    return {"visited": [origins.get(k) for k in seen], "actions": run.actions, "said_done": run.said_done,
-            "reached": reached,
-            "decisive": None if key is None else _describe(key[1], full.state_screens[key[0].state]) | {
-                "state": key[0].origin, "taken": took},
-            "unrecorded_taps": run.unrecorded_taps, "success": run.said_done and reached}
+    row = {"visited": [origins.get(k) for k in seen], "actions": run.actions, "said_done": run.said_done,
+           "reached": reached,
+           "decisive": None if key is None else _describe(key[1], full.state_screens[key[0].state]) | {
+               "state": key[0].origin, "taken": took},
+           "unrecorded_taps": run.unrecorded_taps, "success": run.said_done and reached}
+    return row | (judge(run) if judge is not None else {})  # judged last: checking moves the phone
 
 
 EXPECT_LIMIT = 25  # actions a task judged by its end state may take (it has no recorded step count)
 
 
 def _free_run_to_expectations(task: BenchTask, device: ReplayDevice, policy: Policy, full: Knowledge,
-                              ms: list[float], sources: Counter[str]) -> dict[str, Any]:
+                              ms: list[float], sources: Counter[str], *, judge: Judge | None = None) -> dict[str, Any]:
     """A free run from the launch screen; the goal is reached when every expectation holds on the final
     screen (and no error shows), and success is that with "done" said."""
     device.reset(device.app.launch[0])
@@ -469,9 +550,10 @@ def _free_run_to_expectations(task: BenchTask, device: ReplayDevice, policy: Pol
     checks = check_screen(task.expect, run.screen, here={structure_key(run.screen)})
     reached = all(c.holds for c in checks)
     origins = _origins(full)
-    return {"visited": [origins.get(k) for k in run.seen], "actions": run.actions, "said_done": run.said_done,
-            "reached": reached, "decisive": None, "checks": [c.as_dict() for c in checks],
-            "unrecorded_taps": run.unrecorded_taps, "success": run.said_done and reached}
+    row = {"visited": [origins.get(k) for k in run.seen], "actions": run.actions, "said_done": run.said_done,
+           "reached": reached, "decisive": None, "checks": [c.as_dict() for c in checks],
+           "unrecorded_taps": run.unrecorded_taps, "success": run.said_done and reached}
+    return row | (judge(run) if judge is not None else {})
 
 
 def _content(screen: Screen) -> str:
@@ -567,6 +649,9 @@ def _summary(rows: list[dict[str, Any]], ms: list[float]) -> dict[str, Any]:
               for r in stepped if r["run"]["success"]]
     said = [r for r in rows if r["run"]["said_done"]]
     reached = [r for r in rows if r["run"].get("reached", r["run"]["success"])]
+    judged = [r for r in rows if "verdict" in r["run"]]
+    passed = [r for r in judged if r["run"]["verdict"] == "PASS"]
+    reached_judged = [r for r in reached if "verdict" in r["run"]]
     first = [s.get("first_state", s) for s in steps]
     return {
         "action_accuracy": sum(s["correct"] for s in steps) / max(len(steps), 1),
@@ -577,9 +662,15 @@ def _summary(rows: list[dict[str, Any]], ms: list[float]) -> dict[str, Any]:
         "decision_ms_p95": _percentile(ms, 0.95),
         "tasks": len(rows),
         "steps": len(steps),
-        # of the runs the agent called done, the share that reached the recorded goal; and the reverse
-        "verdict_precision": sum(r["run"]["success"] for r in said) / len(said) if said else None,
-        "verdict_recall": sum(r["run"]["said_done"] for r in reached) / len(reached) if reached else None,
+        # of the runs the agent's own verdict passed, the share that reached the recorded goal; and the reverse
+        "verdict_precision": sum(r["run"].get("reached", r["run"]["success"]) for r in passed) / len(passed)
+        if passed else None,
+        "verdict_recall": sum(r["run"]["verdict"] == "PASS" for r in reached_judged) / len(reached_judged)
+        if reached_judged else None,
+        "verdicts": {v: sum(r["run"]["verdict"] == v for r in judged) for v in ("PASS", "FAIL", "inconclusive")},
+        # the same for "the agent said done" alone (what verdict_precision measured before verdicts)
+        "done_precision": sum(r["run"]["success"] for r in said) / len(said) if said else None,
+        "done_recall": sum(r["run"]["said_done"] for r in reached) / len(reached) if reached else None,
         "said_done": len(said),
         "unrecorded_taps": sum(r["run"].get("unrecorded_taps", 0) for r in rows),
         # every step also scored from the page as it first appears (a needed scroll is then scored)

@@ -246,8 +246,10 @@ def bench_tasks_cmd(
     _print_anchors(doc)
     s = doc["summary"]
     pct = (lambda v: "-" if v is None else f"{v:.1%}")  # noqa: E731
-    console.print(f"verdicts: precision {pct(s['verdict_precision'])} (done and goal reached / said done, "
-                  f"{s['said_done']} runs), recall {pct(s['verdict_recall'])}; unrecorded taps {s['unrecorded_taps']}; "
+    counts = ", ".join(f"{n} {v}" for v, n in s.get("verdicts", {}).items())
+    console.print(f"verdicts ({counts}): precision {pct(s['verdict_precision'])} (PASSes that reached the recorded "
+                  f"goal), recall {pct(s['verdict_recall'])}; \"done\" alone: precision {pct(s['done_precision'])} "
+                  f"({s['said_done']} runs), recall {pct(s['done_recall'])}; unrecorded taps {s['unrecorded_taps']}; "
                   f"from each step's first listed state: action accuracy {pct(s['first_state']['action_accuracy'])}, "
                   f"completion {pct(s['first_state']['completion_rate'])}")
 

@@ -235,6 +235,11 @@ def check_device(expectations: Sequence[Expectation], device: Any, *, where: Cal
         return ""
 
     for i, e in enumerate(expectations):
+        if checks[i] is None and e.kind == "screen":
+            # That a screen is open is about where the run ended: moving there to check would make it true.
+            checks[i] = Check(e, False, f"the run ended on {_title(screen)}, not on the screen {e.where[:8]}… "
+                                        "this is about")
+    for i, e in enumerate(expectations):
         if checks[i] is not None:
             continue
         why = goto(e.where)

@@ -30,7 +30,8 @@ def test_every_task_carries_its_evidence(doc) -> None:
     for task in doc["tasks"]:
         assert set(task) == {"app", "task", "text", "steps", "run"}
         assert set(task["run"]) == {"visited", "actions", "said_done", "reached", "decisive", "unrecorded_taps",
-                                    "success"}
+                                    "success", "verdict", "verdict_reason", "verdict_checks"}
+        assert task["run"]["verdict"] in ("PASS", "FAIL", "inconclusive") and task["run"]["verdict_reason"]
         for step in task["steps"]:
             assert set(step) - {"first_state"} == {"state", "expected", "predicted", "correct"}
             assert step["predicted"] == "done" or set(step["predicted"]) == {"kind", "signature", "label", "text"}
