@@ -170,19 +170,30 @@ def run_farm_bench(*, out: Path | None = None, counts: Sequence[int] = (1, 2, 4,
         for n in counts:
             chosen = all_serials[:n]  # alternate hosts: 2 phones = one on each node
             the_cases = cases(copies=max(1, per_phone * n // 4))
-            say(f"{n} phone(s), threads")
-            threads = _measure(lambda ev, chosen=chosen, the_cases=the_cases, n=n: run_campaign(
-                the_cases, chosen, knowledge=know, out=Path(tmp) / f"threads-{n}", max_steps=MAX_STEPS,
-                resume=False, on_event=ev,
-                connect=lambda s: connect(s, adb_port=server.port, app=PACKAGE, timeout=5.0, screenshots=False)),
-                len(the_cases))
-            say(f"{n} phone(s), farm")
-            farmed = _measure(lambda ev, chosen=chosen, the_cases=the_cases, n=n: farm_campaign(
-                farm.address, server.port, Path(tmp) / f"farm-{n}", the_cases, chosen=chosen, resume=False,
-                on_event=ev), len(the_cases))
+            load = os.getloadavg()[0]
+
+            def threaded(n: int = n, chosen: list[str] = chosen, the_cases: list = the_cases) -> dict[str, Any]:
+                say(f"{n} phone(s), threads")
+                return _measure(lambda ev: run_campaign(
+                    the_cases, chosen, knowledge=know, out=Path(tmp) / f"threads-{n}", max_steps=MAX_STEPS,
+                    resume=False, on_event=ev, connect=lambda s: connect(s, adb_port=server.port, app=PACKAGE,
+                                                                         timeout=5.0, screenshots=False)),
+                    len(the_cases))
+
+            def farmed_run(n: int = n, chosen: list[str] = chosen, the_cases: list = the_cases) -> dict[str, Any]:
+                say(f"{n} phone(s), farm")
+                return _measure(lambda ev: farm_campaign(
+                    farm.address, server.port, Path(tmp) / f"farm-{n}", the_cases, chosen=chosen, resume=False,
+                    on_event=ev), len(the_cases))
+
+            # Alternate which runs first, so a change of the machine's load does not favour one side.
+            if len(rows) % 2:
+                threads, farmed = threaded(), farmed_run()
+            else:
+                farmed, threads = farmed_run(), threaded()
             waits = [a["driver_wait_s"] - a["seconds"] for a in farmed.pop("_attempts") if "driver_wait_s" in a]
             threads.pop("_attempts")
-            rows.append({"phones": n, "threads": threads, "farm": farmed,
+            rows.append({"phones": n, "load_at_start": round(load, 2), "threads": threads, "farm": farmed,
                          "driver_ms_per_case": round(1000 * sum(waits) / len(waits), 1) if waits else None})
     by = {r["phones"]: r for r in rows}
     one = by.get(1, {}).get("farm", {}).get("cases_per_minute")
