@@ -109,7 +109,8 @@ def _iou(a: Any, b: Any) -> float:
 def detected_leaves(screen: Screen) -> list[Widget]:
     from appatlas.vision.device import is_vision
 
-    return [w for w in screen.widgets() if is_vision(w) and not w.children]
+    # what can be used: texts seen behind an open dialog are kept disabled and are not counted
+    return [w for w in screen.widgets() if is_vision(w) and not w.children and w.enabled]
 
 
 def match(drawn: list[Drawn], found: list[Widget], *, threshold: float = 0.5) -> list[tuple[Drawn, Widget]]:

@@ -184,10 +184,11 @@ def find_squares(img: Any, shapes: list[tuple[Box, float, Any]] | None = None) -
     out: list[Square] = []
     for (x1, y1, x2, y2), circ, c in shapes if shapes is not None else _shapes(img):
         bw, bh = x2 - x1, y2 - y1
-        if not (10 * unit <= bw <= 34 * unit and 0.85 <= bw / bh <= 1.18) or circ > 0.8:
-            continue  # a disc (a sprite, a radio button) is round
-        if cv2.contourArea(c) < 0.7 * bw * bh:  # a square's outline encloses its box; a glyph's does not
+        if not (10 * unit <= bw <= 34 * unit and 0.85 <= bw / bh <= 1.18):
             continue
+        fill = cv2.contourArea(c) / (bw * bh)
+        if fill < 0.7 or (circ > 0.8 and fill < 0.86):
+            continue  # a glyph's outline does not enclose its box; a disc (a sprite) covers pi/4 of it
         approx = cv2.approxPolyDP(c, 0.08 * cv2.arcLength(c, True), True)
         if len(approx) != 4:
             continue

@@ -62,7 +62,7 @@ class VisionDevice:
         self.last_parse = parsed
         merged = merge(screen, parsed.widgets)
         if self.annotate:
-            seen = [w for w in merged.widgets() if is_vision(w)]
+            seen = [w for w in merged.widgets() if is_vision(w) and w.enabled]
             merged = Screen(merged.package, merged.activity, merged.root, merged.width, merged.height,
                             annotate_png(screen.screenshot, seen, width=screen.width))
         self._last = merged

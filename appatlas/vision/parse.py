@@ -5,7 +5,8 @@
 - a pill to the right of a text is a switch, a square to its left a check box, both named by it;
 - a circle with a glyph is an icon button, named by the glyph read inside it;
 - a dark underline under a text (or alone) is a text field;
-- while a dialog's card is shown over a dimmed screen, only what is on the card counts.
+- while a dialog's card is shown over a dimmed screen, only what is on the card can be used: the
+  texts behind it are kept disabled (they say which screen the dialog is over).
 
 Widgets carry Android class names so the crawler, planner and agent treat them as any other
 widget, bounds in screen pixels, and a `vision:` resource id made from their text with the
@@ -37,7 +38,8 @@ from appatlas.vision.ocr import Ocr, TextBox, load_ocr
 __all__ = ["VISION_PREFIX", "Parsed", "decode_image", "iou", "parse_image", "parse_png", "slug"]
 
 VISION_PREFIX = "vision:"
-_CLASSES = {"button": "android.widget.Button", "text": "android.widget.TextView", "icon": "android.widget.ImageButton",
+_CLASSES = {"button": "android.widget.Button", "text": "android.widget.TextView", "behind": "android.widget.TextView",
+            "icon": "android.widget.ImageButton",
             "switch": "android.widget.Switch", "checkbox": "android.widget.CheckBox", "input": "android.widget.EditText",
             "row": "android.widget.LinearLayout"}
 
@@ -101,7 +103,9 @@ def _assemble(img: Any, lines: list[TextBox]) -> tuple[list[_Item], Box | None]:
     modal = find_modal(img)
     boxes = [(t.x1, t.y1, t.x2, t.y2) for t in lines]
     texts = [_Item("text", _tighten(img, b), t.text) for b, t in zip(boxes, lines, strict=True)]
+    behind: list[_Item] = []
     if modal is not None:
+        behind = [_Item("behind", t.box, t.text) for t in texts if not _inside(t.box, modal)]
         texts = [t for t in texts if _inside(t.box, modal)]
     shapes = _shapes(img)
     pills = [p for p in find_pills(img, shapes) if not _covers_text(p.box, texts)]
@@ -182,6 +186,7 @@ def _assemble(img: Any, lines: list[TextBox]) -> tuple[list[_Item], Box | None]:
             kids = _paragraphs([texts[i] for i in members])
             items.append(_Item("row", region, "", children=kids))
     items.extend(_paragraphs([texts[i] for i in loose]))
+    items.extend(behind)
     items.sort(key=lambda it: (it.box[1] // 8, it.box[0]))
     return items, modal
 
@@ -316,6 +321,7 @@ def _widget(it: _Item, s: float, package: str, *, in_row: bool = False) -> Widge
     rid = f"{VISION_PREFIX}{kind}_{name}" if name else f"{VISION_PREFIX}{kind}"
     return Widget(class_name=_CLASSES[kind], bounds=bounds, resource_id=rid, text=text,
                   content_desc=it.text if kind == "icon" else "", package=package,
-                  clickable=kind != "text", editable=kind == "input", checkable=kind in ("switch", "checkbox"),
+                  clickable=kind not in ("text", "behind"), enabled=kind != "behind",
+                  editable=kind == "input", checkable=kind in ("switch", "checkbox"),
                   long_clickable=kind == "row",  # list rows often answer a long press (a menu of actions)
                   checked=it.checked, children=children)

@@ -41,7 +41,8 @@ def test_switches_are_read_with_their_state_and_only_the_dialog_counts(ocr) -> N
     assert parsed.modal is not None
     switches = {w.text: w.checked for w in parsed.widgets if w.class_name.endswith("Switch")}
     assert switches == {"Sound": True, "Music": True, "Vibration": False}
-    assert not any(w.text == "Play" for w in parsed.widgets)  # dimmed behind the dialog: not usable
+    play = next(w for w in parsed.widgets if w.text == "Play")  # dimmed behind the dialog: seen, not usable
+    assert not play.enabled and not play.clickable
     _tap(dev, "Vibration")
     again = {w.text: w.checked for w in _parse(dev, ocr).widgets if w.class_name.endswith("Switch")}
     assert again["Vibration"] is True and again["Sound"] is True
