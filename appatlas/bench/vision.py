@@ -278,7 +278,7 @@ def run_vision_bench(*, out: Path, apps: tuple[str, ...] = APPS, crawl_apps: tup
         say(f"touring {app} for screenshots")
         shots += collect_shots(app, budget=tour_budget, per_screen=per_screen)
     rows, keys = _parse_all(shots, say)
-    first = {}
+    first: dict[tuple[str, tuple[str, str]], int] = {}
     for i, s in enumerate(shots):
         first.setdefault((s.app, s.location), i)
     scored = [rows[i] for i in sorted(first.values())]  # each screen once for recall/precision/OCR

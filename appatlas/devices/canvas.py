@@ -307,9 +307,9 @@ class _GamePainter:
             cx, cy, r = (x1 + x2) // 2, (y1 + y2) // 2, size // 2 - round(10 * self.dp)
             self.draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 255, 255), outline=_NAVY, width=2)
             if w.label.lower().startswith(("navigate", "back")):  # a chevron
-                d = r // 2
-                self.draw.line((cx + d // 2, cy - d, cx - d // 2, cy, cx + d // 2, cy + d), fill=_NAVY,
-                               width=max(2, r // 5))
+                half = r // 2
+                self.draw.line((cx + half // 2, cy - half, cx - half // 2, cy, cx + half // 2, cy + half),
+                               fill=_NAVY, width=max(2, r // 5))
             else:  # the pause bars
                 bar_w, bar_h = max(2, r // 4), r
                 for dx in (-r // 3, r // 3):
@@ -344,7 +344,7 @@ class _GamePainter:
             text = text[:-1]
         if not text:
             return None
-        bx1, by1, bx2, by2 = self.draw.textbbox((0, 0), text, font=font)
+        bx1, by1, bx2, by2 = (round(v) for v in self.draw.textbbox((0, 0), text, font=font))
         tw, th = bx2 - bx1, by2 - by1
         x = (x1 + (x2 - x1 - tw) // 2 if center else x1 + 2) - bx1
         y = y1 + (y2 - y1 - th) // 2 - by1

@@ -25,7 +25,7 @@ GAME_INTENTS = (
     "play level 2",
 )
 # What each intent leaves in the game's real state, written by a person (see agent.demo.truth_holds).
-GAME_TRUTHS = {
+GAME_TRUTHS: dict[str, dict[str, Any]] = {
     GAME_INTENTS[0]: {"toggle": "settings.sound", "is": False},
     GAME_INTENTS[1]: {"toggle": "settings.vibration", "is": True},
     GAME_INTENTS[2]: {"visited": "scores"},
@@ -49,7 +49,8 @@ def vision_campaign(out: Path, *, budget: int = 150, devices: int = 2, app: str 
     from appatlas.vision.device import VisionDevice
     from appatlas.vision.ocr import load_ocr
 
-    truths = GAME_TRUTHS if truths is None and intents == GAME_INTENTS else (truths or {})
+    known: dict[str, dict[str, Any]] = dict(GAME_TRUTHS) if truths is None and intents == GAME_INTENTS \
+        else dict(truths or {})
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     ocr = load_ocr()
@@ -88,7 +89,7 @@ def vision_campaign(out: Path, *, budget: int = 150, devices: int = 2, app: str 
     states = {p.serial: p.state() for p in phones}
     verdicts = []
     for case in camp["cases"]:
-        truth = truths.get(case["intent"])
+        truth = known.get(case["intent"])
         last = case["attempts"][-1] if case["attempts"] else None
         if truth is None or last is None:
             continue

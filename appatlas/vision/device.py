@@ -36,15 +36,12 @@ class VisionDevice:
 
     def __init__(self, inner: Device, *, ocr: Ocr | None = None, annotate: bool = False) -> None:
         self.inner = inner
+        self.serial: str = inner.serial
         self.ocr = ocr or load_ocr()
         self.annotate = annotate
         self.ms: list[float] = []
         self.last_parse: Parsed | None = None
         self._last: Screen | None = None
-
-    @property
-    def serial(self) -> str:
-        return self.inner.serial
 
     def __getattr__(self, name: str) -> Any:  # close(), location, spec, … of the inner device
         return getattr(self.inner, name)
