@@ -50,7 +50,8 @@ def parse_cmd(
     for x in leaves:
         b = x.bounds
         print(json.dumps({"kind": x.class_name.rsplit(".", 1)[-1], "box": [b.x1, b.y1, b.x2, b.y2],
-                          "text": x.label, "checked": x.checked if x.checkable else None, "id": x.resource_id}))
+                          "text": x.label, "checked": x.checked if x.checkable else None, "id": x.resource_id,
+                          "usable": x.enabled}))
     if annotated is not None:
         annotated.write_bytes(annotate_png(data, leaves, width=w))
     console.print(f"{len(leaves)} widgets in {parsed.ms:.0f} ms" + (" (a dialog is open)" if parsed.modal else ""),

@@ -86,8 +86,8 @@ def parse_png(png: bytes, *, width: int, height: int, package: str = "", ocr: Oc
 
 
 def parse_image(img: Any, *, width: int, height: int, package: str = "", ocr: Ocr | None = None) -> Parsed:
+    ocr = ocr or load_ocr()  # loading the models (once) is not reading the screen
     started = time.perf_counter()
-    ocr = ocr or load_ocr()
     lines = ocr.read(img)
     items, modal = _assemble(img, lines)
     s = width / img.shape[1]
