@@ -152,7 +152,7 @@ def _measure(run: Callable[[Callable[[str], None]], CampaignResult], n_cases: in
             "attempts": len(attempts), "_attempts": attempts}
 
 
-def run_farm_bench(*, out: Path | None = None, counts: Sequence[int] = (1, 2, 4, 8), per_phone: int = 6,
+def run_farm_bench(*, out: Path | None = None, counts: Sequence[int] = (1, 2, 4, 8), per_phone: int = 8,
                    action_ms: int = 300, dump_ms: int = 150,
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure the farm and the threaded campaign at each phone count; write the JSON to `out`."""
@@ -164,27 +164,28 @@ def run_farm_bench(*, out: Path | None = None, counts: Sequence[int] = (1, 2, 4,
     hosts = [all_serials[0::2], all_serials[1::2]] if most > 1 else [all_serials]
     rows: list[dict[str, Any]] = []
     know = knowledge()
-    with phones(most, action_ms=action_ms, dump_ms=dump_ms) as server, LocalFarm(hosts) as farm, \
-            tempfile.TemporaryDirectory() as tmp:
+    with LocalFarm(hosts) as farm, tempfile.TemporaryDirectory() as tmp:
         farm.connect()
         for n in counts:
             chosen = all_serials[:n]  # alternate hosts: 2 phones = one on each node
-            the_cases = cases(copies=max(1, per_phone * n // 4))
+            the_cases = cases(copies=-(-per_phone * n // 4))[:per_phone * n]  # per_phone cases for each phone
             load = os.getloadavg()[0]
 
             def threaded(n: int = n, chosen: list[str] = chosen, the_cases: list = the_cases) -> dict[str, Any]:
                 say(f"{n} phone(s), threads")
-                return _measure(lambda ev: run_campaign(
-                    the_cases, chosen, knowledge=know, out=Path(tmp) / f"threads-{n}", max_steps=MAX_STEPS,
-                    resume=False, on_event=ev, connect=lambda s: connect(s, adb_port=server.port, app=PACKAGE,
-                                                                         timeout=5.0, screenshots=False)),
-                    len(the_cases))
+                with phones(most, action_ms=action_ms, dump_ms=dump_ms) as server:  # fresh: the app keeps data
+                    return _measure(lambda ev: run_campaign(
+                        the_cases, chosen, knowledge=know, out=Path(tmp) / f"threads-{n}", max_steps=MAX_STEPS,
+                        resume=False, on_event=ev, connect=lambda s: connect(
+                            s, adb_port=server.port, app=PACKAGE, timeout=5.0, screenshots=False)),
+                        len(the_cases))
 
             def farmed_run(n: int = n, chosen: list[str] = chosen, the_cases: list = the_cases) -> dict[str, Any]:
                 say(f"{n} phone(s), farm")
-                return _measure(lambda ev: farm_campaign(
-                    farm.address, server.port, Path(tmp) / f"farm-{n}", the_cases, chosen=chosen, resume=False,
-                    on_event=ev), len(the_cases))
+                with phones(most, action_ms=action_ms, dump_ms=dump_ms) as server:
+                    return _measure(lambda ev: farm_campaign(
+                        farm.address, server.port, Path(tmp) / f"farm-{n}", the_cases, chosen=chosen,
+                        resume=False, on_event=ev), len(the_cases))
 
             # Alternate which runs first, so a change of the machine's load does not favour one side.
             if len(rows) % 2:

@@ -202,7 +202,7 @@ def crawl_on_farm(farm: str, packages: str, out: Path, devices: str, *, config: 
 def bench_farm_cmd(
     out: Path = typer.Option(Path("bench-farm.json"), "--out", help="Where to write the JSON."),
     phones: str = typer.Option("1,2,4,8", "--phones", help="Phone counts to measure, comma-separated."),
-    per_phone: int = typer.Option(6, "--per-phone", help="Cases per phone at each count."),
+    per_phone: int = typer.Option(8, "--per-phone", help="Cases per phone at each count (8: each intent twice)."),
     action_ms: int = typer.Option(300, "--action-ms", help="How long each action takes on a virtual phone."),
     dump_ms: int = typer.Option(150, "--dump-ms", help="How long each hierarchy dump takes."),
 ) -> None:
