@@ -325,7 +325,9 @@ class Policy:
         """Add what the options mean for what is left of the intent: the cosine of what each says and
         leads to, above the screen's median (`appatlas.agent.meaning`). What is left is the intent's words
         not yet acted on, as written (a step done no longer pulls towards its element). Taps only; not a
-        toggle already as wanted, nor an option taken before in this run."""
+        toggle already as wanted, nor an option taken before in this run; and, as memory, it re-ranks what
+        the graph finds worth taking but cannot make an option worth taking by itself (measured: alone it
+        turned "done" into one more tap)."""
         taps = [v for v in valued if v.option.kind in (ActionKind.TAP, ActionKind.LONG_TAP)]
         left = " ".join(w for w in re.findall(r"[A-Za-z]+", intent.text) if stem(w) in uncovered)
         if len(taps) < 2 or not left:
@@ -336,6 +338,8 @@ class Policy:
             o = v.option
             if sim <= middle or (o.checkable and self._satisfied(o, intent)) or progress.repeats(o.label, o.kind):
                 continue
+            if v.value < self.config.theta:
+                continue  # meaning re-ranks what is worth taking; alone it would tap on after the goal
             bonus = self.config.meaning * (sim - middle)
             v.value += bonus
             v.why.append(f"it means what the intent asks (+{bonus:.2f})")

@@ -86,12 +86,25 @@ def test_a_decision_says_whether_the_model_made_it() -> None:
     assert Decision(None, "x", "llm").by_model and not Decision(None, "x", "graph").by_model
 
 
-def test_with_meaning_the_policy_takes_the_icon_whose_page_the_intent_describes() -> None:
+def test_meaning_reranks_what_is_worth_taking_and_cannot_make_an_option_worth_it() -> None:
     from appatlas.agent.policy import Policy
 
-    k = _knowledge(with_edge=True)
-    words_only = Policy(k).decide("read the frequently asked questions", MAIN, [], known_as="main")
-    meant = Policy(k, config=PolicyConfig(meaning=10.0)).decide("read the frequently asked questions", MAIN, [],
-                                                               known_as="main")
-    assert words_only.done  # no label here or ahead says it
-    assert meant.option is not None and meant.option.label == "More options", meant.reason
+    intent = "open the help about frequently asked questions"
+    translate = _icon(0, "Help translate", "help_translate")
+    center = _icon(1, "Help center", "help_center")
+    main = _screen("com.x.Main", translate, center)
+    tap = Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/help_center", content_desc="Help center"))
+    # Other labels of the app, so that 'help' is a rare word there (worth taking by the graph).
+    others = _screen("com.x.Settings", *(_icon(i, w, w.lower()) for i, w in enumerate(
+        "Theme Language Backup Sync Notifications Privacy Storage Display Sound Accounts".split())))
+    k = Knowledge.build(package="com.x", screens={1: main, 2: ABOUT, 3: others}, content={}, tasks=[],
+                        state_key={1: "main", 2: "about", 3: "settings"},
+                        transitions=[StoredTransition(1, 1, 2, "main", "about", tap, 1, 0, "crawl")])
+    words_only = Policy(k).decide(intent, main, [], known_as="main")
+    meant = Policy(k, config=PolicyConfig(meaning=4.0)).decide(intent, main, [], known_as="main")
+    assert words_only.option is not None and words_only.option.label == "Help translate"  # a tie: reading order
+    assert meant.option is not None and meant.option.label == "Help center", meant.reason  # it leads to the FAQ
+    # Where the graph values nothing (icons that say nothing of the intent), meaning does not tap on by itself.
+    alone = Policy(_knowledge(with_edge=True), config=PolicyConfig(meaning=10.0)).decide(
+        "read the frequently asked questions", MAIN, [], known_as="main")
+    assert alone.done
