@@ -10,8 +10,7 @@ code or XPath.
 
 from __future__ import annotations
 
-from appatlas.graph.testcases import selector_dict
-from appatlas.types import Action, ActionKind
+from appatlas.types import Action
 
 __all__ = ["HEADER", "statement"]
 
@@ -119,19 +118,7 @@ def _still_in_app(d):
 
 def statement(a: Action, step: int) -> str:
     """One step as a line of the generated test."""
-    sel = selector_dict(a.target) if a.target is not None else {}
-    match a.kind:
-        case ActionKind.TAP:
-            return f"_tap(d, {sel!r}, {step})"
-        case ActionKind.LONG_TAP:
-            return f"_tap(d, {sel!r}, {step}, long=True)"
-        case ActionKind.TYPE:
-            return f"_type(d, {sel!r}, {a.text!r}, {step})"
-        case ActionKind.SCROLL:
-            return f"_scroll(d, {a.direction!r})"
-        case ActionKind.BACK:
-            return "d.go_back()"
-        case ActionKind.LAUNCH:
-            package, _, ability = a.app.partition("/")
-            return f"d.start_app({package!r}, {ability or None!r})"
-    raise ValueError(f"cannot export a {a.kind} action")
+    from appatlas.graph.export_pytest import client_call
+
+    package, _, ability = a.app.partition("/")
+    return client_call(a, step, back="d.go_back()", launch=f"d.start_app({package!r}, {ability or None!r})")

@@ -9,7 +9,7 @@ Playwright's sync API, so each test arms its answers, in order, before its first
 
 from __future__ import annotations
 
-from appatlas.graph.testcases import TestSuite, selector_dict
+from appatlas.graph.testcases import TestSuite
 from appatlas.types import Action, ActionKind, TestCase
 
 __all__ = ["HEADER", "render_web"]
@@ -202,26 +202,14 @@ def _answers(t: TestCase) -> list[tuple[str, str]]:
 
 
 def _statement(a: Action, step: int, answered: int) -> str:
-    sel = selector_dict(a.target) if a.target is not None else {}
     rid = a.target.resource_id if a.target is not None else ""
     if rid in (_ACCEPT, _DISMISS):
         return f"_dialog(d, {answered}, {step})"
     if rid == _INPUT:
         return "pass  # the prompt's text was armed with the answers"
-    match a.kind:
-        case ActionKind.TAP:
-            return f"_tap(d, {sel!r}, {step})"
-        case ActionKind.LONG_TAP:
-            return f"_tap(d, {sel!r}, {step}, long=True)"
-        case ActionKind.TYPE:
-            return f"_type(d, {sel!r}, {a.text!r}, {step})"
-        case ActionKind.SCROLL:
-            return f"_scroll(d, {a.direction!r})"
-        case ActionKind.BACK:
-            return "_back(d)"
-        case ActionKind.LAUNCH:
-            return "d.page.goto(d.url); _settle(d)"
-    raise ValueError(f"cannot export a {a.kind} action")
+    from appatlas.graph.export_pytest import client_call
+
+    return client_call(a, step, back="_back(d)", launch="d.page.goto(d.url); _settle(d)")
 
 
 def _function(t: TestCase, ident: str, one_line) -> str:  # noqa: ANN001 - export_pytest._one_line

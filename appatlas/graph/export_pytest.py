@@ -131,7 +131,9 @@ def _identifier(name: str, taken: set[str]) -> str:
     return ident
 
 
-def _statement(a: Action, step: int) -> str:
+def client_call(a: Action, step: int, *, back: str, launch: str) -> str:
+    """One step as a line of the generated test: the helper calls every dialect shares, and `back` and
+    `launch` written in the dialect's own client."""
     sel = selector_dict(a.target) if a.target is not None else {}
     match a.kind:
         case ActionKind.TAP:
@@ -143,11 +145,15 @@ def _statement(a: Action, step: int) -> str:
         case ActionKind.SCROLL:
             return f"_scroll(d, {a.direction!r})"
         case ActionKind.BACK:
-            return 'd.press("back")'
+            return back
         case ActionKind.LAUNCH:
-            package, _, activity = a.app.partition("/")
-            return f"d.app_start({package!r}, {activity or None!r})"
+            return launch
     raise ValueError(f"cannot export a {a.kind} action")
+
+
+def _statement(a: Action, step: int) -> str:
+    package, _, activity = a.app.partition("/")
+    return client_call(a, step, back='d.press("back")', launch=f"d.app_start({package!r}, {activity or None!r})")
 
 
 def _test_function(t: TestCase, ident: str, statement: Callable[[Action, int], str] = _statement) -> str:
