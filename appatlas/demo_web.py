@@ -109,6 +109,7 @@ def _campaign(out: Path, server: WebDemoServer, package: str, devices: int,
               say: Callable[[str], None]) -> dict[str, Any]:
     try:
         from appatlas.agent.campaign import load_suite, run_campaign
+        from appatlas.agent.demo import checked_summary
         from appatlas.agent.knowledge import Knowledge
     except ImportError:
         return {"skipped": "the agent stage is not installed in this build"}
@@ -139,17 +140,4 @@ def _campaign(out: Path, server: WebDemoServer, package: str, devices: int,
             dev.close()
     summary = result.to_json()
     states = {serial: server.state(sid) for serial, sid in sessions.items()}
-    verdicts = []
-    for case in summary["cases"]:
-        truth = WEB_TRUTHS.get(case["intent"])
-        last = case["attempts"][-1] if case["attempts"] else None
-        if truth is None or last is None:
-            continue
-        real = web_truth_holds(states[last["device"]], truth)
-        verdicts.append({"case": case["name"], "intent": case["intent"], "passed": bool(last["passed"]),
-                         "real": real, "agrees": bool(last["passed"]) == real})
-    return {"passed": summary["passed"], "counts": summary["counts"], "devices": summary["devices"],
-            "seconds": summary["seconds"], "cases": len(cases),
-            "verdicts_checked": len(verdicts), "verdicts_wrong": sum(not v["agrees"] for v in verdicts),
-            "verdicts": verdicts,
-            "report": str(out / "campaign" / "report.html"), "junit": str(out / "campaign" / "junit.xml")}
+    return checked_summary(summary, len(cases), states, WEB_TRUTHS, web_truth_holds, out / "campaign")

@@ -3,7 +3,7 @@ through the local adb + uiautomator2 server (the same path as phones on USB), wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.graph.atlas import Atlas
 from appatlas.types import TestCase
 
-__all__ = ["demo_campaign", "truth_holds"]
+__all__ = ["checked_summary", "demo_campaign", "truth_holds"]
 
 FALLBACK_INTENTS = (
     "turn on quiet hours in the notification settings",
@@ -46,20 +46,27 @@ def demo_campaign(atlas_path: Path, tests_dir: Path, out_dir: Path, *, devices: 
                               knowledge=knowledge, out=out_dir, resume=False, max_steps=20)
     summary = result.to_json()
     states = {p.serial: p.state() for p in phones}
+    return checked_summary(summary, len(cases), states, truths or {}, truth_holds, out_dir)
+
+
+def checked_summary(summary: Mapping[str, Any], cases: int, states: Mapping[str, Any],
+                    truths: Mapping[str, Any], holds: Callable[[Any, Any], bool], report_dir: Path) -> dict[str, Any]:
+    """A campaign's summary with each verdict compared with the app's real state: `states` by device serial,
+    `truths` by intent, `holds(state, truth)` whether the intent really happened on that device."""
     verdicts = []
     for case in summary["cases"]:
-        truth = (truths or {}).get(case["intent"])
+        truth = truths.get(case["intent"])
         last = case["attempts"][-1] if case["attempts"] else None
         if truth is None or last is None:
             continue
-        real = truth_holds(states[last["device"]], truth)
+        real = holds(states[last["device"]], truth)
         verdicts.append({"case": case["name"], "intent": case["intent"], "passed": bool(last["passed"]),
                          "real": real, "agrees": bool(last["passed"]) == real})
     return {"passed": summary["passed"], "counts": summary["counts"], "devices": summary["devices"],
-            "seconds": summary["seconds"], "cases": len(cases),
+            "seconds": summary["seconds"], "cases": cases,
             "verdicts_checked": len(verdicts), "verdicts_wrong": sum(not v["agrees"] for v in verdicts),
             "verdicts": verdicts,
-            "report": str(out_dir / "report.html"), "junit": str(out_dir / "junit.xml")}
+            "report": str(report_dir / "report.html"), "junit": str(report_dir / "junit.xml")}
 
 
 def truth_holds(state: Mapping[str, Any], truth: Mapping[str, Any]) -> bool:
