@@ -60,7 +60,8 @@ def crawl_cmd(
                                 "vision) where the view tree has holes (games, SurfaceView, WebView); actions on "
                                 "what was read are taps at the detected boxes. Needs appatlas[vision]."),
     farm: str = typer.Option("", "--farm", help="Crawl on a Ray device farm (HOST:PORT or 'local'): --package "
-                             "P1,P2,… each on its own phone at once, into OUT/P.atlas (OUT itself for one); "
+                             "P1,P2,… each on its own phone at once, into OUT/P.atlas; one app is split over the phones by "
+                             "start screens, into OUT; "
                              "--device S1,S2 picks phones. Needs appatlas[farm]."),
 ) -> None:
     """Explore an app into an atlas: every screen and transition is recorded the moment it is seen.
@@ -75,6 +76,8 @@ def crawl_cmd(
     Example (a game, pixels only): appatlas crawl --app canvas:game --vision --out game.atlas --budget 150
 
     Example (a farm): appatlas crawl --farm 10.0.0.5:6379 --package com.a,com.b --out atlases --budget 500
+
+    Example (one app, every phone of a farm): appatlas crawl --farm 10.0.0.5:6379 --package com.a --out a.atlas
     """
     from appatlas.graph.atlas import Atlas
     from appatlas.graph.crawler import CrawlConfig, crawl

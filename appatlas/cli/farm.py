@@ -31,6 +31,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.add_typer(farm, name="farm")
     farm.command("node")(node_cmd)
     farm.command("status")(status_cmd)
+    farm.command("plan")(plan_cmd)
     bench.command("farm")(bench_farm_cmd)
 
 
@@ -126,8 +127,10 @@ def status_cmd(
 
 
 @contextmanager
-def joined(farm: str, devices: Sequence[str], adb_port: int) -> Iterator[tuple[str, int | None]]:
-    """Connected to the farm at `farm` ('local': a one-machine farm of this host's phones, on loopback).
+def joined(farm: str, devices: Sequence[str], adb_port: int, *, phones: bool = True
+           ) -> Iterator[tuple[str, int | None]]:
+    """Connected to the farm at `farm` ('local': a one-machine farm of this host's phones, on loopback;
+    of none with phones=False).
 
     Yields (address, adb port for the phone actors: None = each host's own).
     """
@@ -137,7 +140,7 @@ def joined(farm: str, devices: Sequence[str], adb_port: int) -> Iterator[tuple[s
     if farm == "local":
         from appatlas.farm.cluster import LocalFarm
 
-        local = LocalFarm([_phones(devices, adb_port)])
+        local = LocalFarm([_phones(devices, adb_port) if phones else []])
         try:
             with console.status(f"starting a local farm for {len(local.hosts[0])} phone(s)…"):
                 local.start()
@@ -166,36 +169,87 @@ def campaign_on_farm(farm: str, cases: list, devices: Sequence[str], *, knowledg
 
 
 def crawl_on_farm(farm: str, packages: str, out: Path, devices: str, *, config: Any, adb_port: int) -> None:
-    """`appatlas crawl --farm`: each package crawled on its own phone, at once, into atlases under `out`."""
+    """`appatlas crawl --farm`: several apps each on its own phone at once, into atlases under `out`; one app
+    split over every phone by start screens, into the atlas `out`."""
     names = [p.strip() for p in packages.split(",") if p.strip()]
     serials = [d.strip() for d in devices.split(",") if d.strip()]
     try:
         if not names:
             raise ValueError("crawl --farm needs the apps to crawl: --package com.example.a,com.example.b")
         with joined(farm, serials, adb_port) as (address, port):
-            from appatlas.farm.crawl import CrawlJob, run_farm_crawl
+            from appatlas.farm.crawl import CrawlJob, run_farm_crawl, run_split_crawl
             from appatlas.farm.phone import PhoneSpec
 
-            jobs = [CrawlJob(n, out if len(names) == 1 else out / f"{n}.atlas") for n in names]
             spec = PhoneSpec(package=names[0], adb_port=port, screenshots=True)
-            done = run_farm_crawl(jobs, address, config=config, spec=spec,
-                                  serials=serials if farm != "local" else (),
-                                  on_event=lambda m: console.print(f"[dim]{m}[/]"))
+            chosen = serials if farm != "local" else ()
+            say = lambda m: console.print(f"[dim]{escape(m)}[/]")  # noqa: E731
+            if len(names) == 1:
+                done = run_split_crawl(names[0], out, address, config=config, spec=spec, serials=chosen, on_event=say)
+            else:
+                jobs = [CrawlJob(n, out / f"{n}.atlas") for n in names]
+                done = run_farm_crawl(jobs, address, config=config, spec=spec, serials=chosen, on_event=say)
     except (AppatlasError, ValueError) as exc:
         raise _fail(exc) from None
     table = Table(title=f"farm crawl → {out}")
-    for col in ("app", "atlas", "phone", "host", "actions", "screens", "transitions"):
+    for col in ("app", "atlas", "from screen", "phone", "host", "actions"):
         table.add_column(col)
-    for job in jobs:
-        r = done["jobs"].get(str(job.out))
-        c = done["atlases"].get(str(job.out), {})
-        table.add_row(job.package, str(job.out), r["device"] if r else "—", r["address"] if r else "—",
-                      str(r["report"]["actions"]) if r else "unfinished", str(c.get("screens", "")),
-                      str(c.get("transitions", "")))
+    for name, r in done["jobs"].items():
+        table.add_row(r["package"], name.split("#")[0], r.get("start_screen", "launch")[:10], r["device"],
+                      r["address"], str(r["report"]["actions"]))
     console.print(table)
+    for atlas, c in done["atlases"].items():
+        console.print(f"{atlas}: {c.get('screens', 0)} screens, {c.get('states', 0)} states, "
+                      f"{c.get('transitions', 0)} transitions")
     if done["unfinished"]:
         console.print(f"[yellow]unfinished:[/] {', '.join(done['unfinished'])}: what was seen is kept; run again "
                       "to continue")
+        raise typer.Exit(1)
+
+
+def plan_cmd(
+    atlas: Path = typer.Argument(..., help="An atlas folder, indexed (`appatlas index ATLAS`)."),
+    intents: Path = typer.Argument(..., help="A text file: one intent per line (# comments and blank lines skipped)."),
+    farm: str = typer.Option(..., "--farm", help="The farm's head, HOST:PORT, or 'local' (this machine)."),
+    out: Path = typer.Option(Path("suite.yaml"), "--out", "-o", help="Where to save the planned tests (YAML)."),
+    alternatives: int = typer.Option(3, "-k", help="Alternative routes to consider per intent."),
+    per_host: int = typer.Option(1, "--per-host", help="Planners on each host (each loads the text embedder)."),
+) -> None:
+    """Plan a test for each of many intents, the intents handed out to planners on every host of the farm.
+
+    Each host gets the indexed atlas once (without screenshots) and plans intents as they come; the
+    suite is saved in the intents' order. An intent that cannot be planned is listed with why.
+
+    Example: appatlas farm plan notes.atlas intents.txt --farm 10.0.0.5:6379 --out suite.yaml
+    """
+    from appatlas.graph.atlas import Atlas
+    from appatlas.graph.testcases import TestSuite, save_tests
+
+    lines = [ln.strip() for ln in intents.read_text(encoding="utf-8").splitlines()] if intents.is_file() else []
+    wanted = [ln for ln in lines if ln and not ln.startswith("#")]
+    try:
+        if not wanted:
+            raise ValueError(f"{intents} holds no intent: write one per line")
+        with Atlas.open(atlas) as a:
+            package = a.get_meta("package")
+        with joined(farm, (), 0, phones=False) as (address, _):
+            from appatlas.farm.plan import plan_on_farm
+
+            with console.status(f"planning {len(wanted)} intent(s) on the farm…") as status:
+                done = plan_on_farm(atlas, wanted, address, k=alternatives, per_host=per_host,
+                                    on_event=lambda m: status.update(escape(m)))
+    except (AppatlasError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"{len(wanted)} intents on {len(done['planners'])} planner(s), {done['seconds']} s")
+    for col in ("intent", "steps / why not", "host", "ms"):
+        table.add_column(col)
+    for p in done["plans"]:
+        table.add_row(p["intent"], str(len(p["test"].steps)) if "test" in p else p["error"], p["address"],
+                      str(p["ms"]))
+    console.print(table)
+    tests = [p["test"] for p in done["plans"] if "test" in p]
+    save_tests(out, TestSuite(tests, app=package))
+    console.print(f"saved {len(tests)} test(s) to {out}")
+    if len(tests) < len(wanted):
         raise typer.Exit(1)
 
 

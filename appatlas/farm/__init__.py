@@ -10,7 +10,8 @@ Ray is optional (`pip install "appatlas[farm]"`): nothing outside this package i
 this `__init__` does not either, so `require_ray()` can say how to install it.
 
 Modules: `_ray` (import, loopback, token authentication), `cluster` (nodes, local clusters,
-status), `phone` (the actor next to a phone), `campaign` (campaigns), `crawl` (crawls).
+status), `phone` (the actor next to a phone), `campaign` (campaigns), `crawl` (crawls, one app split by
+start screens), `plan` (many intents planned on every host).
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def test_a_killed_driver_resumes_without_rerunning_finished_cases(farm, phones, 
 
 
 def test_a_host_removed_mid_campaign_loses_no_case(farm, phones, tmp_path) -> None:
-    # Last in the file: the next test using `farm` would pay for starting the second host again.
+    # Run last (conftest.py): a test after it would pay for starting the second host again.
     for s in SERIALS:
         phones.pace(s, action_ms=200, dump_ms=100)  # a case outlasts killing the host: it dies mid-case
     killer: list[threading.Thread] = []
