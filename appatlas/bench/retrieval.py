@@ -40,6 +40,7 @@ from appatlas.devices.render import render_png
 from appatlas.graph.atlas import Atlas, RecordedTask
 from appatlas.graph.demonstration import Demonstration, same_element
 from appatlas.graph.droidbot import import_droidbot
+from appatlas.graph.touch import same_touch
 from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
 from appatlas.rag.embed import TextEmbedder, text_embedder
 from appatlas.rag.plan import plan_from_retrieval
@@ -100,11 +101,14 @@ def recorded_pages(folder: Path, atlas: Atlas) -> dict[str, list[frozenset[str]]
 
 
 def score_task(task: RecordedTask, keys: dict[int, str], retriever: Retriever, *,
-               pages: Sequence[frozenset[str]] | None = None) -> dict[str, Any]:
+               pages: Sequence[frozenset[str]] | None = None,
+               screens: Callable[[int], Screen] | None = None) -> dict[str, Any]:
     """Query one recorded task (its own recording left out) and score start, end and plan.
 
     `pages` (see `recorded_pages`) widens each recorded step to every state its record lists;
     start, end and plan are also scored against the first state alone (`*_first_state`).
+    `screens` gives a recorded state's screen, to tell whether a planned tap reaches the recorded
+    one's handler (`appatlas.graph.touch`); without it, taps are compared by element only.
     """
     recorded = [keys[s.state] for s in task.steps]
     steps = [frozenset({k}) for k in recorded]
@@ -142,8 +146,9 @@ def score_task(task: RecordedTask, keys: dict[int, str], retriever: Retriever, *
     inputs_ok = needed <= typed
     # the screens alone do not show which option was picked or whether the switch was flipped: the
     # plan must take the recorded elements, in order
-    elements_ok = bool(planned) and _takes_in_order([s.action for s in task.steps if s.action is not None],
-                                                    planned_actions)
+    taken = [(s.action, screens(s.state) if screens is not None else None) for s in task.steps
+             if s.action is not None]
+    elements_ok = bool(planned) and _takes_in_order(taken, planned_actions)
     row["plan"] = {"recorded": _collapse(recorded), "planned": _collapse(planned), "path_ok": path_ok,
                    "recorded_actions": [s.action.describe() for s in task.steps if s.action is not None],
                    "planned_actions": [a.describe() for a in planned_actions],
@@ -154,18 +159,21 @@ def score_task(task: RecordedTask, keys: dict[int, str], retriever: Retriever, *
     return row
 
 
-def _same_target(a: Action, b: Action) -> bool:
-    """The same element, or one the recording and the plan name by the same label (a row and its title)."""
+def _same_target(a: Action, b: Action, screen: Screen | None = None) -> bool:
+    """The same element; or one the recording and the plan name by the same label (a row and its title);
+    or, on the recorded `screen`, a tap that reaches the same handler (a row and its non-clickable title)."""
     if same_element(a, b):
         return True
     ta, tb = a.target, b.target
     label = (lambda t: (t.text or t.content_desc) if t is not None else "")  # noqa: E731
-    return a.kind is b.kind and bool(label(ta)) and label(ta) == label(tb)
+    if a.kind is b.kind and bool(label(ta)) and label(ta) == label(tb):
+        return True
+    return screen is not None and same_touch(a, b, screen)
 
 
-def _takes_in_order(recorded: Sequence[Action], planned: Sequence[Action]) -> bool:
+def _takes_in_order(recorded: Sequence[tuple[Action, Screen | None]], planned: Sequence[Action]) -> bool:
     it = iter(planned)
-    return all(any(_same_target(r, p) for p in it) for r in recorded)
+    return all(any(_same_target(r, p, screen) for p in it) for r, screen in recorded)
 
 
 def _rendered(screen: Screen, *, scale: float = 0.5) -> bytes:
@@ -250,6 +258,10 @@ def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: Tex
     from appatlas.graph.replay import recorded_app
 
     recording = recorded_app(atlas) if setting == "explore" else None
+
+    def recorded(state: int) -> Screen:
+        return atlas.screen(state, with_screenshot=False)
+
     cache = atlas.folder / INDEX_DIR / "cache"  # embeddings by content: what one task's index embedded, the next reuses
     made: dict[tuple[frozenset[int], frozenset[tuple[int, int]]], Path] = {}  # crawls of the same phone, made once
     rows = []
@@ -266,7 +278,8 @@ def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: Tex
         shutil.copytree(cache, known_atlas / INDEX_DIR / "cache", dirs_exist_ok=True)
         with Atlas.open(known_atlas) as known:
             retriever = _captioned_index(known, folder, captions, emb, screenshots=False)
-            rows.append(score_task(task, keys, retriever, pages=pages.get(task.name)) | {"app": folder.name})
+            rows.append(score_task(task, keys, retriever, pages=pages.get(task.name), screens=recorded)
+                        | {"app": folder.name})
         shutil.copytree(known_atlas / INDEX_DIR / "cache", cache, dirs_exist_ok=True)
         if recording is None:
             shutil.rmtree(known_atlas, ignore_errors=True)

@@ -207,7 +207,7 @@ class Retriever:
                 key = hits[0].meta["key"]
                 score[key] += 4.0 * hits[0].score * min(1.0, 0.5 + 10 * margin)
                 reason[key] = f"the screenshot looks like it ({hits[0].score:.2f})"
-        launches = [k for k in self.views.launch if self._in_app(k)] or self.views.launch
+        launches = [k for k in self.views.launch if self._in_app(k)] or self._beyond(self.views.launch)
         for rank, key in enumerate(launches[:5]):
             score[key] += 0.6 / (rank + 1)
             reason.setdefault(key, "the app opens here" if rank == 0 else "the app sometimes opens here")
@@ -221,6 +221,22 @@ class Retriever:
             return [Candidate(first, 0.0, "the first screen observed")]
         ranked = sorted(score, key=lambda k: -score[k])
         return [Candidate(k, score[k], reason.get(k, "")) for k in ranked]
+
+    def _beyond(self, launches: Sequence[str]) -> list[str]:
+        """Where the app's own screens begin when it opens on another app's (a permission request):
+        the nearest in-app screens reached from there, then the launch screens themselves. A tester
+        who writes an intent has long answered the request; the run answers it as an interruption."""
+        g = self.views.plan_graph
+        seen, frontier, found = set(launches), list(launches), []
+        while frontier and not found:
+            nxt = []
+            for key in frontier:
+                for _, other in g.out_edges(key) if key in g else ():
+                    if other not in seen:
+                        seen.add(other)
+                        (found if self._in_app(other) else nxt).append(other)
+            frontier = nxt
+        return found + [k for k in launches if k not in found]
 
     def _in_app(self, key: str) -> bool:
         view = self.views.screens.get(key)
@@ -300,21 +316,27 @@ class Retriever:
         return view.facts.activity if view is not None else ""
 
 
-def _app_words(package: str) -> frozenset[str]:
-    """Words naming the app itself ("calendar", "music player"): every task says them, they pick nothing."""
+class _AppWords(frozenset[str]):
+    """Words naming the app itself ("calendar", "music player"): every task says them, they pick nothing.
+
+    The package's last two names, whole, and any word the app's own name starts or ends with
+    ("music" and "player" of "musicplayer", "launcher" of "applauncher") — from the package alone,
+    with no list of app kinds."""
+
+    name: str = ""
+
+    def __contains__(self, term: object) -> bool:
+        if not isinstance(term, str):
+            return False
+        return frozenset.__contains__(self, term) or (
+            len(term) >= 4 and len(self.name) > len(term) and (self.name.startswith(term) or self.name.endswith(term)))
+
+
+def _app_words(package: str) -> _AppWords:
     parts = [p for p in package.lower().split(".") if p not in ("com", "org", "net", "pro", "android", "app")]
-    words = set(tokens(" ".join(parts[-2:])))
-    for part in parts[-1:]:
-        for size in range(4, len(part)):
-            for i in range(len(part) - size + 1):
-                if part[i:i + size] in _COMMON_APP_WORDS:
-                    words.update(tokens(part[i:i + size]))
-    return frozenset(words | {"app", "application"})
-
-
-_COMMON_APP_WORDS = frozenset({"music", "player", "note", "notes", "contact", "contacts", "calendar", "clock",
-                               "gallery", "launcher", "photo", "photos", "camera", "message", "messages",
-                               "dialer", "phone", "file", "files", "manager", "recorder", "calculator"})
+    out = _AppWords(set(tokens(" ".join(parts[-2:]))) | {"app", "application"})
+    out.name = parts[-1] if parts else ""
+    return out
 
 
 _CLAUSE = re.compile(r",\s*(?:and\s+)?|\s+and\s+(?=(?:then\s+)?[a-z]+\s)|;\s*|\s+then\s+", re.I)

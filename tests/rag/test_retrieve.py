@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from appatlas.errors import IndexStale
+from appatlas.graph.atlas import Atlas
 from appatlas.graph.planner import Waypoint, takes_in_order
 from appatlas.rag.experience import add_experience
 from appatlas.rag.plan import plan_from_retrieval
 from appatlas.rag.retrieve import Retriever
 from appatlas.rag.store import RagStore, build_index
-from appatlas.types import ActionKind
+from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
 
 
 @pytest.fixture
@@ -111,3 +112,33 @@ def test_a_screenshot_of_a_screen_makes_it_the_start(retriever) -> None:
     screen = retriever.views.screens[key].example
     shot = render_png(screen.root, width=screen.width, height=screen.height)
     assert retriever.retrieve("show word count", screenshot=shot).starts[0].key == key
+
+
+def _permission_request() -> Screen:
+    pkg = "com.android.permissioncontroller"
+    allow = Widget(class_name="android.widget.Button", bounds=Bounds(600, 1400, 1000, 1500), text="Allow", package=pkg,
+                   resource_id=f"{pkg}:id/permission_allow_button", clickable=True)
+    ask = Widget(class_name="android.widget.TextView", bounds=Bounds(100, 1000, 1000, 1100), package=pkg,
+                 text="Allow Notes to access your files?")
+    window = Widget(class_name="android.widget.FrameLayout", bounds=Bounds(60, 900, 1020, 1600), package=pkg,
+                    children=(ask, allow))
+    root = Widget(class_name="hierarchy", bounds=Bounds(0, 0, 1080, 2280), children=(window,))
+    return Screen(package=pkg, activity=f"{pkg}.GrantPermissionsActivity", root=root, width=1080, height=2280)
+
+
+def test_an_app_that_opens_on_a_permission_request_starts_where_its_own_screens_begin(tmp_path, embedder) -> None:
+    from tests.rag.conftest import PKG, launcher, main_screen, menu, tap
+
+    with Atlas.create(tmp_path / "a.atlas", app="notes") as atlas:
+        atlas.set_meta("package", PKG)
+        home, ask = atlas.add_state(launcher()), atlas.add_state(_permission_request())
+        main, more = atlas.add_state(main_screen("Diary")), atlas.add_state(menu())
+        allow = Action(ActionKind.TAP, target=Selector(resource_id="com.android.permissioncontroller:id/"
+                                                       "permission_allow_button", text="Allow"))
+        atlas.add_transition(home, Action(ActionKind.LAUNCH, app=PKG), ask, origin="test")
+        atlas.add_transition(ask, allow, main, origin="test")
+        atlas.add_transition(main, tap(desc="More options"), more, origin="test")
+        build_index(atlas, screenshots="off", embedder=embedder)
+        retrieval = Retriever(atlas, RagStore.open(atlas, embedder=embedder)).retrieve("open the settings")
+    assert retrieval.starts[0].key == main.structure_key
+    assert ask.structure_key in [c.key for c in retrieval.starts]  # still a candidate, ranked below
