@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from appatlas.types import Bounds, Widget
 from appatlas.vision.controls import (
     Box,
+    Pill,
+    Ring,
+    Square,
     _overlap,
     _shapes,
     find_modal,
@@ -88,8 +92,10 @@ def parse_png(png: bytes, *, width: int, height: int, package: str = "", ocr: Oc
 def parse_image(img: Any, *, width: int, height: int, package: str = "", ocr: Ocr | None = None) -> Parsed:
     ocr = ocr or load_ocr()  # loading the models (once) is not reading the screen
     started = time.perf_counter()
+    # the OpenCV finders need no text: they run beside the OCR (OpenCV and onnxruntime release the GIL)
+    pending = _POOL.submit(_controls, img)
     lines = ocr.read(img)
-    items, modal = _assemble(img, lines)
+    items, modal = _assemble(img, lines, pending.result())
     s = width / img.shape[1]
     widgets = tuple(_widget(it, s, package) for it in items)
     mb = Bounds(*(round(v * s) for v in modal)) if modal is not None else None
@@ -99,18 +105,38 @@ def parse_image(img: Any, *, width: int, height: int, package: str = "", ocr: Oc
 # --- assembling --------------------------------------------------------------------------------------
 
 
-def _assemble(img: Any, lines: list[TextBox]) -> tuple[list[_Item], Box | None]:
-    modal = find_modal(img)
+@dataclass(frozen=True)
+class _Controls:
+    """What the OpenCV finders see, before any text is known."""
+
+    modal: Box | None
+    pills: list[Pill]
+    squares: list[Square]
+    rings: list[Ring]
+    unders: list[Box]
+
+
+_POOL = ThreadPoolExecutor(1, thread_name_prefix="vision-controls")
+
+
+def _controls(img: Any) -> _Controls:
+    shapes = _shapes(img)
+    return _Controls(find_modal(img), find_pills(img, shapes), find_squares(img, shapes), find_rings(img, shapes),
+                     find_underlines(img))
+
+
+def _assemble(img: Any, lines: list[TextBox], found: _Controls | None = None) -> tuple[list[_Item], Box | None]:
+    found = found if found is not None else _controls(img)
+    modal = found.modal
     boxes = [(t.x1, t.y1, t.x2, t.y2) for t in lines]
     texts = [_Item("text", _tighten(img, b), t.text) for b, t in zip(boxes, lines, strict=True)]
     behind: list[_Item] = []
     if modal is not None:
         behind = [_Item("behind", t.box, t.text) for t in texts if not _inside(t.box, modal)]
         texts = [t for t in texts if _inside(t.box, modal)]
-    shapes = _shapes(img)
-    pills = [p for p in find_pills(img, shapes) if not _covers_text(p.box, texts)]
+    pills = [p for p in found.pills if not _covers_text(p.box, texts)]
     # OCR reads a check box as a glyph ('□', ']'): the square wins, the glyph goes
-    squares = [q for q in find_squares(img, shapes)
+    squares = [q for q in found.squares
                if not any(_overlap(q.box, t.box) > 0.3 and len(t.text.strip()) > 2 and not _leading_box(t, q.box)
                           for t in texts)]
     texts = [t for t in texts if not any(_inside(t.box, q.box, slack=3) for q in squares)]
@@ -120,10 +146,10 @@ def _assemble(img: Any, lines: list[TextBox]) -> tuple[list[_Item], Box | None]:
                 t.text = t.text.lstrip("[]|□口I1l ")
                 t.box = (max(t.box[0], q.box[2] + 1), t.box[1], t.box[2], t.box[3])
     # a ring is an icon only around a glyph or nothing, never across a word (the loops of 'o' and 'p')
-    rings = [r for r in find_rings(img, shapes)
+    rings = [r for r in found.rings
              if not any(_overlap(r.box, t.box) > 0.2 and not (_inside(t.box, r.box, slack=4) and len(t.text) <= 5)
                         for t in texts)]
-    unders = find_underlines(img)
+    unders = found.unders
     if modal is not None:
         pills = [p for p in pills if _inside(p.box, modal)]
         squares = [q for q in squares if _inside(q.box, modal)]
