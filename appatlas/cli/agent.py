@@ -73,10 +73,10 @@ def serve_cmd(
         server.server_close()
 
 
-def _connect(serial: str, adb_port: int, app: str):
+def _connect(serial: str, adb_port: int, app: str, options: dict | None = None):
     from appatlas.devices.select import open_device
 
-    return open_device(serial, adb_port=adb_port, app=app)
+    return open_device(serial, adb_port=adb_port, app=app, options=options)  # options: what the atlas kept
 
 
 def run_cmd(
@@ -101,10 +101,13 @@ def run_cmd(
     from appatlas.graph.atlas import Atlas
 
     try:
+        from appatlas.devices.select import device_options
+
         with Atlas.open(atlas) as a:
             knowledge = Knowledge.from_atlas(a)
+            options = device_options(a)
         lm = make_llm(llm, model=model)
-        dev = _connect(device, adb_port, knowledge.package)
+        dev = _connect(device, adb_port, knowledge.package, options)
     except AppatlasError as exc:
         raise _fail(exc) from None
     try:
@@ -176,9 +179,12 @@ def campaign_cmd(
     from appatlas.graph.atlas import Atlas
 
     try:
+        from appatlas.devices.select import device_options
+
         cases = load_suite(suite)
         with Atlas.open(atlas) as a:
             knowledge = Knowledge.from_atlas(a)
+            options = device_options(a)
         if not device and not farm:
             raise ValueError("a campaign needs at least one device (--device SERIAL) or a farm (--farm ADDRESS)")
         if farm:  # the model is made next to each phone, not here
@@ -192,7 +198,7 @@ def campaign_cmd(
     except (AppatlasError, ValueError) as exc:
         raise _fail(exc) from None
     if not farm:
-        result = run_campaign(cases, device, connect=lambda s: _connect(s, adb_port, knowledge.package),
+        result = run_campaign(cases, device, connect=lambda s: _connect(s, adb_port, knowledge.package, options),
                               knowledge=knowledge, out=out, llm=lm, max_steps=max_steps, resume=not fresh,
                               on_event=lambda m: console.print(f"[dim]{m}[/]"))
     table = Table(title=f"campaign → {out}/report.html, {out}/junit.xml")

@@ -20,7 +20,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     bench.command("crawl")(bench_crawl_cmd)
 
 
-def open_device(*, app: str | None, replay: Path | None, device: str | None, adb_port: int, screenshots: bool = True):
+def open_device(*, app: str | None, replay: Path | None, device: str | None, adb_port: int, screenshots: bool = True,
+                options: dict | None = None):
     """The device a command drives: a virtual app spec, a replayed recording, or a phone over adb."""
     chosen = [x for x in (app, replay, device) if x]
     if len(chosen) != 1:
@@ -35,7 +36,7 @@ def open_device(*, app: str | None, replay: Path | None, device: str | None, adb
         return open_replay(replay, screenshots=screenshots)
     from appatlas.devices.select import open_device as connect
 
-    return connect(device, adb_port=adb_port, screenshots=screenshots)
+    return connect(device, adb_port=adb_port, screenshots=screenshots, options=options)
 
 
 def crawl_cmd(
@@ -94,12 +95,19 @@ def crawl_cmd(
     try:
         if url and (app or replay or device):
             raise typer.BadParameter("--url drives a web app; give it without --app, --replay and --device")
+        from appatlas.devices.select import device_options, remember_device
+
+        kept: dict = {}
+        if resume:  # connect as the crawl that made the atlas did (a web app's other origins)
+            with Atlas.open(out) as prior:
+                kept = device_options(prior)
         if url:
             from appatlas.devices.web import connect as connect_web
 
-            dev = connect_web(url, allow_origins=tuple(allow_origin or ()), app=package)  # --package names it
+            origins = (*kept.get("allow_origins", ()), *(allow_origin or ()))
+            dev = connect_web(url, allow_origins=origins, app=package)  # --package names it
         else:
-            dev = open_device(app=app, replay=replay, device=device, adb_port=adb_port)
+            dev = open_device(app=app, replay=replay, device=device, adb_port=adb_port, options=kept)
         pkg = package or getattr(getattr(dev, "spec", None), "package", "") or getattr(getattr(dev, "app", None),
                                                                                         "package", "")
         pkg = pkg or dev.current_app()[0]
@@ -109,6 +117,7 @@ def crawl_cmd(
             dev = VisionDevice(dev, annotate=True)  # the atlas keeps screenshots with the boxes seen
         # The platform the device says it is (web, harmony); phones and virtual apps are Android.
         atlas = Atlas.open(out) if resume else Atlas.create(out, app=pkg, platform=getattr(dev, "platform", "android"))
+        remember_device(atlas, dev)
     except AppatlasError as exc:
         console.print(f"[bold red]{type(exc).__name__}:[/] {exc}")
         raise typer.Exit(2) from None

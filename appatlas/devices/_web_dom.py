@@ -30,7 +30,7 @@ from typing import Any
 from appatlas.hierarchy import ROOT_CLASS
 from appatlas.types import Bounds, Widget
 
-__all__ = ["DIALOG_IDS", "PICK_JS", "WALK_JS", "build_root", "opens_tab"]
+__all__ = ["DIALOG_IDS", "PICK_JS", "WALK_JS", "build_root", "frame_of", "opens_tab"]
 
 CLICKABLE, LONG, EDITABLE, SCROLLABLE, CHECKABLE, CHECKED, ENABLED, FOCUSED, SELECTED, PASSWORD, NEW_TAB = (
     1 << i for i in range(11))
@@ -106,7 +106,7 @@ WALK_JS = r"""
     if (label && label.trim()) return clean(label);
     const by = el.getAttribute('aria-labelledby');
     if (by) {
-      const t = clean(by.split(/\s+/).map(id => { const e = document.getElementById(id);
+      const t = clean(by.split(/\s+/).map(id => { const e = el.ownerDocument.getElementById(id);
         return e ? (e.innerText || e.textContent) : ''; }).join(' '));
       if (t) return t;
     }
@@ -133,19 +133,29 @@ WALK_JS = r"""
       if (v && !GENERATED.test(v)) return v.slice(0, 120);
     return '';
   }
-  function box(el) {
+  // fr: the document being walked: the page's (TOP), or a same-origin iframe's, with where its viewport's
+  // corner is in page pixels (ox, oy), the walked index of its <iframe> (i) and the outermost <iframe> (host).
+  const TOP = {ox: sx, oy: sy, i: -1, host: null};
+  const styleOf = (el) => el.ownerDocument.defaultView.getComputedStyle(el);
+  function box(el, fr) {
     const r = el.getBoundingClientRect();
-    const x1 = Math.max(0, Math.floor(r.left + sx)), y1 = Math.max(0, Math.floor(r.top + sy));
-    return [x1, y1, Math.max(x1, Math.min(dw, Math.ceil(r.right + sx))), Math.max(y1, Math.min(dh, Math.ceil(r.bottom + sy)))];
+    const x1 = Math.max(0, Math.floor(r.left + fr.ox)), y1 = Math.max(0, Math.floor(r.top + fr.oy));
+    return [x1, y1, Math.max(x1, Math.min(dw, Math.ceil(r.right + fr.ox))),
+            Math.max(y1, Math.min(dh, Math.ceil(r.bottom + fr.oy)))];
   }
-  function disabled(el) {
+  function disabled(el, fr) {
     if (el.disabled || el.closest('[aria-disabled=true],[inert],fieldset:disabled')) return true;
-    return modal !== null && !modal.contains(el);
+    return modal !== null && !modal.contains(fr.host || el);
   }
   function pointerStarts(el, style) {
     if (style.cursor !== 'pointer') return false;
     const p = el.parentElement;
-    return !p || getComputedStyle(p).cursor !== 'pointer';
+    return !p || styleOf(p).cursor !== 'pointer';
+  }
+  // A same-origin iframe's document, walked as part of the page (a cross-origin one cannot be read: it
+  // stays one web.WebView, like an Android WebView without accessibility).
+  function frameDoc(el) {
+    try { const d = el.contentDocument; return d && d.body ? d : null; } catch (e) { return null; }
   }
   function scrolls(el, style) {
     return /(auto|scroll)/.test(style.overflowY + style.overflowX) &&
@@ -153,46 +163,46 @@ WALK_JS = r"""
   }
 
   const nodes = [], els = [], windows = [{c: 'web.Document', b: [0, 0, dw, dh]}];
-  function emit(el, parent, win, cls, id, text, desc, hint, b, flags) {
-    nodes.push({p: parent, w: win, c: cls, r: id, t: text, d: desc, h: hint, b: b, f: flags});
+  function emit(el, parent, win, cls, id, text, desc, hint, b, flags, fr) {
+    nodes.push({p: parent, w: win, c: cls, r: id, t: text, d: desc, h: hint, b: b, f: flags, fr: fr.i});
     els.push(el);
     return nodes.length - 1;
   }
-  function flagsOf(el, role) {
-    let f = disabled(el) ? 0 : 64;
-    if (document.activeElement === el) f |= 128;
+  function flagsOf(el, role, fr) {
+    let f = disabled(el, fr) ? 0 : 64;
+    if (el.ownerDocument.activeElement === el) f |= 128;
     if (el.getAttribute('aria-selected') === 'true' || (el.getAttribute('aria-current') || 'false') !== 'false') f |= 256;
     return f;
   }
-  function visit(el, parent, win, inNav) {
+  function visit(el, parent, win, inNav, fr) {
     if (SKIP.has(el.tagName.toUpperCase()) || el.getAttribute('aria-hidden') === 'true' || el.hidden) return;
-    const style = getComputedStyle(el);
+    const style = styleOf(el);
     if (style.display === 'none') return;
     const role = roleOf(el);
     if ((role === 'dialog' || role === 'alertdialog') && el.getClientRects().length > 0) {
-      windows.push({c: 'web.Dialog', b: box(el), r: idOf(el), t: nameOf(el, role)});
+      windows.push({c: 'web.Dialog', b: box(el, fr), r: idOf(el), t: nameOf(el, role)});
       win = windows.length - 1;
       parent = -1;
     }
     const rendered = el.getClientRects().length > 0 && style.visibility !== 'hidden';
-    const kids = () => { for (const c of el.children) visit(c, parent, win, inNav || role === 'navigation');
-      if (el.shadowRoot) for (const c of el.shadowRoot.children) visit(c, parent, win, inNav); };
+    const kids = () => { for (const c of el.children) visit(c, parent, win, inNav || role === 'navigation', fr);
+      if (el.shadowRoot) for (const c of el.shadowRoot.children) visit(c, parent, win, inNav, fr); };
     if (!rendered) {
       if (style.display === 'contents' || style.visibility === 'hidden') kids();
       return;
     }
-    const b = box(el), id = idOf(el);
-    let f = flagsOf(el, role);
+    const b = box(el, fr), id = idOf(el);
+    let f = flagsOf(el, role, fr);
     if (ACTIVE.has(role)) {
       const name = nameOf(el, role);
       if (role === 'combobox' && el.tagName === 'SELECT') {
         const opt = el.selectedOptions[0];
-        const me = emit(el, parent, win, 'web.Spinner', id, opt ? clean(opt.text) : '', name, '', b, f);
+        const me = emit(el, parent, win, 'web.Spinner', id, opt ? clean(opt.text) : '', name, '', b, f, fr);
         const opts = Array.from(el.options), w = Math.max(1, Math.floor((b[2] - b[0]) / Math.max(1, opts.length)));
         opts.forEach((o, i) => {
           const ob = [b[0] + i * w, b[1], i === opts.length - 1 ? b[2] : b[0] + (i + 1) * w, b[3]];
           const of = (o.disabled || !(f & 64) ? 0 : 64) | 1 | 16 | (o.selected ? 32 | 256 : 0);
-          emit(o, me, win, 'web.CheckedTextView', id, clean(o.text), '', '', ob, of);
+          emit(o, me, win, 'web.CheckedTextView', id, clean(o.text), '', '', ob, of, fr);
         });
         return;
       }
@@ -201,7 +211,7 @@ WALK_JS = r"""
         if (el.type === 'password') f |= 512;
         const value = el.isContentEditable && !('value' in el) ? clean(el.innerText) : (el.value || '');
         emit(el, parent, win, CLASS[role] || 'web.EditText', id, value.slice(0, 300), name,
-             clean(el.getAttribute('placeholder')) || name, b, f);
+             clean(el.getAttribute('placeholder')) || name, b, f, fr);
         return;
       }
       f |= 1;
@@ -213,44 +223,55 @@ WALK_JS = r"""
         const aria = el.getAttribute('aria-checked') || el.getAttribute('aria-pressed');
         if (el.checked || aria === 'true') f |= 32;
       } else if (el.getAttribute('aria-pressed') === 'true') f |= 16 | 32;
-      const me = emit(el, parent, win, CLASS[role] || 'web.View', id, name, '', '', b, f);
+      const me = emit(el, parent, win, CLASS[role] || 'web.View', id, name, '', '', b, f, fr);
       if (el.querySelector(CONTROLS)) { parent = me; kids(); }  // a control inside a control (rare)
       return;
     }
-    if (role === 'iframe') { emit(el, parent, win, 'web.WebView', id, '', nameOf(el, role), '', b, f); return; }
+    if (role === 'iframe') {
+      const me = emit(el, parent, win, 'web.WebView', id, '', nameOf(el, role), '', b, f, fr);
+      const doc = frameDoc(el);
+      if (doc) {  // its viewport starts inside the iframe's border and padding
+        const r = el.getBoundingClientRect();
+        const inner = {ox: fr.ox + r.left + el.clientLeft + parseFloat(style.paddingLeft || '0'),
+                       oy: fr.oy + r.top + el.clientTop + parseFloat(style.paddingTop || '0'), i: me, host: fr.host || el};
+        visit(doc.body, me, win, inNav, inner);
+      }
+      return;
+    }
     if (role === 'dialog' || role === 'alertdialog') { kids(); return; }
     const clickable = el.hasAttribute('onclick') || (el.hasAttribute('tabindex') && el.tabIndex >= 0) ||
       pointerStarts(el, style);
-    const scrolling = el !== document.body && scrolls(el, style);
+    const scrolling = el !== el.ownerDocument.body && scrolls(el, style);
     const leaf = !el.querySelector(INNER);
     if (clickable) f |= 1;
     if (scrolling) f |= 8;
     let own = '';
     for (const c of el.childNodes) if (c.nodeType === 3) own += c.textContent;
     own = clean(own);
-    if (role === 'img') { emit(el, parent, win, 'web.ImageView', id, '', nameOf(el, role), '', b, f); return; }
+    if (role === 'img') { emit(el, parent, win, 'web.ImageView', id, '', nameOf(el, role), '', b, f, fr); return; }
     if (role && CLASS[role] && !(TEXTUAL.has(role) && leaf)) {
       let cls = scrolling ? 'web.ScrollView' : CLASS[role];
       if (role === 'list' && (inNav || el.closest('nav,[role=navigation],[role=menubar],[role=tablist]')))
         cls = 'web.Menu';  // a menu of links is the app's chrome, not rows of data
       const name = TEXTUAL.has(role) || role === 'listitem' || role === 'row' ? '' : nameOf(el, role);
-      parent = emit(el, parent, win, cls, id, TEXTUAL.has(role) ? own : '', name, '', b, f);
+      parent = emit(el, parent, win, cls, id, TEXTUAL.has(role) ? own : '', name, '', b, f, fr);
       kids();
       return;
     }
     const text = clean(el.innerText);
     if (leaf && (text || clickable)) {
       const label = clean(el.getAttribute('aria-label'));
-      emit(el, parent, win, clickable ? 'web.View' : 'web.TextView', id, text, label !== text ? label : '', '', b, f);
+      emit(el, parent, win, clickable ? 'web.View' : 'web.TextView', id, text, label !== text ? label : '', '', b, f,
+           fr);
       return;
     }
     if (clickable || scrolling || own) {
       parent = emit(el, parent, win, scrolling ? 'web.ScrollView' : clickable ? 'web.View' : 'web.TextView', id,
-                    own, '', '', b, f);
+                    own, '', '', b, f, fr);
     }
     kids();
   }
-  if (document.body) visit(document.body, -1, 0, false);
+  if (document.body) visit(document.body, -1, 0, false, TOP);
   const data = {nodes: nodes, windows: windows, vw: window.innerWidth, vh: window.innerHeight, sx: sx, sy: sy};
   window[Symbol.for('appatlas.walked')] = els;
   return data;
@@ -270,9 +291,15 @@ def _widget(node: dict[str, Any], children: list[Widget], package: str) -> Widge
 
 
 # The element the last walk put at `index`, or null when the page changed since (a new document, or the
-# element left it).
-PICK_JS = """(i) => { const els = window[Symbol.for('appatlas.walked')];
+# element left it). The walk keeps its elements on the page's window; an element of a same-origin iframe
+# is taken from inside that iframe's document (`window.top`), so Playwright acts on it in its own frame.
+PICK_JS = """(i) => { const els = window.top[Symbol.for('appatlas.walked')];
   const el = els && els[i]; return el && el.isConnected ? el : null; }"""
+
+
+def frame_of(walk: dict[str, Any], index: int) -> int:
+    """The walked index of the <iframe> whose document holds node `index`; -1: the page itself."""
+    return int(walk["nodes"][index].get("fr", -1))
 
 
 def opens_tab(walk: dict[str, Any], index: int) -> bool:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from appatlas.devices._web_dom import DIALOG_IDS, PICK_JS, WALK_JS, build_root, opens_tab
+from appatlas.devices._web_dom import DIALOG_IDS, PICK_JS, WALK_JS, build_root, frame_of, opens_tab
 from appatlas.devices._web_host import BrowserHost
 from appatlas.devices.base import DeviceInfo, locate
 from appatlas.errors import (
@@ -145,6 +145,9 @@ class WebDevice:
         self.url, self.serial, self.timeout, self.screenshots = url, serial, timeout, screenshots
         self.app = app or urlsplit(url).hostname or "web"
         self.origins = frozenset({_origin(url), *(_origin(o) for o in allow_origins)})
+        # What an atlas made with this device keeps, so a later crawl or run connects the same way
+        # (devices.select.remember_device / device_options).
+        self.options = {"allow_origins": sorted(self.origins - {_origin(url)})}
         self.viewport = viewport
         self.downloads: list[dict[str, str]] = []  # {"url", "file"} of each download, in order
         self.script_errors: list[str] = []  # every uncaught script error seen (the app's and others')
@@ -504,11 +507,23 @@ class WebDevice:
         index = next((i for i, w in enumerate(built) if w is widget), None)
         if index is None:
             return None, widget, False
-        element = (await self._page.evaluate_handle(PICK_JS, index)).as_element()
+        element = await self._pick(walk, index)
         if element is None:
             raise ActionRefused(f"{self.serial}: the page changed while {sel.describe()} was sought; look again",
                                 serial=self.serial)
         return element, widget, opens_tab(walk, index)
+
+    async def _pick(self, walk: dict[str, Any], index: int) -> Any:
+        """The element handle of walked node `index`, made in the frame whose document holds it (a same-origin
+        iframe's element is clicked, filled and scrolled into view by Playwright in that frame); None if gone."""
+        frame = self._page.main_frame
+        holder = frame_of(walk, index)
+        if holder >= 0:
+            iframe = await self._pick(walk, holder)
+            frame = await iframe.content_frame() if iframe is not None else None
+            if frame is None:
+                return None
+        return (await frame.evaluate_handle(PICK_JS, index)).as_element()
 
     async def _touch(self, action: Action, sel: Selector) -> None:
         from playwright.async_api import Error as PlaywrightError

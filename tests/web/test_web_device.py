@@ -251,3 +251,63 @@ def WebDemoFree() -> int:  # noqa: N802 - reads as a value
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_same_origin_iframe_is_walked_and_acted_in_a_cross_origin_one_stays_opaque(web, webapp) -> None:
+    dev = web("/frames")
+    screen = dev.snapshot()
+    frame, other = by_id(screen, "feedback_frame"), by_id(screen, "other_frame")
+    assert frame.class_name == other.class_name == "web.WebView"
+    inside = {w.resource_id: w for w in frame.walk() if w.resource_id}
+    assert {"feedback_text", "feedback_reply", "send_feedback"} <= set(inside)  # the iframe's form, as widgets
+    assert not other.children  # another origin's document cannot be read
+    field = inside["feedback_text"]
+    assert field.editable and field.hint == "What should we improve?" and inside["feedback_reply"].checkable
+    # boxes in page pixels: inside the iframe's content box (past its 2 px border and 6 px padding)
+    for w in (field, inside["send_feedback"]):
+        assert frame.bounds.x1 + 8 <= w.bounds.x1 < w.bounds.x2 <= frame.bounds.x2
+        assert frame.bounds.y1 + 8 <= w.bounds.y1 < w.bounds.y2 <= frame.bounds.y2
+    assert screen.widget_at(*field.bounds.center) is field
+    type_into(dev, "feedback_text", "Faster sync")  # typed, ticked and sent inside the iframe
+    tap(dev, "feedback_reply")
+    tap(dev, "send_feedback")
+    assert state(dev, webapp)["feedback"] == ["Faster sync (reply)"]
+    after = dev.snapshot()
+    assert by_id(after, "feedback_thanks").text == "Thanks, 1 sent" and after.activity == "/frames"
+
+
+def test_an_atlas_keeps_the_allowed_origins_for_a_later_crawl_and_run(webapp, _browser, tmp_path,
+                                                                     monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from appatlas.cli import app as cli
+    from appatlas.devices import web as web_backend
+    from appatlas.devices.select import device_options, open_device
+    from appatlas.graph.atlas import Atlas
+
+    asked: list[tuple] = []
+    real = web_backend.connect
+
+    def spy(url, **kw):  # the real connect; notes which origins each crawl connected with
+        asked.append(tuple(kw.get("allow_origins", ())))
+        return real(url, **kw)
+
+    monkeypatch.setattr(web_backend, "connect", spy)
+
+    out = tmp_path / "site.atlas"
+    made = CliRunner().invoke(cli, ["crawl", "--url", webapp.url + "about", "--allow-origin", webapp.other_origin,
+                                    "--out", str(out), "--budget", "2"])
+    assert made.exit_code == 0, made.output
+    kept = {"allow_origins": [webapp.other_origin.rstrip("/")]}
+    with Atlas.open(out) as atlas:
+        assert device_options(atlas) == kept
+    again = CliRunner().invoke(cli, ["crawl", "--url", webapp.url + "about", "--out", str(out), "--budget", "3",
+                                     "--resume"])  # no --allow-origin: the atlas says it
+    assert again.exit_code == 0, again.output
+    assert [webapp.other_origin.rstrip("/") in o for o in asked] == [True, True]  # the resumed crawl has it too
+    with Atlas.open(out) as atlas:
+        assert device_options(atlas) == kept and atlas.counts()["observations"] == 3
+        options = device_options(atlas)
+    with open_device("web:" + webapp.url + "about", options=options, screenshots=False) as dev:  # run / campaign
+        dev.perform(Action(ActionKind.TAP, target=Selector(resource_id="project_page")))
+        assert dev.current_app() == ("127.0.0.1", "/elsewhere")  # the other origin is part of the app

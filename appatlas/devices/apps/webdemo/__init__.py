@@ -11,7 +11,8 @@ a notes list and its detail pages, forms with validation (new note, edit note, n
 settings with switches (saved as they flip), a modal delete dialog, a login-gated archive, an about
 page with a ticking clock, a help page that opens in a new tab, a download, a link to another origin
 (`localhost` instead of `127.0.0.1`), a JS confirm and alert, and a diagnostics page whose button
-throws. Each browser context is its own session (a cookie), so two contexts are two "phones" with
+throws. `/frames`, linked from nowhere (tests open it by URL), holds a same-origin iframe with a form and a
+cross-origin iframe. Each browser context is its own session (a cookie), so two contexts are two "phones" with
 their own data; `state(session)` and `GET /api/state` tell what the app really holds, for checking
 verdicts. See `pages.py` for the pages and `state.py` for the data.
 """

@@ -8,8 +8,8 @@ from html import escape
 
 from appatlas.devices.apps.webdemo.state import NOTE_TYPES, SETTINGS, AppState, Note
 
-__all__ = ["about", "archive", "diagnostics", "edit_note", "elsewhere", "help_page", "login", "new_note", "new_task",
-           "not_found", "note", "notes", "notifications", "saved", "settings", "tasks"]
+__all__ = ["about", "archive", "diagnostics", "edit_note", "elsewhere", "feedback_form", "frames", "help_page", "login",
+           "new_note", "new_task", "not_found", "note", "notes", "notifications", "saved", "settings", "tasks"]
 
 _CSS = """
 body{font-family:sans-serif;margin:0;background:#fafafa}
@@ -199,6 +199,26 @@ def diagnostics() -> str:
     return _page("Diagnostics", '<p>Collects logs for the support team.</p>'
                                 '<button type="button" id="export_diagnostics">Export diagnostics</button>'
                                 '<pre id="diag_out"></pre>', script=script)
+
+
+def frames(other_origin: str) -> str:
+    """A test page (linked from nowhere, so the demo's crawl never meets it): a same-origin iframe holding
+    a form, and a cross-origin iframe, which a page cannot read."""
+    return _page("Feedback", '<p>Tell us what to improve.</p>'
+                             '<iframe src="/frames/feedback" id="feedback_frame" title="Send feedback" '
+                             'style="width:420px;height:220px;border:2px solid #888;padding:6px"></iframe>'
+                             f'<iframe src="{_e(other_origin)}/elsewhere" id="other_frame" title="Partner site" '
+                             'style="width:300px;height:120px"></iframe>')
+
+
+def feedback_form(s: AppState) -> str:
+    sent = "".join(f"<li>{_e(t)}</li>" for t in s.feedback)
+    thanks = f'<p id="feedback_thanks">Thanks, {len(s.feedback)} sent</p><ul>{sent}</ul>' if s.feedback else ""
+    return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Send feedback</title></head><body>'
+            '<form method="post" action="/frames/feedback"><label for="feedback_text">Your feedback</label>'
+            '<input type="text" id="feedback_text" name="text" placeholder="What should we improve?">'
+            '<label><input type="checkbox" id="feedback_reply" name="reply"> Reply to me</label>'
+            f'<button type="submit" id="send_feedback">Send</button></form>{thanks}</body></html>')
 
 
 def elsewhere() -> str:

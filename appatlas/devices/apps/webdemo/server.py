@@ -170,7 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
                   "/tasks": lambda: pages.tasks(s), "/tasks/new": lambda: pages.new_task(),
                   "/settings": lambda: pages.settings(s), "/settings/notifications": lambda: pages.notifications(s),
                   "/about": lambda: pages.about(self.app.other_origin), "/help": pages.help_page,
-                  "/diagnostics": pages.diagnostics, "/elsewhere": pages.elsewhere}
+                  "/diagnostics": pages.diagnostics, "/elsewhere": pages.elsewhere,
+                  "/frames": lambda: pages.frames(self.app.other_origin),
+                  "/frames/feedback": lambda: pages.feedback_form(s)}
         if path in simple:
             return 200, simple[path](), {}
         if path == "/notes/saved":
@@ -251,6 +253,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/lock":
             s.unlocked_as = ""
             return 303, "/", {}
+        if path == "/frames/feedback":
+            text = str(form.get("text", "")).strip()
+            if text:
+                s.feedback.append(text + (" (reply)" if "reply" in form else ""))
+            return 303, "/frames/feedback", {}
         return 404, pages.not_found(path), {}
 
 

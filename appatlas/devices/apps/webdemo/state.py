@@ -53,6 +53,7 @@ class AppState:
     archive: list[str] = field(default_factory=lambda: list(_ARCHIVE))
     unlocked_as: str = ""  # the email that unlocked the archive ("" while locked)
     downloads: int = 0
+    feedback: list[str] = field(default_factory=list)  # sent from the form inside /frames' iframe
     visited: list[str] = field(default_factory=list)  # page routes served to this session, first visits in order
 
     def note(self, note_id: int) -> Note | None:
@@ -67,7 +68,8 @@ class AppState:
         return copy.deepcopy({"notes": [asdict(n) for n in self.notes], "tasks": [asdict(t) for t in self.tasks],
                               "settings": dict(self.settings), "default_type": self.default_type,
                               "archive": list(self.archive), "unlocked_as": self.unlocked_as,
-                              "downloads": self.downloads, "visited": list(self.visited)})
+                              "downloads": self.downloads, "feedback": list(self.feedback),
+                              "visited": list(self.visited)})
 
 
 class Sessions:
