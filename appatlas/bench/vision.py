@@ -9,10 +9,14 @@ clouds, score and clock move between them), with what the painter drew where.
   IoU >= 0.5 (detected rows are containers, not counted; their texts are);
 - ocr_char_accuracy: 1 - edit distance / characters over matched widgets with a label, spaces
   kept (a label cut with an ellipsis on screen is compared with its visible part);
-- ms_per_screen: wall time of the whole parse (decode, OCR, controls, merge), each screen read cold
-  (nothing cached); ms_per_screen_warm: read again, as a crawl revisiting screens pays;
-  cpu_ms_per_screen: CPU time of a cold read (all threads), which the machine's load does not
-  inflate as it does wall time (the JSON records the load average);
+- ms_per_screen: wall time of the whole parse (decode, OCR, controls, merge), every screenshot read
+  cold (nothing cached), once; ms_per_screen_best_of_3: the first screenshot of each screen read
+  cold three times, the fastest kept (what the parse costs when the machine's other work lets it
+  run: on a shared machine single reads wait for the CPU); ms_per_screen_warm: read again, as a
+  crawl revisiting a screen pays; cpu_ms_per_screen (and _max): CPU time of a cold read, all
+  threads, which load does not inflate as it does wall time (the JSON records the load average
+  before and after); crawl parse_ms_mean: the mean parse time of the screenshots of the pixel
+  crawl, where lines already read are not read again;
 - identity_accuracy: over pairs of screenshots that are the same screen (another moment) or
   two different screens, whether the pixel structure key says so;
 - crawl_coverage_ratio: screens and dialogs reached by a crawl from pixels (`VisionDevice` over
@@ -184,6 +188,7 @@ def _parse_all(shots: list[Shot], say: Callable[[str], None]) -> tuple[list[dict
 
     ocr = load_ocr()
     rows, keys = [], []
+    seen: set[tuple[str, tuple[str, str]]] = set()
     for i, shot in enumerate(shots):
         say(f"reading screen {i + 1} of {len(shots)} ({shot.app}: {'/'.join(x for x in shot.location if x)})")
         ocr.clear_cache()
@@ -195,11 +200,21 @@ def _parse_all(shots: list[Shot], say: Callable[[str], None]) -> tuple[list[dict
         t = time.perf_counter()
         vd.snapshot()
         warm = 1000 * (time.perf_counter() - t)
+        best = None
+        if (shot.app, shot.location) not in seen:  # the first screenshot of a screen: two more cold reads
+            seen.add((shot.app, shot.location))
+            best = cold
+            for _ in range(2):
+                ocr.clear_cache()
+                t = time.perf_counter()
+                vd.snapshot()
+                best = min(best, 1000 * (time.perf_counter() - t))
         row = score_shot(shot, parsed)
         read = bool(vd.ms)  # a system window in front (permission popup) keeps its tree: nothing to read
         row.update(app=shot.app, location="/".join(x for x in shot.location if x), tick=shot.tick,
                    ms=round(cold, 1) if read else None, ms_warm=round(warm, 1) if read else None,
-                   cpu_ms=round(cpu, 1) if read else None)
+                   cpu_ms=round(cpu, 1) if read else None,
+                   ms_best_of_3=round(best, 1) if read and best is not None else None)
         row["key"] = structure_key(parsed)
         rows.append(row)
         keys.append(row["key"])
@@ -242,7 +257,7 @@ def crawl_coverage(app: str, *, budget: int, say: Callable[[str], None]) -> dict
         say(f"crawling {app} from {'the view tree' if mode == 'tree' else 'pixels only'} ({budget} actions)")
         dev = open_app(app if mode == "tree" else f"canvas:{app}", serial=f"crawl-{app}")
         seen: set[str] = set()
-        inner = dev if mode == "tree" else VisionDevice(dev)
+        inner: Any = dev if mode == "tree" else VisionDevice(dev)
         watched = _Watch(inner, lambda d=dev, s=seen: s.update(x for x in d.location if x))
         t = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp, Atlas.create(Path(tmp) / "c.atlas", app=dev.spec.package) as atlas:
@@ -252,6 +267,9 @@ def crawl_coverage(app: str, *, budget: int, say: Callable[[str], None]) -> dict
         out[mode] = {"reached": len(seen & expected), "of": len(expected), "missing": sorted(expected - seen),
                      "actions": report.actions, "screens_by_key": report.screens,
                      "seconds": round(time.perf_counter() - t, 1)}
+        if mode == "pixels" and inner.ms:
+            out[mode]["parse_ms_mean"] = round(mean(inner.ms), 1)
+            out[mode]["parse_ms_max"] = round(max(inner.ms), 1)
     out["ratio"] = out["pixels"]["reached"] / max(1, out["tree"]["reached"])
     return out
 
@@ -273,6 +291,7 @@ def run_vision_bench(*, out: Path, apps: tuple[str, ...] = APPS, crawl_apps: tup
                      tour_budget: int = 300, crawl_budget: int = 150, per_screen: int = 3,
                      say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run the whole benchmark; write the JSON to `out` and return it."""
+    load_before = list(os.getloadavg())
     shots: list[Shot] = []
     for app in apps:
         say(f"touring {app} for screenshots")
@@ -299,8 +318,10 @@ def run_vision_bench(*, out: Path, apps: tuple[str, ...] = APPS, crawl_apps: tup
                                                   if not same) if any(not s for *_, s in pairs) else None
     summary["identity_pairs"] = len(pairs)
     summary["crawl_coverage_ratio"] = mean(c["ratio"] for c in coverage.values()) if coverage else None
+    crawl_ms = [c["pixels"]["parse_ms_mean"] for c in coverage.values() if "parse_ms_mean" in c["pixels"]]
+    summary["crawl_parse_ms_mean"] = mean(crawl_ms) if crawl_ms else None
     doc = {"benchmark": "vision", "apps": list(apps), "screens": len(scored), "screenshots": len(shots),
-           "load_average": list(os.getloadavg()), "cpus": os.cpu_count(), "summary": summary, "per_app": per_app,
+           "load_average": list(os.getloadavg()), "load_average_before": load_before, "cpus": os.cpu_count(), "summary": summary, "per_app": per_app,
            "crawl": coverage, "screens_detail": rows}
     Path(out).write_text(json.dumps(doc, indent=2))
     return doc
@@ -319,7 +340,11 @@ def _summary(scored: list[dict[str, Any]], all_rows: list[dict[str, Any]]) -> di
         "ms_per_screen": mean(r["ms"] for r in read) if read else None,
         "ms_per_screen_warm": mean(r["ms_warm"] for r in read) if read else None,
         "ms_per_screen_max": max(r["ms"] for r in read) if read else None,
+        "ms_per_screen_best_of_3": mean(best) if (best := [r["ms_best_of_3"] for r in read
+                                                            if r.get("ms_best_of_3") is not None]) else None,
+        "ms_per_screen_best_of_3_max": max(best) if best else None,
         # CPU time of the process (all threads) per cold read: what the parse costs whatever the load
         "cpu_ms_per_screen": mean(r["cpu_ms"] for r in read) if read else None,
+        "cpu_ms_per_screen_max": max(r["cpu_ms"] for r in read) if read else None,
         "screens": len(scored),
     }

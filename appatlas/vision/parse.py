@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +36,7 @@ from appatlas.vision.controls import (
     find_underlines,
     region_around,
 )
-from appatlas.vision.ocr import Ocr, TextBox, load_ocr
+from appatlas.vision.ocr import Ocr, TextBox, load_ocr, worker_pool
 
 __all__ = ["VISION_PREFIX", "Parsed", "decode_image", "iou", "parse_image", "parse_png", "slug"]
 
@@ -93,7 +92,7 @@ def parse_image(img: Any, *, width: int, height: int, package: str = "", ocr: Oc
     ocr = ocr or load_ocr()  # loading the models (once) is not reading the screen
     started = time.perf_counter()
     # the OpenCV finders need no text: they run beside the OCR (OpenCV and onnxruntime release the GIL)
-    pending = _POOL.submit(_controls, img)
+    pending = worker_pool("vision-controls", 1).submit(_controls, img)
     lines = ocr.read(img)
     items, modal = _assemble(img, lines, pending.result())
     s = width / img.shape[1]
@@ -114,9 +113,6 @@ class _Controls:
     squares: list[Square]
     rings: list[Ring]
     unders: list[Box]
-
-
-_POOL = ThreadPoolExecutor(1, thread_name_prefix="vision-controls")
 
 
 def _controls(img: Any) -> _Controls:
