@@ -83,3 +83,31 @@ def test_char_errors_and_matching() -> None:
     near = Widget(class_name="x", bounds=Bounds(10, 10, 100, 100))  # IoU 0.81 with A
     far = Widget(class_name="x", bounds=Bounds(200, 30, 300, 100))  # IoU 0.25 with B
     assert [(d.text, w is near) for d, w in match(drawn, [far, near])] == [("A", True)]
+
+
+def test_a_label_shown_twice_is_read_once_and_given_to_both(ocr) -> None:  # noqa: ANN001
+    dev = open_app("canvas:game")
+    s = dev.snapshot()
+    from appatlas.vision.parse import decode_image
+
+    img = decode_image(s.screenshot)
+    x1, y1, x2, y2 = max(ocr.detect(img), key=lambda b: b[2] - b[0])
+    crop = img[y1:y2, x1:x2]
+    real, runs = ocr.rec, []
+
+    class Counting:  # the session, counting the images it is given
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(real, name)
+
+        def run(self, names, feeds):  # noqa: ANN001, ANN202
+            runs.append(next(iter(feeds.values())).shape[0])
+            return real.run(names, feeds)
+
+    ocr.clear_cache()
+    ocr.rec = Counting()
+    try:
+        got = ocr.recognize([crop, crop.copy(), crop[:, : crop.shape[1] // 2].copy()])
+    finally:
+        ocr.rec = real
+    assert got[0] == got[1] and got[0][0] and got[2][0] != got[0][0]
+    assert sum(runs) == 2  # the twin is not read again; the half is
