@@ -57,7 +57,9 @@ class Planner:
         self.tmp = tempfile.mkdtemp(prefix="appatlas-plan-")
         folder = Path(self.tmp) / "atlas"
         with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
-            tar.extractall(folder, filter="data")  # our own archive; "data" refuses links and absolute names
+            # our own archive; the "data" filter (3.11.4+) also refuses links and absolute names
+            kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(folder, **kw)  # noqa: S202 - made by pack_atlas on the driver
         self.atlas = Atlas.open(folder)
         self.retriever = Retriever(self.atlas, RagStore.open(self.atlas))
         self.where = {"host": socket.gethostname(), "address": ray.util.get_node_ip_address(),
