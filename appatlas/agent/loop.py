@@ -250,16 +250,21 @@ class _Run:
         # expectation instead.
         route = any(e.kind == "route" for e in self.plan.expect)
         checks = check_device(self.plan.expect, self.device, where=self._where, route=self._route, screen=screen,
-                              seen=self.seen, errors=not route)
+                              seen=self.seen, errors=not route,
+                              keeps_state=bool(getattr(self.device, "keeps_state", True)))
         for e in self.plan.expect:
             if e.kind == "route":  # about the steps: each one landed where the test expects
                 off = [s for s in self.steps if s.get("verified") is False]
                 checks.append(Check(e, not off, "every step landed as expected" if not off else
                                     f"step {off[0]['index']} ({off[0]['action']}): {off[0].get('outcome', '')}"))
         self.checks = tuple(c.as_dict() for c in checks)
-        failed = [c for c in checks if not c.holds]
+        failed = [c for c in checks if not c.holds and not c.unknown]
         if failed:
             return False, "; ".join(f"expected {c.what}, but {c.evidence}" for c in failed)
+        unknown = [c for c in checks if c.unknown]
+        if unknown:  # nothing against the run, but not everything could be seen: say so, never PASS
+            self.status = "inconclusive"
+            return False, "could not check everything: " + "; ".join(f"{c.what}: {c.evidence}" for c in unknown)
         ran = "the steps ran" if self.plan.steps or self.result.actions else \
             "the plan has no steps: the expectations already held"
         return True, f"{ran} and every expectation holds: " + "; ".join(

@@ -4,8 +4,8 @@
    alone: the demo's intents, intents generated from the atlas's captions (one per switch: "turn on
    sound"; one per form titled New/Add/Create: "create a new task named 'Bench value 2'"; one per
    list whose rows lead to a Delete: "delete Book list"), and the coverage suite (the fewest tests that
-   visit every screen, plus one per dialog button no test taps, each expecting its route). Nothing in
-   it knows any mutant.
+   visit every screen, plus one per button no test taps, each expecting its route; a route that
+   deletes a row also expects that row gone). Nothing in it knows any mutant.
 2. Calibration, as mutation testing does (a suite must be green on the original): the suite runs on
    the correct app and the cases that fail there are excluded (listed with why). The kept suite then
    runs again on a fresh correct app: every failure there is a *false alarm* (must be 0).
@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["builtin_mutants", "run_bugs_bench"]
+__all__ = ["builtin_mutants", "plan_suite", "run_bugs_bench", "run_suite"]
 
 Mutant = tuple[str, str, dict[str, Any]]  # (name, what it breaks, spec dict)
 
@@ -167,32 +167,25 @@ def _switch_intents(views: Any) -> list[str]:
     return [f"turn {'off' if on else 'on'} {label.lower()}" for label, on in sorted(seen.items())]
 
 
-def run_bugs_bench(out: Path, *, mutants_dir: Path | None = None, budget: int = 600, max_steps: int = 20,
-                   say: Callable[[str], None] = lambda _: None, limit: int = 0) -> dict[str, Any]:
-    """Run the benchmark (module docstring); write the JSON result to `out` and return it."""
+def plan_suite(work: Path, *, budget: int = 600, say: Callable[[str], None] = lambda _: None) -> tuple[
+        list[Any], list[dict[str, str]], Any]:
+    """Crawl the correct demo app into `work`, and plan the suite from that atlas alone (module doc, 1):
+    (test cases, intents that could not be planned with why, the agent's knowledge)."""
     from appatlas.agent.knowledge import Knowledge
-    from appatlas.agent.loop import Agent, RunConfig
     from appatlas.demo import DEMO_INTENTS
     from appatlas.devices.apps import builtin_apps
-    from appatlas.devices.spec import load_spec, spec_from_dict
+    from appatlas.devices.spec import load_spec
     from appatlas.devices.virtual import open_app
     from appatlas.errors import AppatlasError
     from appatlas.graph.atlas import Atlas
     from appatlas.graph.crawler import CrawlConfig, crawl
     from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
+    from appatlas.rag.expect import route_effects
     from appatlas.rag.plan import coverage_tests, plan_from_retrieval
     from appatlas.rag.retrieve import Retriever
     from appatlas.rag.store import RagStore, build_index
 
-    began = time.perf_counter()
-    base_path = builtin_apps()["demo"]
-    base = load_spec(base_path)
-    work = out.parent / (out.stem + ".work")
-    if work.exists():
-        import shutil
-
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    base = load_spec(builtin_apps()["demo"])
     say(f"crawling the correct app ({budget} actions)")
     phone = open_app(base, screenshots=False)
     with Atlas.create(work / "demo.atlas", app=base.package) as atlas:
@@ -210,34 +203,61 @@ def run_bugs_bench(out: Path, *, mutants_dir: Path | None = None, budget: int = 
                 suite.append(plan_from_retrieval(retriever.views, retriever.retrieve(intent), check=True).test)
             except AppatlasError as exc:
                 unplanned.append({"intent": intent, "why": str(exc)})
-        suite += coverage_tests(atlas, views=retriever.views, dialogs=True)
+        # a coverage route that deletes a row also expects it gone (rag.expect.route_effects)
+        suite += [route_effects(views, t) for t in coverage_tests(atlas, views=views, dialogs=True, buttons=True)]
         knowledge = Knowledge.from_atlas(atlas)
+    return suite, unplanned, knowledge
+
+
+def run_suite(agent: Any, spec: Any, cases: list[Any], *, max_steps: int = 20) -> list[dict[str, Any]]:
+    """Each case on a fresh virtual phone of `spec`: its verdict, and the spec places (screens and dialogs)
+    the run went through, checking included."""
+    from appatlas.agent.loop import RunConfig
+    from appatlas.devices.virtual import open_app
+
+    rows = []
+    for case in cases:
+        device = open_app(spec, screenshots=False)
+        places: set[str] = set()
+
+        def track(_: dict[str, Any], device: Any = device, places: set[str] = places) -> None:
+            places.update(x for x in device.location if x)
+        res = agent.run(device, case.intent, plan=case, on_step=track,
+                        config=RunConfig(max_steps=max(max_steps, 2 * len(case.steps))))
+        places.update(device.state()["visited"])
+        places.update(x for x in device.location if x)
+        rows.append({"case": case.name, "passed": res.verdict.passed, "reason": res.verdict.reason,
+                     "crashed": res.verdict.reason.startswith("the app crashed") or device.crashed,
+                     "places": sorted(places), "actions": len(res.actions)})
+    return rows
+
+
+def run_bugs_bench(out: Path, *, mutants_dir: Path | None = None, budget: int = 600, max_steps: int = 20,
+                   say: Callable[[str], None] = lambda _: None, limit: int = 0) -> dict[str, Any]:
+    """Run the benchmark (module docstring); write the JSON result to `out` and return it."""
+    from appatlas.agent.loop import Agent
+    from appatlas.devices.apps import builtin_apps
+    from appatlas.devices.spec import load_spec, spec_from_dict
+
+    began = time.perf_counter()
+    base_path = builtin_apps()["demo"]
+    base = load_spec(base_path)
+    work = out.parent / (out.stem + ".work")
+    if work.exists():
+        import shutil
+
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    suite, unplanned, knowledge = plan_suite(work, budget=budget, say=say)
     agent = Agent(knowledge)
 
-    def run_suite(spec: Any, cases: list[Any]) -> list[dict[str, Any]]:
-        rows = []
-        for case in cases:
-            device = open_app(spec, screenshots=False)
-            places: set[str] = set()
-
-            def track(_: dict[str, Any], device: Any = device, places: set[str] = places) -> None:
-                places.update(x for x in device.location if x)
-            res = agent.run(device, case.intent, plan=case, on_step=track,
-                            config=RunConfig(max_steps=max(max_steps, 2 * len(case.steps))))
-            places.update(device.state()["visited"])
-            places.update(x for x in device.location if x)
-            rows.append({"case": case.name, "passed": res.verdict.passed, "reason": res.verdict.reason,
-                         "crashed": res.verdict.reason.startswith("the app crashed") or device.crashed,
-                         "places": sorted(places), "actions": len(res.actions)})
-        return rows
-
     say(f"calibrating: {len(suite)} cases on the correct app")
-    calibration = run_suite(base, suite)
+    calibration = run_suite(agent, base, suite, max_steps=max_steps)
     kept = [c for c, r in zip(suite, calibration, strict=True) if r["passed"]]
     excluded = [{"case": r["case"], "intent": c.intent, "reason": r["reason"]}
                 for c, r in zip(suite, calibration, strict=True) if not r["passed"]]
     say(f"the kept {len(kept)} cases on a fresh correct app (false alarms)")
-    correct = run_suite(base, kept)
+    correct = run_suite(agent, base, kept, max_steps=max_steps)
     false_alarms = [r for r in correct if not r["passed"]]
     budget_actions = max(1, sum(r["actions"] for r in correct))
 
@@ -254,12 +274,15 @@ def run_bugs_bench(out: Path, *, mutants_dir: Path | None = None, budget: int = 
         say(f"mutant {i + 1}/{len(mutants)}: {what}")
         spec = spec_from_dict(data, source=name)
         changed = _changed_places(base, spec)
-        runs = run_suite(spec, kept)
+        runs = run_suite(agent, spec, kept, max_steps=max_steps)
         evidence = [r for r in runs if not r["passed"] and changed & set(r["places"])]
         base_kill = _monkey(spec, changed, budget_actions, seed=i)
-        rows.append({"mutant": name, "what": what, "changed": sorted(changed), "killed": bool(evidence),
-                     "by": [{"case": r["case"], "reason": r["reason"]} for r in evidence[:3]],
-                     "baseline_killed": base_kill})
+        row = {"mutant": name, "what": what, "changed": sorted(changed), "killed": bool(evidence),
+               "by": [{"case": r["case"], "reason": r["reason"]} for r in evidence[:3]],
+               "baseline_killed": base_kill}
+        if not evidence:  # why it survived: no case went there, or the cases that did passed
+            row["reached_by"] = [r["case"] for r in runs if changed & set(r["places"])]
+        rows.append(row)
     n = len(rows)
     summary = {"mutants": n, "killed": sum(r["killed"] for r in rows),
                "kill_rate": round(sum(r["killed"] for r in rows) / n, 3) if n else 0.0,

@@ -162,6 +162,9 @@ class RecordedApp:
 class ReplayDevice:
     """The Device protocol over a RecordedApp."""
 
+    # Other screens show what was recorded, not what a run did there: a verdict cannot go and check them.
+    keeps_state = False
+
     def __init__(self, app: RecordedApp, *, serial: str = "replay-1", screenshots: bool = True,
                  start: int | None = None) -> None:
         if not app.states:

@@ -23,7 +23,8 @@ from typing import Any
 
 from appatlas.types import Action, ActionKind, Expectation, Screen, Widget
 
-__all__ = ["Check", "check_device", "check_screen", "count_shown", "find_toggle", "read_only", "screen_errors"]
+__all__ = ["Check", "check_device", "check_screen", "count_shown", "find_toggle", "read_only", "reads",
+           "screen_errors"]
 
 # What a system crash / ANR dialog says.
 _CRASHED = re.compile(r"\b(has stopped|keeps stopping|isn't responding|is not responding|unfortunately,)\b",
@@ -46,19 +47,25 @@ _CHANGES = re.compile(r"\b(delete|remove|save|ok|okay|yes|confirm|discard|send|a
 class Check:
     """One expectation's outcome: whether it holds and the evidence, quoted from the screen.
 
-    `expectation` is None for the "no error is shown" check every finished test gets.
+    `expectation` is None for the "no error is shown" check every finished test gets. `unknown` marks a
+    check that could not be made (its screen cannot be visited on this device): it does not hold, and
+    it is no evidence against the run either (the verdict is then `inconclusive`).
     """
 
     expectation: Expectation | None
     holds: bool
     evidence: str
+    unknown: bool = False
 
     @property
     def what(self) -> str:
         return self.expectation.describe() if self.expectation is not None else "no error is shown"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"expectation": self.what, "holds": self.holds, "evidence": self.evidence}
+        out: dict[str, Any] = {"expectation": self.what, "holds": self.holds, "evidence": self.evidence}
+        if self.unknown:
+            out["unknown"] = True
+        return out
 
 
 def _norm(text: str) -> str:
@@ -83,10 +90,24 @@ def _shown(screen: Screen) -> list[Widget]:
     return [w for w in screen.widgets() if (w.text or w.content_desc) and not w.editable]
 
 
+def reads(shown: str, text: str) -> bool:
+    """Whether a view showing `shown` reads `text`: the same words (case and spacing aside), a word of
+    `text` allowed to be the start of the shown one when only an ending differs ("5 minute" reads
+    "5 minutes", "30 min" reads "30 minutes"); a shorter shown word never reads a longer one ("Gro" is
+    not "Groceries")."""
+    a, b = _norm(shown), _norm(text)
+    if a == b:
+        return True
+    got, want = a.split(), b.split()
+    if len(got) != len(want) or not want:
+        return False
+    return all(g == w or (w.isalpha() and len(w) >= 3 and g.startswith(w) and len(g) - len(w) <= 4)
+               for g, w in zip(got, want, strict=True))
+
+
 def count_shown(screen: Screen, text: str) -> int:
-    """How many views read exactly `text` (case and spacing aside)."""
-    want = _norm(text)
-    return sum(1 for w in _shown(screen) if _norm(w.text) == want or (not w.text and _norm(w.content_desc) == want))
+    """How many views read `text` (`reads`)."""
+    return sum(1 for w in _shown(screen) if reads(w.text, text) or (not w.text and reads(w.content_desc, text)))
 
 
 def _near_misses(screen: Screen, text: str, limit: int = 3) -> list[str]:
@@ -101,11 +122,21 @@ def _near_misses(screen: Screen, text: str, limit: int = 3) -> list[str]:
     return out[:limit]
 
 
+_STATE_WORD = re.compile(r"\s+(on|off)$")
+
+
+def _name(label: str) -> str:
+    """A switch's name: its label without a state word it may carry ("CalDAV sync OFF" -> "caldav sync")."""
+    n = _norm(label)
+    return _STATE_WORD.sub("", n) or n
+
+
 def find_toggle(screen: Screen, label: str) -> Widget | None:
-    """The switch or checkbox labelled `label`: by its own text, or the one checkable in a row saying it."""
-    want = _norm(label)
+    """The switch or checkbox labelled `label`: by its own text, or the one checkable in a row saying it
+    (a state word in the label, "CalDAV sync OFF", is no part of the name: it changes when it is flipped)."""
+    want = _name(label)
     for w in screen.widgets():
-        if w.checkable and _norm(w.label) == want:
+        if w.checkable and _name(w.label) == want:
             return w
     best: Widget | None = None
     for w in screen.widgets():
@@ -113,7 +144,7 @@ def find_toggle(screen: Screen, label: str) -> Widget | None:
             continue
         inside = list(w.walk())
         toggles = [x for x in inside if x.checkable]
-        if len(toggles) == 1 and any(_norm(x.text) == want for x in inside if not x.checkable):
+        if len(toggles) == 1 and any(_name(x.text) == want for x in inside if not x.checkable):
             if best is None or w.bounds.area < best.bounds.area:
                 best = w
     if best is None:
@@ -138,6 +169,10 @@ def _check_one(e: Expectation, screen: Screen, before: Screen | None = None) -> 
         since = f" ({was} when the run first saw it)" if was is not None else ""
         return Check(e, n <= limit, f"{n} view(s) read {e.text!r} on {_title(screen)}{since}")
     need = e.count if e.count is not None else 1
+    if e.new and was is None and before is None and n >= need:
+        # the run never saw this screen before it ended there: nothing shows the value was put there now
+        return Check(e, False, f"{n} view(s) read {e.text!r} on {_title(screen)}, but the run first saw this "
+                               "screen only now, so nothing shows it is new", unknown=True)
     if e.new and was is not None:
         need = max(need, was + 1)
     if n >= need:
@@ -195,7 +230,7 @@ def check_device(expectations: Sequence[Expectation], device: Any, *, where: Cal
                  route: Callable[[Collection[str], str], Sequence[Action]] | None = None,
                  max_moves: int = 6, screen: Screen | None = None,
                  seen: Mapping[str, Screen] | None = None, reopen: bool = True,
-                 errors: bool = True) -> list[Check]:
+                 errors: bool = True, keeps_state: bool = True) -> list[Check]:
     """Check every expectation on `device` (a Device: snapshot / perform).
 
     The screen the run ended on is checked first (and for errors); each expectation about another
@@ -206,6 +241,9 @@ def check_device(expectations: Sequence[Expectation], device: Any, *, where: Cal
     setting is what the app keeps), when `route` can bring the check back to it read-only.
     `route` expectations are about the run's steps, not a screen: left out here (the runner checks them).
     `errors=False` leaves out the "no error is shown" check (a test whose route expects an error screen).
+    `keeps_state=False` is for a device whose other screens do not show what the run did (a replay of a
+    recording shows the screens as they were recorded): an expectation about another screen is then
+    `unknown` (not checked, saying why) instead of being read from a screen that cannot show it.
     """
     seen = seen or {}
     expectations = [e for e in expectations if e.kind != "route"]
@@ -216,6 +254,9 @@ def check_device(expectations: Sequence[Expectation], device: Any, *, where: Cal
     for i, e in enumerate(expectations):
         if not e.where or e.where in here:
             checks[i] = _check_one(e, screen, seen.get(e.where))
+        elif e.kind in ("checked", "unchecked") and find_toggle(screen, e.text) is not None:
+            # the switch is on the screen the run ended on (the same settings, scrolled): read it there
+            checks[i] = _check_one(e, screen)
     state = {"screen": screen, "here": here, "moves": 0}
 
     def goto(target: str) -> str:
@@ -240,6 +281,11 @@ def check_device(expectations: Sequence[Expectation], device: Any, *, where: Cal
             checks[i] = Check(e, False, f"the run ended on {_title(screen)}, not on the screen {e.where[:8]}… "
                                         "this is about")
     for i, e in enumerate(expectations):
+        if checks[i] is None and not keeps_state:
+            checks[i] = Check(e, False, f"it is about the screen {e.where[:8]}…, not the one the run ended on "
+                                        f"({_title(screen)}), and this device keeps no state to go and see "
+                                        "(a replay shows other screens as they were recorded)", unknown=True)
+    for i, e in enumerate(expectations):
         if checks[i] is not None:
             continue
         why = goto(e.where)
@@ -249,7 +295,7 @@ def check_device(expectations: Sequence[Expectation], device: Any, *, where: Cal
         for j in range(i, len(expectations)):  # this one, and the others about this screen
             if checks[j] is None and expectations[j].where in state["here"]:
                 checks[j] = _check_one(expectations[j], state["screen"], seen.get(expectations[j].where))
-    if reopen and route is not None:
+    if reopen and route is not None and keeps_state:
         # A setting is what the app keeps: leave the screen of each switch that reads right and come back.
         for i, e in enumerate(expectations):
             c = checks[i]

@@ -34,13 +34,26 @@ from appatlas.rag.text import tokens
 from appatlas.rag.views import AtlasViews
 from appatlas.types import ActionKind, Expectation, Screen, Selector, TestCase, Widget
 
-__all__ = ["compose_route", "derive_expectations", "grounding", "named_rows", "plan_problems", "rows_by_text"]
+__all__ = ["compose_route", "derive_expectations", "grounding", "named_rows", "plan_problems", "route_effects",
+           "rows_by_text"]
 
 _CREATE = re.compile(r"\b(create|add|new|make|save|write|rename|compose|insert|register)\b", re.I)
 _DELETE = re.compile(r"\b(delete|remove|erase|discard|trash)\b", re.I)
-_OFF = re.compile(r"\b(turn off|switch off|disable|deactivate|uncheck|untick|stop)\b", re.I)
-_SWITCH = re.compile(r"\b(turn|switch|enable|disable|activate|deactivate|check|uncheck|tick|untick|toggle)\b", re.I)
-_OPEN = re.compile(r"\b(open|go to|show|view|navigate|see|display|unlock|enter)\b", re.I)
+_OFF = re.compile(r"\b(turn off|switch off|disable|deactivate|uncheck|untick|stop|hide|do not|don't|dont|never|"
+                  r"no longer)\b", re.I)
+_SWITCH = re.compile(r"\b(turn|switch|enable|disable|activate|deactivate|check|uncheck|tick|untick|toggle|show|hide|"
+                     r"display|use|allow|prevent|do not|don't|set)\b", re.I)
+_OPEN = re.compile(r"\b(open|go to|show|view|navigate|see|display|unlock|enter|check|look at)\b", re.I)
+# "change the alignment to center", "set the snooze time to 5 minute": what is set (X) and its new value (Y)
+_SET_TO = re.compile(r"\b(?:change|set|adjust|switch|make|turn)\b(?P<what>.*?)\b(?:to|as)\b\s+(?P<value>.+)$", re.I)
+_VALUE_END = re.compile(r"\s*(?:,|;|\band\b|\bthen\b|\bin the\b|\bof the\b|\bfor the\b|\bwithin\b).*$", re.I)
+_SORT = re.compile(r"\bsort\w*\b(?P<what>.+?)(?:\s+in\s+(?P<order>\w+)\s+order\b.*)?$", re.I)
+# a state word a switch's label may carry ("CalDAV sync OFF"): not part of what it is called
+_STATE_WORD = re.compile(r"\s+(on|off)$", re.I)
+# a clause after the one that opens something ("open dialpad and call 911"): the open is a means, not the end
+_LATER_ACT = re.compile(r"(?:,|\band\b|\bthen\b)\s*(?:\w+\s+){0,2}?(?:call|send|type|add|create|delete|play|set|"
+                        r"change|search|save|sort|turn|select|pick|write|text|share|export|print|remove|rename|"
+                        r"enable|disable|edit|choose|start|stop)\b", re.I)
 _SUBMIT = frozenset(tokens("save add create ok done submit confirm continue next apply unlock sign log send "
                            "finish yes set"))
 _ABANDON = frozenset(tokens("cancel discard back close delete remove dismiss no skip later"))
@@ -143,28 +156,106 @@ def _list_before_form(views: AtlasViews, test: TestCase) -> str:
     return ""
 
 
+def label_core(label: str) -> str:
+    """What a switch is called, without a state word its label may carry ("CalDAV sync OFF" -> "CalDAV sync")."""
+    core = _STATE_WORD.sub("", label.strip())
+    return core or label.strip()
+
+
+def _intent_words(intent: str) -> set[str]:
+    """The intent's content words, plus each pair of neighbours written as one ("dial pad" -> "dialpad")."""
+    raw = [w for w in tokens(intent) if w not in _STOP]
+    joined = {tokens(a + b)[0] for a, b in zip(re.findall(r"[^\W\d_]+", intent.casefold()),
+                                               re.findall(r"[^\W\d_]+", intent.casefold())[1:], strict=False)
+              if tokens(a + b)}
+    return set(raw) | joined
+
+
+def _matched(label: str, want: set[str]) -> tuple[float, int]:
+    """(share of the label's content words the intent says, how many): how well an intent names a label."""
+    words = _words(label) - {"~not"}
+    if not words:
+        return 0.0, 0
+    hit = sum(1 for w in words if w in want or any(len(w) >= 4 and len(x) >= 4 and (x.startswith(w) or w.startswith(x))
+                                                   for x in want))
+    return hit / len(words), hit
+
+
+def _toggles(screen: Screen, *, choices: bool = True) -> list[tuple[str, Widget]]:
+    """(label, widget) of each switch and checkbox of a screen (and radio button, with `choices`): its own
+    text, else the first text of the smallest row holding it and nothing else checkable (a settings row:
+    title, summary, switch)."""
+    out = [(label_core(w.label), w) for w in screen.widgets() if w.checkable and w.label.strip()
+           and (choices or "radio" not in w.class_name.lower())]
+    rows: dict[int, tuple[int, str, Widget]] = {}
+    for row in screen.widgets():
+        if row.checkable:
+            continue
+        inside = list(row.walk())
+        toggles = [x for x in inside if x.checkable]
+        texts = [x.text.strip() for x in inside if not x.checkable and x.text.strip() and not x.editable]
+        if len(toggles) == 1 and not toggles[0].label.strip() and texts:
+            t = toggles[0]
+            if id(t) not in rows or row.bounds.area < rows[id(t)][0]:
+                rows[id(t)] = (row.bounds.area, label_core(texts[0]), t)
+    return out + [(label, t) for _, label, t in rows.values()]
+
+
 def _toggle_goal(views: AtlasViews, intent: str) -> tuple[str, str, Edge | None] | None:
-    """(screen key, label, the edge that flips it) of the switch or checkbox the intent names."""
-    if not _SWITCH.search(intent):
+    """(screen key, label, the edge that flips it, if the atlas saw one) of the switch or checkbox the intent
+    names: all of its label's words said by the intent (or most of them, with a word that says to switch)."""
+    want = _intent_words(_strip_values(intent))
+    if not want:
         return None
-    want = _said(intent)
-    best: tuple[float, str, str, Edge | None] | None = None
+    switching = bool(_SWITCH.search(intent))
+    flips: dict[tuple[str, str], Edge] = {}
     for u, v, k, data in views.plan_graph.edges(keys=True, data=True):
         t = views.transitions.get(data.get("transition"))
-        if t is None or t.facts.widget not in ("switch", "checkbox") or not t.facts.label:
-            continue
-        label_words = _words(t.facts.label)
-        if not label_words or not label_words <= want:
-            continue
-        score = len(label_words) + (0.5 if (t.facts.checked is False) != bool(_OFF.search(intent)) else 0.0)
-        if best is None or score > best[0]:
-            best = (score, u, t.facts.label, (u, v, k))
+        if t is not None and t.facts.widget in ("switch", "checkbox") and t.facts.label:
+            flips.setdefault((u, _norm_label(t.facts.label)), (u, v, k))
+    best: tuple[tuple[float, int, float], str, str, Edge | None] | None = None
+    for key, view in views.screens.items():
+        for label, w in _toggles(view.example, choices=False):  # a choice is set, not switched
+            share, hit = _matched(label, want)
+            if not (share == 1.0 or (switching and share >= 0.6 and hit >= 2)) or not _named_by_words(label):
+                continue
+            edge = flips.get((key, _norm_label(label)))
+            # of equal matches, the one the atlas saw flipped, in the state the intent changes
+            score = (share, hit, (0.5 if edge is not None else 0.0)
+                     + (0.25 if bool(w.checked) == bool(_OFF.search(intent)) else 0.0))
+            if best is None or score > best[0]:
+                best = (score, key, label, edge)
     return None if best is None else (best[1], best[2], best[3])
+
+
+def _named_by_words(label: str) -> bool:
+    """Whether a label names a setting in words: a row titled '7:00 am' holds an alarm's switch, and an
+    intent naming that alarm ("turn on the '7:00 am' alarm clock vibration") does not name its switch."""
+    return any(w.isalpha() and len(w) >= 3 and w not in ("am", "pm") for w in _words(label))
+
+
+def _norm_label(text: str) -> str:
+    return " ".join(label_core(text).casefold().split())
+
+
+def _strip_values(intent: str) -> str:
+    """The intent without the values it types (they name what is made, not a setting)."""
+    out = intent
+    for s in extract_slots(intent):
+        if s.typed:
+            out = out.replace(s.value, " ")
+    return out
+
+
+def _last_act(intent: str) -> bool:
+    """Whether opening is the intent's last act (nothing to do after it: "open dialpad and call 911" is not)."""
+    m = _OPEN.search(intent)
+    return m is not None and not _LATER_ACT.search(intent, m.end())
 
 
 def _open_goal(views: AtlasViews, intent: str) -> str:
     """The screen the intent opens: the one whose title words are all in the intent (most words first)."""
-    if not _OPEN.search(intent):
+    if not _OPEN.search(intent) or not _last_act(intent):
         return ""
     want = _said(intent)
     best = ("", 0)
@@ -180,6 +271,114 @@ def _open_goal(views: AtlasViews, intent: str) -> str:
     return best[0]
 
 
+def _row_values(screen: Screen) -> list[tuple[str, str]]:
+    """(label, value) of each settings-like row: a view holding a title and, below it, the value it is set
+    to ("Snooze time" / "10 minutes"), with nothing checkable in it."""
+    out = []
+    for row in screen.widgets():
+        if row.checkable or not (row.clickable or any(x.clickable for x in row.walk())):
+            continue
+        inside = list(row.walk())
+        if any(x.checkable for x in inside):
+            continue
+        texts = [x.text.strip() for x in inside if x.text.strip() and not x.editable and x is not row]
+        if len(texts) == 2 and texts[0] != texts[1]:
+            out.append((texts[0], texts[1]))
+    return out
+
+
+def _value_text(raw: str) -> str:
+    """The value of "set X to Y": Y up to the next clause, quotes and a trailing period taken off."""
+    value = _VALUE_END.sub("", raw).strip().strip(".").strip()
+    for q in ("'", '"', "\u2018", "\u201c"):
+        value = value.strip(q + {"'": "'", '"': '"', "\u2018": "\u2019", "\u201c": "\u201d"}[q])
+    return value.strip()
+
+
+def _value_goal(views: AtlasViews, intent: str, slots: Sequence[Slot]) -> Expectation | None:
+    """"change the alignment to center": the row that says what X is set to reads Y, once more than the run
+    first saw it there (the value was put there, not already shown); or, where no row shows the value, the
+    choice Y is the one checked in the dialog or menu that offers it next to X."""
+    m = _SET_TO.search(intent)
+    if m is None:
+        return None
+    quoted = [s for s in slots if s.kind == "quoted" and s.start >= m.start("value")]
+    value = quoted[0].value if quoted else _value_text(m.group("value"))
+    what = _words(m.group("what")) - {"~not"}
+    if not value or len(value) > 40 or not what:
+        return None
+    want_value = _words(value)
+    best: tuple[float, str, str] | None = None
+    for key, v in views.screens.items():
+        for label, _shown_value in _row_values(v.example):
+            share, hit = _matched(label, what)
+            if share == 1.0 and (best is None or hit > best[0]):
+                best = (hit, key, label)
+    if best is not None:
+        _, key, label = best
+        return Expectation("shown", value, where=key, new=True,
+                           note=f"{label!r} reads {value!r} on the {views.screens[key].facts.place} (newly)")
+    for key, v in views.screens.items():
+        if v.facts.kind not in ("dialog", "menu"):
+            continue
+        title_hit = _matched(v.facts.title, what | want_value)[1] if v.facts.title else 0
+        for label, _ in _toggles(v.example):
+            if _words(label) == want_value and (title_hit or _opened_by(views, key, what)):
+                return Expectation("checked", label, where=key,
+                                   note=f"{label!r} is the choice checked in the {v.facts.place}")
+    return None
+
+
+def _opened_by(views: AtlasViews, key: str, what: set[str]) -> bool:
+    """Whether a tap whose label the intent's X names opens the screen `key` ("Alignment" opens its choices)."""
+    for u, _, d in views.plan_graph.in_edges(key, data=True):
+        t = views.transitions.get(d.get("transition"))
+        if u != key and t is not None and t.facts.label and _matched(t.facts.label, what)[0] == 1.0:
+            return True
+    return False
+
+
+def _sort_goal(views: AtlasViews, intent: str) -> list[Expectation]:
+    """"sort by year in descending order": the option named is the one checked where sort options are offered
+    (and the order named, when they offer one)."""
+    m = _SORT.search(intent)
+    if m is None:
+        return []
+    what = _words(m.group("what")) - {"~not"}
+    order = (m.group("order") or "").strip()
+    for key, v in views.screens.items():
+        options = _toggles(v.example)
+        labels = {_norm_label(label): label for label, _ in options}
+        hit = [label for label, _ in options if _words(label) and _words(label) <= what]
+        if v.facts.kind not in ("dialog", "menu") or not hit:
+            continue
+        label = max(hit, key=lambda x: len(_words(x)))
+        out = [Expectation("checked", label, where=key, note=f"{label!r} is checked in the {v.facts.place}")]
+        if order and order.casefold() in labels:
+            out.append(Expectation("checked", labels[order.casefold()], where=key,
+                                   note=f"{labels[order.casefold()]!r} is checked in the {v.facts.place}"))
+        return out
+    return []
+
+
+def _named_list(views: AtlasViews, key: str) -> bool:
+    """Whether the rows of a screen's lists are named things (titles with letters), not a grid of days or
+    numbers: only such a list shows a name a form saved."""
+    ex = _example(views, key)
+    if ex is None:
+        return False
+    titles = [texts[0] for _, texts in _rows(ex)]
+    return bool(titles) and sum(bool(re.search(r"[^\W\d_]{2,}", t)) for t in titles) * 2 > len(titles)
+
+
+def _created_name(typed: list[Slot]) -> str:
+    """What a created thing is called: its first typed value, or the person's whole name ("Stephen Bob")."""
+    parts = [s.value for s in typed if s.name in ("first_name", "last_name")]
+    if len(parts) >= 2 and typed[0].name == "first_name":
+        return " ".join(parts)
+    return typed[0].value
+
+
 def derive_expectations(views: AtlasViews, intent: str, test: TestCase,
                         slots: Sequence[Slot] | None = None) -> tuple[Expectation, ...]:
     """What `test` must leave true for `intent` (module docstring), in terms of the atlas's screens."""
@@ -187,24 +386,32 @@ def derive_expectations(views: AtlasViews, intent: str, test: TestCase,
     out: list[Expectation] = []
     typed = [s for s in slots if s.typed]
     if _CREATE.search(intent) and typed:
-        where = _list_before_form(views, test) or (test.end if test.steps and
-                                                   test.steps[-1].action.kind is not ActionKind.TYPE else "")
+        listed = _list_before_form(views, test)
+        # a list whose rows are days or numbers (a month view) does not show a name: nothing is claimed there
+        where = (listed if _named_list(views, listed) else "") if listed else (
+            test.end if test.steps and test.steps[-1].action.kind is not ActionKind.TYPE else "")
         ex = _example(views, where) if where else None
         if ex is not None:
             place = views.screens[where].facts.place
-            for s in typed[:1]:  # the first value names what is created; the others are its details
-                out.append(Expectation("shown", s.value, where=where, new=True,
-                                       note=f"a new {s.value!r} is shown in the {place}"))
+            name = _created_name(typed)  # the first value names what is created; the others are its details
+            out.append(Expectation("shown", name, where=where, new=True,
+                                   note=f"a new {name!r} is shown in the {place}"))
     if _DELETE.search(intent):
         for key, label in named_rows(views, intent)[:1]:
             out.append(Expectation("gone", label, where=key,
                                    note=f"{label!r} is no longer in the {views.screens[key].facts.place}"))
     toggle = _toggle_goal(views, intent)
-    if toggle is not None:
+    if toggle is not None and not typed:
         key, label, _ = toggle
         off = bool(_OFF.search(intent))
         out.append(Expectation("unchecked" if off else "checked", label, where=key,
                                note=f"{label!r} is {'off' if off else 'on'} on the {views.screens[key].facts.place}"))
+    if not out and not typed:
+        value = _value_goal(views, intent, slots)
+        if value is not None:
+            out.append(value)
+    if not out and not typed:
+        out += _sort_goal(views, intent)
     if not out:
         key = _open_goal(views, intent)
         if key:
@@ -216,9 +423,17 @@ def derive_expectations(views: AtlasViews, intent: str, test: TestCase,
 
 
 def _tapped(views: AtlasViews, key: str, selector: Selector) -> Widget | None:
+    """The widget a step's selector tapped on the atlas's example of `key`. Rows share their id, so a row
+    pick is the row where it was tapped (its bounds), not the first row with that id."""
     ex = _example(views, key)
     if ex is None:
         return None
+    if _is_row_pick(selector) and selector.bounds is not None:
+        x, y = selector.bounds.center
+        under = [row for row, _ in _rows(ex) if row.bounds.contains(x, y)
+                 and (not selector.resource_id or row.resource_id == selector.resource_id)]
+        if under:
+            return min(under, key=lambda r: r.bounds.area)
     try:
         return locate(selector, ex)
     except AppatlasError:
@@ -230,24 +445,48 @@ def _is_row_pick(selector: Selector) -> bool:
 
 
 def rows_by_text(views: AtlasViews, test: TestCase, intent: str) -> TestCase:
-    """Row taps the intent names by text are made to pick the row by that text, not by position."""
+    """Every row a test taps is picked by its text, not by its position in the list: the row the intent
+    names by text is picked by that text, any other row by the text it showed in the atlas (its first
+    line: "Text note", not the first row of `note_types`). A list that grows or reorders cannot make
+    the test tap another row, and the YAML says which row it means."""
     names = dict(named_rows(views, intent))
-    if not names:
-        return test
     steps = list(test.steps)
     here = test.start
     for i, step in enumerate(steps):
         a = step.action
-        label = names.get(here)
-        if label and a.kind in (ActionKind.TAP, ActionKind.LONG_TAP) and a.target is not None \
-                and _is_row_pick(a.target):
+        if a.kind in (ActionKind.TAP, ActionKind.LONG_TAP) and a.target is not None and _is_row_pick(a.target):
             w = _tapped(views, here, a.target)
-            texts = [x.text.strip() for x in w.walk()] if w is not None else []
-            if label not in texts:
+            texts = [x.text.strip() for x in w.walk() if x.text.strip() and not x.editable] if w is not None else []
+            label = names.get(here)
+            if label and label not in texts and _leads_alike(views, here, label, step.expect):
                 steps[i] = replace(step, action=replace(a, target=Selector(text=label)),
                                    note=(step.note + "; " if step.note else "") + f"the row {label!r} by its text")
+            elif w is not None and texts and _is_row(views, here, w) and _unique_text(views, here, texts[0]):
+                steps[i] = replace(step, action=replace(a, target=Selector(text=texts[0])),
+                                   note=(step.note + "; " if step.note else "") + f"the row {texts[0]!r} by its text")
         here = step.expect or here
     return replace(test, steps=tuple(steps))
+
+
+def _leads_alike(views: AtlasViews, key: str, label: str, target: str) -> bool:
+    """Whether the row `label` of screen `key` leads where the route's row led (`target`), or the atlas never
+    saw it tapped: rows of one list then open the same screen for another item. A row that opens another
+    screen ("Checklist" beside "Text note") is another choice, and the route is not the intent's."""
+    outcomes = {t for _, t, d in views.plan_graph.out_edges(key, data=True)
+                if d["action"].kind is ActionKind.TAP and d["action"].target is not None
+                and _row_label(views, key, d["action"].target) == label}
+    return not outcomes or target in outcomes
+
+
+def _is_row(views: AtlasViews, key: str, widget: Widget) -> bool:
+    ex = _example(views, key)
+    return ex is not None and any(row is widget for row, _ in _rows(ex))
+
+
+def _unique_text(views: AtlasViews, key: str, text: str) -> bool:
+    """Whether exactly one view of the screen reads `text` (so a pick by that text is the same row)."""
+    ex = _example(views, key)
+    return ex is not None and sum(1 for w in ex.widgets() if w.text.strip() == text and not w.editable) == 1
 
 
 def plan_problems(views: AtlasViews, test: TestCase, intent: str, slots: Sequence[Slot] | None = None) -> list[str]:
@@ -255,8 +494,14 @@ def plan_problems(views: AtlasViews, test: TestCase, intent: str, slots: Sequenc
     slots = list(slots) if slots is not None else extract_slots(intent)
     problems: list[str] = []
     passes = set(_screens_of(views, test))
+    typed_any = any(s.typed for s in slots)
+    toggle = _toggle_goal(views, intent) if not typed_any else None
     for e in derive_expectations(views, intent, test, slots):
-        if e.kind in ("screen", "checked", "unchecked") and e.where not in passes:
+        # a switch the intent names and a screen it opens are places a plan must go; a choice in a dialog
+        # is reached through states the atlas keys apart, so it is not asked of the route
+        goal = e.kind == "screen" or (toggle is not None and e.kind in ("checked", "unchecked")
+                                      and (e.where, e.text) == (toggle[0], toggle[1]))
+        if goal and e.where not in passes:
             problems.append(f"it never reaches the screen where {e.describe()}")
     end = _example(views, test.end) if test.end else None
     if end is not None and test.steps:
@@ -289,17 +534,22 @@ def plan_problems(views: AtlasViews, test: TestCase, intent: str, slots: Sequenc
             if label not in texts:
                 problems.append(f"it picks the row {texts[0] if texts else '?'!r} by position where the intent "
                                 f"names {label!r}")
+        elif label and s.action.target is not None and s.action.target.text and s.action.target.text != label \
+                and s.action.target.text in _row_titles(views, here):
+            problems.append(f"it picks the row {s.action.target.text!r} where the intent names {label!r}")
         here = s.expect or here
-    toggle = _toggle_goal(views, intent)
     if toggle is not None and toggle[2] is not None:
         key, label, _ = toggle
-        flips = any(s.action.target is not None and (s.action.target.text or s.action.target.content_desc) == label
-                    for s in test.steps) or any(
+        want = _norm_label(label)
+        flips = any(s.action.target is not None and _norm_label(s.action.target.text or s.action.target.content_desc)
+                    == want for s in test.steps) or any(
             e[0] == key and views.transitions.get(views.plan_graph.edges[e].get("transition")) is not None
-            and views.transitions[views.plan_graph.edges[e]["transition"]].facts.label == label
+            and _norm_label(views.transitions[views.plan_graph.edges[e]["transition"]].facts.label) == want
             for e in _edges_of(views, test))
         if not flips:
             problems.append(f"it never touches {label!r}, which the intent switches")
+    if _DELETE.search(intent) and named_rows(views, intent) and not _deletes(views, test):
+        problems.append("it never takes a Delete or Remove, which the intent asks for")
     unsaved = _unsaved(views, test, intent)
     if unsaved:
         problems.append(unsaved)
@@ -441,11 +691,13 @@ def compose_route(views: AtlasViews, intent: str, start: str,
                  if d["action"].kind is ActionKind.TAP and t != key and _row_label(views, key, d["action"].target) == label]
         if edges:
             waypoints.append(Waypoint(edge=edges[0]))
+            if _DELETE.search(intent):  # then the Delete that item's screen offers, and its confirmation
+                waypoints += [Waypoint(edge=e) for e in _delete_edges(views, edges[0][1])]
     typed = [s for s in slots if s.typed]
-    toggle = _toggle_goal(views, intent)
+    toggle = _toggle_goal(views, intent) if not typed else None
     if toggle is not None and toggle[2] is not None:
         waypoints.append(Waypoint(edge=toggle[2]))
-        keep = _submit(views, toggle[0], intent) if not any(s.typed for s in slots) else None
+        keep = _submit(views, toggle[0], intent)
         if keep is not None:  # a settings form with a Save button: the change is kept by pressing it
             waypoints.append(Waypoint(edge=keep))
     if typed:
@@ -474,6 +726,46 @@ def compose_route(views: AtlasViews, intent: str, start: str,
     return (routes[0], inputs) if routes else None
 
 
+def _step_label(views: AtlasViews, key: str, action: object) -> str:
+    t = getattr(action, "target", None)
+    return (t.text or t.content_desc or _row_label(views, key, t)) if t is not None else ""
+
+
+def _deletes(views: AtlasViews, test: TestCase) -> bool:
+    """Whether a step of `test` takes an action labelled Delete or Remove (a button, an icon, a menu row)."""
+    here = test.start
+    for s in test.steps:
+        if s.action.kind in (ActionKind.TAP, ActionKind.LONG_TAP) and _DELETE.search(_step_label(views, here, s.action)):
+            return True
+        here = s.expect or here
+    return False
+
+
+def _delete_edges(views: AtlasViews, item: str) -> list[Edge]:
+    """From an item's screen, the tap labelled Delete or Remove, and the one that confirms it when it opens
+    a dialog (its own Delete, or OK): the way the atlas saw that item deleted."""
+    g = views.plan_graph
+    out: list[Edge] = []
+    for _, t, k, d in g.out_edges(item, keys=True, data=True):
+        if t != item and d["action"].kind is ActionKind.TAP and _DELETE.search(_step_label(views, item, d["action"])):
+            out.append((item, t, k))
+            break
+    if out and views.screens.get(out[0][1]) is not None and views.screens[out[0][1]].facts.kind == "dialog":
+        dialog = out[0][1]
+        for _, t, k, d in g.out_edges(dialog, keys=True, data=True):
+            label = _step_label(views, dialog, d["action"])
+            if t != dialog and d["action"].kind is ActionKind.TAP and (
+                    _DELETE.search(label) or (_words(label) and _words(label) <= _SUBMIT)):
+                out.append((dialog, t, k))
+                break
+    return out
+
+
+def _row_titles(views: AtlasViews, key: str) -> set[str]:
+    ex = _example(views, key)
+    return {texts[0] for _, texts in _rows(ex)} if ex is not None else set()
+
+
 def _row_label(views: AtlasViews, key: str, selector: Selector | None) -> str:
     if selector is None:
         return ""
@@ -482,3 +774,39 @@ def _row_label(views: AtlasViews, key: str, selector: Selector | None) -> str:
         return ""
     texts = [x.text.strip() for x in w.walk() if x.text.strip()]
     return texts[0] if texts else ""
+
+
+def route_effects(views: AtlasViews, test: TestCase) -> TestCase:
+    """A test whose route deletes a row (picks the row, then takes a Delete or Remove, and comes back to the
+    list) also expects that row gone from the list, and picks it by its text: the route's point is a
+    deletion, and a deletion that removes another row, or none, is a bug it can see. Other tests are
+    returned as they are."""
+    steps = list(test.steps)
+    here = test.start
+    picked: tuple[str, str, int] | None = None  # (list screen, row text, step index)
+    found: list[tuple[str, str, int, int]] = []  # (list screen, row text, its pick, the delete step)
+    for i, s in enumerate(steps):
+        a = s.action
+        if a.kind in (ActionKind.TAP, ActionKind.LONG_TAP) and a.target is not None:
+            view = views.screens.get(here)
+            if _is_row_pick(a.target) and view is not None and view.facts.kind not in ("dialog", "menu"):
+                w = _tapped(views, here, a.target)
+                texts = [x.text.strip() for x in w.walk() if x.text.strip() and not x.editable] if w is not None else []
+                if w is not None and texts and _is_row(views, here, w) and _unique_text(views, here, texts[0]):
+                    picked = (here, texts[0], i)
+            label = a.target.text or a.target.content_desc or _row_label(views, here, a.target)
+            if picked is not None and label and _DELETE.search(label) and picked[0] != here:
+                found.append((*picked, i))
+                picked = None
+        here = s.expect or here
+    ends = [test.start] + [s.expect for s in steps]
+    kept = [(key, text, i) for key, text, i, j in found if key in ends[j + 1:]]  # back on the list
+    if not kept:
+        return test
+    expect = list(test.expect)
+    for key, text, i in kept:
+        steps[i] = replace(steps[i], action=replace(steps[i].action, target=Selector(text=text)),
+                           note=(steps[i].note + "; " if steps[i].note else "") + f"the row {text!r} by its text")
+        expect.append(Expectation("gone", text, where=key,
+                                  note=f"{text!r} is no longer in the {views.screens[key].facts.place}"))
+    return replace(test, steps=tuple(steps), expect=tuple(expect))

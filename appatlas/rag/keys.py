@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from appatlas.graph.expectations import screen_errors
 from appatlas.graph.planner import Edge
 from appatlas.rag.slots import FIELD_WORDS, Slot, field_affinity
 from appatlas.rag.text import id_words, tokens
@@ -104,6 +105,8 @@ class KeyPicker:
         # "Diary" on screen does not make that screen where "print 'Diary'" ends)
         self.screen_words = {k: frozenset(tokens(" ".join(v.facts.toggles + v.facts.choices + v.facts.buttons)))
                              for k, v in views.screens.items()}
+        # screens that show an error (a validation message, "has stopped"): no confirm leads there
+        self.failing = frozenset(k for k, v in views.screens.items() if screen_errors(v.example))
 
     # --- routes --------------------------------------------------------------------------------
 
@@ -373,6 +376,8 @@ class KeyPicker:
                 continue
             if second and not (end.facts.kind == "dialog" or strong):
                 continue  # after one confirm, only a dialog it opened or a save screen needs another
+            if v in self.failing:
+                continue  # a Save that led to "Give the note a title" did not confirm: its other outcome did
             options.append((ev.screens.get(v, 0.0) + 0.1 * t.count + (0.5 if strong else 0.0), (u, v, key), t))
         if not options:
             return waypoints + self._close(last[1], decided, ev, reasons)

@@ -13,13 +13,18 @@ when none passes, PlanRejected says why. The kept test carries the expectations 
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import networkx as nx
+
 from appatlas.errors import AppatlasError, IntentNotGrounded, PlanRejected
 from appatlas.graph.atlas import Atlas
-from appatlas.graph.planner import Edge, Route, to_test_case
+from appatlas.graph.planner import Edge, Route, edge_cost, to_test_case
 from appatlas.rag.expect import compose_route, derive_expectations, grounding, plan_problems, rows_by_text
 from appatlas.rag.retrieve import Retrieval, Retriever
 from appatlas.rag.slots import Slot, field_affinity
@@ -161,11 +166,13 @@ def plan_intent(atlas_folder: str | Path, intent: str, *, start: str | None = No
 
 
 def coverage_tests(atlas: Atlas, *, edges: bool = False, views: AtlasViews | None = None,
-                   dialogs: bool = False) -> list[TestCase]:
+                   dialogs: bool = False, buttons: bool = False) -> list[TestCase]:
     """The smallest set of tests from the launch screen that visits every screen (or takes every
     transition, with `edges=True`): greedy set cover over shortest paths (graph.planner). With
-    `dialogs`, also one test per button of a dialog that no test taps yet (each choice a dialog
-    offers is an outcome of its own: cancel, confirm, keep editing).
+    `dialogs`, also one test per button of a dialog or menu that no test taps yet (each choice a
+    dialog offers is an outcome of its own: cancel, confirm, keep editing); with `buttons`, one per
+    button of any screen that no test taps yet, for each screen the atlas saw it lead to (a form's
+    Save, a camera's shutter: visiting every screen does not press every button that leads there).
 
     A coverage test is about its route: it expects every step to land where the atlas saw it land
     (a `route` expectation) and its last screen to be open."""
@@ -176,7 +183,7 @@ def coverage_tests(atlas: Atlas, *, edges: bool = False, views: AtlasViews | Non
     views = views if views is not None else atlas_views(atlas)
     if not views.launch:
         return []
-    routes = coverage_suite(views.graph, views.launch[0], edges=edges)
+    routes = coverage_suite(views.graph, views.launch[0], edges=edges, weight=_usual_outcome(views.graph))
     what = "transition" if edges else "screen"
     out = []
     for i, r in enumerate(routes):
@@ -187,19 +194,35 @@ def coverage_tests(atlas: Atlas, *, edges: bool = False, views: AtlasViews | Non
         if t.end and t.end in views.screens:
             expect.append(Expectation("screen", where=t.end, note=f"the {views.screens[t.end].facts.place} is open"))
         out.append(replace(t, expect=tuple(expect)))
-    if dialogs and not edges:
-        out += _dialog_tests(views, {e for r in routes for e in r.edges}, len(out))
+    if (dialogs or buttons) and not edges:
+        out += _dialog_tests(views, {e for r in routes for e in r.edges}, len(out), every_screen=buttons)
     return out
 
 
-def _dialog_tests(views: AtlasViews, taken: set[Edge], first: int) -> list[TestCase]:
+def _usual_outcome(graph: nx.MultiDiGraph) -> Callable[[Mapping[str, object]], float]:
+    """Edge cost for coverage routes, with a toll on an outcome an action seldom had: "Navigate up" that
+    once returned to the photo it came from is no way to reach that photo on a fresh phone."""
+    totals: Counter[tuple[str, str]] = Counter()
+    for u, _, d in graph.edges(data=True):
+        totals[(u, d["action"].key)] += int(d.get("count", 1))
+    share = {id(d): int(d.get("count", 1)) / max(1, totals[(u, d["action"].key)]) for u, _, d in graph.edges(data=True)}
+
+    def weight(data: Mapping[str, object]) -> float:
+        return edge_cost(data) - 2.0 * math.log(max(share.get(id(data), 1.0), 1e-6))
+    return weight
+
+
+def _dialog_tests(views: AtlasViews, taken: set[Edge], first: int, *, every_screen: bool = False) -> list[TestCase]:
+    """One test per button edge no test takes yet, of dialogs and menus (of every screen with
+    `every_screen`), each expecting its route and where the button led."""
     from appatlas.graph.planner import Waypoint, route
     from appatlas.types import Expectation
 
     out: list[TestCase] = []
     g = views.graph
+    weight = _usual_outcome(g)
     for key, v in views.screens.items():
-        if v.facts.kind != "dialog" or not g.has_node(key):
+        if not (every_screen or v.facts.kind in ("dialog", "menu")) or not g.has_node(key):
             continue
         for u, t, k, d in g.out_edges(key, keys=True, data=True):
             a = d["action"]
@@ -207,12 +230,12 @@ def _dialog_tests(views: AtlasViews, taken: set[Edge], first: int) -> list[TestC
                     "button" not in a.target.class_name.lower():
                 continue
             try:
-                r = route(g, views.launch[0], [Waypoint(edge=(u, t, k))])[0]
+                r = route(g, views.launch[0], [Waypoint(edge=(u, t, k))], weight=weight)[0]
             except AppatlasError:
                 continue
             taken.update(r.edges)
             test = _dialogs_return(views, to_test_case(
-                g, r, name=f"coverage_dialogs_{first + len(out) + 1:02d}",
+                g, r, name=f"coverage_{'dialogs' if v.facts.kind in ('dialog', 'menu') else 'buttons'}_{first + len(out) + 1:02d}",
                 intent=f"take {a.describe()} on the {v.facts.place}"))
             expect = [Expectation("route", "every step lands where the atlas saw it land")]
             if test.end in views.screens:

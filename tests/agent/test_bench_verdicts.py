@@ -146,3 +146,17 @@ def test_the_verdict_of_the_import_setting_is_planned_without_the_tasks_own_demo
     # the same planner over the whole recording does expect it: the leave-out is what keeps it away
     whole, _ = planner.test_case(recording, INTENT, HOME, name="task1")
     assert structure_key(GALLERY) in {e.where for e in whole.expect}
+
+
+def test_on_a_replayed_phone_an_expectation_about_another_screen_is_inconclusive_not_fail(tmp_path: Path) -> None:
+    """A replay shows other screens as they were recorded: what the run did cannot be seen there, so an
+    expectation about a screen the run did not end on is not checked (inconclusive, saying why) — on the
+    screen it ends on it is."""
+    shown = (Expectation("shown", "Old notes", where=structure_key(GALLERY), note="'Old notes' is in the gallery"),)
+    unsure = _run(tmp_path, [None], shown)
+    assert unsure["verdict"] == "inconclusive" and "keeps no state" in unsure["verdict_reason"]
+    assert unsure["verdict_checks"][-1]["unknown"] is True
+    there = _run(tmp_path, [GALLERY_TAP, None], shown)
+    assert there["verdict"] == "PASS"
+    missing = (Expectation("shown", "New notes", where=structure_key(GALLERY), note="'New notes' is in the gallery"),)
+    assert _run(tmp_path, [GALLERY_TAP, None], missing)["verdict"] == "FAIL"

@@ -168,3 +168,40 @@ def test_plan_and_run_refuse_a_nonsense_intent_with_exit_code_2(planned: dict, t
                                      str(server.port), "purple monkey dishwasher"])
     assert result.exit_code == 2 and "IntentNotGrounded" in result.output and "PASS" not in result.output, \
         result.output
+
+
+def test_the_type_picker_row_is_chosen_by_its_text_and_a_route_through_another_choice_is_rejected(
+        planned: dict) -> None:
+    """Every row a plan taps is named by its text in the test ("Text note", not the first `note_types_row`);
+    and where the intent names a row whose choice opens another screen than the route's row, the route is
+    the wrong one: it is rejected, never re-aimed at the named row with the other form's steps after it."""
+    from appatlas.rag.expect import plan_problems, rows_by_text
+
+    test = planned["tests"][DEMO_INTENTS[0]]
+    rows = [s.action.target for s in test.steps if s.action.target is not None and "note_types" in
+            (s.action.target.resource_id + s.action.target.text + (s.note or ""))]
+    assert any(t.text == "Text note" for t in [s.action.target for s in test.steps if s.action.target is not None])
+    assert not any(t.resource_id.endswith("note_types_row") and not t.text for t in rows)
+    views = planned["views"]
+    picker = next(k for k, v in views.screens.items() if {"Text note", "Checklist"} <= set(v.facts.buttons))
+    checklist = next(k for k, v in views.screens.items() if v.facts.title == "New checklist")
+    row = next(d["action"] for _, t, d in views.plan_graph.out_edges(picker, data=True) if t == checklist)
+    assert not row.target.text  # the atlas's own tap on the Checklist row: by id and position
+    via_checklist = TestCase(name="t", intent=DEMO_INTENTS[0], start=test.start, steps=(
+        Step(Action(ActionKind.TAP, target=Selector(resource_id="com.appatlas.notes:id/fab_new")), picker),
+        Step(row, checklist)))
+    fixed = rows_by_text(views, via_checklist, DEMO_INTENTS[0])
+    assert fixed.steps[1].action.target.text == "Checklist"
+    assert any("'Checklist' where the intent names 'Text note'" in p for p in plan_problems(views, fixed, DEMO_INTENTS[0]))
+
+
+def test_a_delete_intent_naming_a_row_is_planned_through_delete_and_really_deletes_it(planned: dict) -> None:
+    from appatlas.rag.plan import plan_from_retrieval
+
+    intent = "delete the note called Trip to Lisbon"
+    test = plan_from_retrieval(planned["views"], planned["retriever"].retrieve(intent), check=True).test
+    assert any(s.action.target is not None and "delete" in (s.action.target.resource_id + s.action.target.text).lower()
+               for s in test.steps)
+    verdict, state = _run(planned, test)
+    assert verdict.passed, verdict.reason
+    assert "Trip to Lisbon" not in [n["title"] for n in state["lists"]["notes"]]

@@ -1,0 +1,159 @@
+"""What an intent must leave true, derived from the intent and the atlas's screens (rag.expect) for the
+kinds of intent testers write: "change X to Y", "set X to Y", "sort by X", "turn on/off X", "show X",
+"open X", "create …" — and how those expectations are read off a screen (graph.expectations)."""
+
+from __future__ import annotations
+
+import pytest
+
+from appatlas.graph.atlas import Atlas
+from appatlas.graph.expectations import check_screen, count_shown, find_toggle, reads
+from appatlas.graph.fingerprint import structure_key
+from appatlas.rag.expect import derive_expectations
+from appatlas.rag.views import AtlasViews, atlas_views
+from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Step, TestCase, Widget
+
+PKG = "com.x"
+
+
+def _w(cls: str, top: int, *, text: str = "", rid: str = "", children: tuple[Widget, ...] = (), **flags: bool) -> Widget:
+    return Widget(class_name=f"android.widget.{cls}", bounds=Bounds(0, top, 1000, top + 100), text=text,
+                  resource_id=f"{PKG}:id/{rid}" if rid else "", package=PKG, children=children, **flags)
+
+
+def _screen(activity: str, *widgets: Widget, dialog: bool = False) -> Screen:
+    box = Bounds(100, 400, 900, 1400) if dialog else Bounds(0, 0, 1000, 2000)
+    window = Widget(class_name="android.widget.FrameLayout", bounds=box, package=PKG, children=widgets)
+    return Screen(package=PKG, activity=f"{PKG}.{activity}", width=1000, height=2000,
+                  root=Widget(class_name="hierarchy", bounds=Bounds(0, 0, 1000, 2000), children=(window,)))
+
+
+def _title(text: str, *, dialog: bool = False) -> Widget:
+    return _w("TextView", 0, text=text, rid="alertTitle" if dialog else "toolbar_title")
+
+
+def _row(top: int, title: str, value: str = "", *, rid: str = "row") -> Widget:
+    texts = (_w("TextView", top, text=title),) + ((_w("TextView", top + 50, text=value),) if value else ())
+    return _w("LinearLayout", top, rid=rid, children=texts, clickable=True)
+
+
+def _switch_row(top: int, title: str, *, on: bool) -> Widget:
+    return _w("LinearLayout", top, rid="toggle_row", clickable=True, children=(
+        _w("TextView", top, text=title), _w("Switch", top, rid="toggle", checkable=True, checked=on)))
+
+
+def _radio(top: int, text: str, *, on: bool = False) -> Widget:
+    return _w("RadioButton", top, text=text, rid="choice", checkable=True, checked=on, clickable=True)
+
+
+def _tap(text: str) -> Action:
+    return Action(ActionKind.TAP, target=Selector(text=text))
+
+
+HOME = _screen("Main", _title("Notes"), _w("ImageButton", 100, rid="settings", text="Settings", clickable=True),
+               _w("ImageButton", 200, rid="sort", text="Sort by", clickable=True),
+               _w("ImageButton", 300, rid="new", text="New note", clickable=True),
+               _w("RecyclerView", 400, rid="list", scrollable=True, children=(
+                   _row(400, "Diary", "2023.6.10 Sunny", rid="note"), _row(500, "Groceries", "Milk", rid="note"))))
+SETTINGS = _screen("SettingsActivity", _title("Settings"),
+                   _row(100, "Alignment", "Left"), _row(200, "Snooze time", "10 minutes"), _row(300, "Theme"),
+                   _w("CheckBox", 400, text="Show phone numbers", checkable=True),
+                   _w("CheckBox", 500, text="Show only contacts with phone numbers", checkable=True),
+                   _w("Switch", 600, text="CalDAV sync OFF", rid="caldav", checkable=True),
+                   _switch_row(700, "Autosave notes", on=True))
+THEME = _screen("SettingsActivity", _title("Theme", dialog=True), _radio(500, "Light"), _radio(600, "Dark", on=True),
+                dialog=True)
+SORT = _screen("Main", _title("Sort by", dialog=True), _radio(500, "Title", on=True), _radio(600, "Date created"),
+               _radio(700, "Ascending", on=True), _radio(800, "Descending"), dialog=True)
+FORM = _screen("EditActivity", _title("New note"), _w("EditText", 100, rid="title", editable=True),
+               _w("Button", 200, text="Save", rid="save", clickable=True))
+MONTH = _screen("MonthActivity", _title("July"), _w("ImageButton", 100, rid="new_event", text="New event", clickable=True),
+                _w("GridView", 200, rid="days", scrollable=True, children=tuple(
+                    _row(200 + 60 * d, str(d), rid="day") for d in range(1, 8))))
+EVENT = _screen("EventActivity", _title("New event"), _w("EditText", 100, rid="event_title", editable=True),
+                _w("Button", 200, text="Save", rid="event_save", clickable=True))
+SCREENS = {"home": HOME, "settings": SETTINGS, "theme": THEME, "sort": SORT, "form": FORM, "month": MONTH,
+           "event": EVENT}
+KEY = {name: structure_key(s) for name, s in SCREENS.items()}
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory: pytest.TempPathFactory) -> AtlasViews:
+    with Atlas.create(tmp_path_factory.mktemp("x") / "x.atlas", app=PKG) as atlas:
+        s = {name: atlas.add_state(screen) for name, screen in SCREENS.items()}
+        for a, label, b in (("home", "Settings", "settings"), ("home", "Sort by", "sort"), ("home", "New note", "form"),
+                            ("settings", "Theme", "theme"), ("form", "Save", "home"), ("month", "New event", "event"),
+                            ("event", "Save", "month")):
+            atlas.add_transition(s[a], _tap(label), s[b])
+        return atlas_views(atlas)
+
+
+def _derive(views: AtlasViews, intent: str, test: TestCase | None = None):  # noqa: ANN202
+    return derive_expectations(views, intent, test or TestCase(name="t", intent=intent, start=KEY["home"], steps=()))
+
+
+def test_change_x_to_y_expects_the_row_of_x_to_read_y_newly(views: AtlasViews) -> None:
+    (e,) = _derive(views, "change the alignment to center")
+    assert (e.kind, e.text, e.where, e.new) == ("shown", "center", KEY["settings"], True)
+    (e,) = _derive(views, "Set the snooze time to 5 minute")
+    assert (e.text, e.where, e.new) == ("5 minute", KEY["settings"], True)
+
+
+def test_a_value_no_row_shows_is_the_choice_checked_in_the_dialog_that_offers_it(views: AtlasViews) -> None:
+    (e,) = _derive(views, "set app theme to light and save it")
+    assert (e.kind, e.text, e.where) == ("checked", "Light", KEY["theme"])
+
+
+def test_a_switch_is_named_without_the_state_word_its_label_carries(views: AtlasViews) -> None:
+    (e,) = _derive(views, "disable CalDAV sync")
+    assert (e.kind, e.text, e.where) == ("unchecked", "CalDAV sync", KEY["settings"])
+    (e,) = _derive(views, "turn off autosave notes")
+    assert (e.kind, e.text) == ("unchecked", "Autosave notes")
+    # "show X" switches the option that says exactly that, not the longer one sharing its words
+    (e,) = _derive(views, "show phone numbers in the list view")
+    assert (e.kind, e.text) == ("checked", "Show phone numbers")
+
+
+def test_sort_by_expects_the_option_and_the_order_checked(views: AtlasViews) -> None:
+    got = _derive(views, "Sort notes based on date created in descending order")
+    assert {(e.kind, e.text, e.where) for e in got} == {("checked", "Date created", KEY["sort"]),
+                                                       ("checked", "Descending", KEY["sort"])}
+
+
+def test_a_screen_is_expected_open_only_when_opening_it_is_the_last_thing_to_do(views: AtlasViews) -> None:
+    (e,) = _derive(views, "open the settings")
+    assert (e.kind, e.where) == ("screen", KEY["settings"])
+    assert _derive(views, "open the settings and call 911") == ()
+
+
+def _creating(start: str, opener: str, form: str, field: str, save: str, value: str) -> TestCase:
+    steps = (Step(_tap(opener), KEY[form]),
+             Step(Action(ActionKind.TYPE, target=Selector(resource_id=f"{PKG}:id/{field}"), text=value), KEY[form]),
+             Step(_tap("Save"), KEY[save]))
+    return TestCase(name="t", intent="", start=KEY[start], steps=steps)
+
+
+def test_a_created_name_is_looked_for_in_a_list_of_names_whole_not_in_a_grid_of_days(views: AtlasViews) -> None:
+    intent = "Create a new contact Stephen Bob, mobile number 12345678900"
+    (e,) = _derive(views, intent, _creating("home", "New note", "form", "title", "home", "Stephen"))
+    assert (e.kind, e.text, e.where, e.new) == ("shown", "Stephen Bob", KEY["home"], True)
+    # a month view's rows are days: an event named 'laundry' is not shown there, so nothing is claimed
+    event = _creating("month", "New event", "event", "event_title", "month", "laundry")
+    assert _derive(views, "create a new event, the task is 'laundry', save it", event) == ()
+
+
+def test_a_value_reads_with_another_word_ending_but_never_cut_short() -> None:
+    assert reads("5 minutes", "5 minute") and reads("30 minutes", "30 min") and reads("Center", "center")
+    assert not reads("Groc", "Groceries") and not reads("Groceries list", "Groceries") and not reads("15", "1")
+    assert count_shown(SETTINGS, "10 minute") == 1
+
+
+def test_a_switch_whose_label_carries_its_state_is_found_after_it_flips() -> None:
+    on = _screen("SettingsActivity", _w("Switch", 600, text="CalDAV sync ON", rid="caldav", checkable=True,
+                                        checked=True))
+    assert find_toggle(on, "CalDAV sync") is not None
+    from appatlas.types import Expectation
+
+    check = check_screen([Expectation("checked", "CalDAV sync", where=structure_key(on))], on,
+                         here={structure_key(on)})
+    assert [c.holds for c in check] == [True, True]
