@@ -91,8 +91,9 @@ def parse_png(png: bytes, *, width: int, height: int, package: str = "", ocr: Oc
 def parse_image(img: Any, *, width: int, height: int, package: str = "", ocr: Ocr | None = None) -> Parsed:
     ocr = ocr or load_ocr()  # loading the models (once) is not reading the screen
     started = time.perf_counter()
-    # the OpenCV finders need no text: they run beside the OCR (OpenCV and onnxruntime release the GIL)
-    pending = worker_pool("vision-controls", 1).submit(_controls, img)
+    # the OpenCV finders need no text: they run beside the OCR (OpenCV and onnxruntime release the GIL);
+    # a few workers, so phones read at once (a campaign, the farm) do not queue behind one another
+    pending = worker_pool("vision-controls", 4).submit(_controls, img)
     lines = ocr.read(img)
     items, modal = _assemble(img, lines, pending.result())
     s = width / img.shape[1]
