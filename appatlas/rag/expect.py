@@ -219,6 +219,8 @@ def _toggle_goal(views: AtlasViews, intent: str) -> tuple[str, str, Edge | None]
             share, hit = _matched(label, want)
             if not (share == 1.0 or (switching and share >= 0.6 and hit >= 2)) or not _named_by_words(label):
                 continue
+            if hit < 2 and not _switched_word(intent, label):
+                continue  # one word ('Images', 'Bob') said somewhere in the intent does not name a switch
             edge = flips.get((key, _norm_label(label)))
             # of equal matches, the one the atlas saw flipped, in the state the intent changes
             score = (share, hit, (0.5 if edge is not None else 0.0)
@@ -226,6 +228,16 @@ def _toggle_goal(views: AtlasViews, intent: str) -> tuple[str, str, Edge | None]
             if best is None or score > best[0]:
                 best = (score, key, label, edge)
     return None if best is None else (best[1], best[2], best[3])
+
+
+_VERB = re.compile(r"\b(?:turn on|turn off|switch on|switch off|enable|disable|activate|deactivate|check|uncheck|"
+                   r"tick|untick|show|hide|display|use|allow|mute|unmute)\s+(?:the\s+|a\s+|an\s+)?([\w-]+)", re.I)
+
+
+def _switched_word(intent: str, label: str) -> bool:
+    """Whether the intent puts a switching verb right before the one word of `label` ("turn on sound")."""
+    words = _words(label)
+    return any(set(tokens(m.group(1))) & words for m in _VERB.finditer(intent))
 
 
 def _named_by_words(label: str) -> bool:
@@ -312,7 +324,8 @@ def _value_goal(views: AtlasViews, intent: str, slots: Sequence[Slot]) -> Expect
     for key, v in views.screens.items():
         for label, _shown_value in _row_values(v.example):
             share, hit = _matched(label, what)
-            if share == 1.0 and (best is None or hit > best[0]):
+            # the row says most of what X is ("Music" is no name for "the theme of the Music player")
+            if share == 1.0 and 2 * hit >= len(what) and (best is None or hit > best[0]):
                 best = (hit, key, label)
     if best is not None:
         _, key, label = best
@@ -371,6 +384,14 @@ def _named_list(views: AtlasViews, key: str) -> bool:
     return bool(titles) and sum(bool(re.search(r"[^\W\d_]{2,}", t)) for t in titles) * 2 > len(titles)
 
 
+def _shown_after(test: TestCase) -> str:
+    """Where a route with no list before its form shows what it made: the screen its last tap (the submit)
+    leads to, unless that is where the route began (a month view it returns to shows no name)."""
+    if not test.steps or test.steps[-1].action.kind is ActionKind.TYPE or test.end == test.start:
+        return ""
+    return test.end
+
+
 def _created_name(typed: list[Slot]) -> str:
     """What a created thing is called: its first typed value, or the person's whole name ("Stephen Bob")."""
     parts = [s.value for s in typed if s.name in ("first_name", "last_name")]
@@ -388,14 +409,15 @@ def derive_expectations(views: AtlasViews, intent: str, test: TestCase,
     if _CREATE.search(intent) and typed:
         listed = _list_before_form(views, test)
         # a list whose rows are days or numbers (a month view) does not show a name: nothing is claimed there
-        where = (listed if _named_list(views, listed) else "") if listed else (
-            test.end if test.steps and test.steps[-1].action.kind is not ActionKind.TYPE else "")
+        where = (listed if _named_list(views, listed) else "") if listed else _shown_after(test)
         ex = _example(views, where) if where else None
         if ex is not None:
             place = views.screens[where].facts.place
             name = _created_name(typed)  # the first value names what is created; the others are its details
-            out.append(Expectation("shown", name, where=where, new=True,
-                                   note=f"a new {name!r} is shown in the {place}"))
+            # in the list it was opened from, one more row reads it; on the page saving leads to, it is shown
+            out.append(Expectation("shown", name, where=where, new=bool(listed),
+                                   note=f"a new {name!r} is shown in the {place}" if listed
+                                   else f"{name!r} is shown on the {place} saving leads to"))
     if _DELETE.search(intent):
         for key, label in named_rows(views, intent)[:1]:
             out.append(Expectation("gone", label, where=key,
@@ -412,11 +434,37 @@ def derive_expectations(views: AtlasViews, intent: str, test: TestCase,
             out.append(value)
     if not out and not typed:
         out += _sort_goal(views, intent)
+    if out and not typed:
+        out += _kept_by_confirm(views, out)
     if not out:
         key = _open_goal(views, intent)
         if key:
             out.append(Expectation("screen", where=key, note=f"the {views.screens[key].facts.place} is open"))
     return tuple(out)
+
+
+_KEEP = frozenset(tokens("save ok done apply confirm"))
+
+
+def _kept_by_confirm(views: AtlasViews, expect: list[Expectation]) -> list[Expectation]:
+    """A choice made on a screen with its own Save or OK is kept only once that is pressed ("sort by year":
+    the options of a Sort dialog checked and the dialog still open is no sort): the run is expected to end
+    where that confirm leads, and the choice is checked there by reopening its screen read-only."""
+    out: list[Expectation] = []
+    for e in expect:
+        if e.kind not in ("shown", "checked", "unchecked") or not e.where or not views.plan_graph.has_node(e.where):
+            continue
+        for _, t, d in views.plan_graph.out_edges(e.where, data=True):
+            label = _words(_step_label(views, e.where, d["action"]))
+            target = views.screens.get(t)
+            if t == e.where or d["action"].kind is not ActionKind.TAP or not label or not label <= _KEEP \
+                    or target is None or screen_errors(target.example):
+                continue
+            if not any(x.kind == "screen" and x.where == t for x in out):
+                out.append(Expectation("screen", where=t, note=f"the {target.facts.place} is open (what was set "
+                                                             f"there is kept with {' '.join(sorted(label))!r})"))
+            break
+    return out
 
 
 # --- checking plans -----------------------------------------------------------------------------------

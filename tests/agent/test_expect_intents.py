@@ -60,11 +60,13 @@ SETTINGS = _screen("SettingsActivity", _title("Settings"),
                    _w("CheckBox", 400, text="Show phone numbers", checkable=True),
                    _w("CheckBox", 500, text="Show only contacts with phone numbers", checkable=True),
                    _w("Switch", 600, text="CalDAV sync OFF", rid="caldav", checkable=True),
-                   _switch_row(700, "Autosave notes", on=True))
+                   _switch_row(700, "Autosave notes", on=True), _w("CheckBox", 800, text="Sound", checkable=True),
+                   _w("CheckBox", 900, text="Images", checkable=True, checked=True))
 THEME = _screen("SettingsActivity", _title("Theme", dialog=True), _radio(500, "Light"), _radio(600, "Dark", on=True),
                 dialog=True)
 SORT = _screen("Main", _title("Sort by", dialog=True), _radio(500, "Title", on=True), _radio(600, "Date created"),
-               _radio(700, "Ascending", on=True), _radio(800, "Descending"), dialog=True)
+               _radio(700, "Ascending", on=True), _radio(800, "Descending"),
+               _w("Button", 900, text="OK", rid="ok", clickable=True), dialog=True)
 FORM = _screen("EditActivity", _title("New note"), _w("EditText", 100, rid="title", editable=True),
                _w("Button", 200, text="Save", rid="save", clickable=True))
 MONTH = _screen("MonthActivity", _title("July"), _w("ImageButton", 100, rid="new_event", text="New event", clickable=True),
@@ -72,8 +74,10 @@ MONTH = _screen("MonthActivity", _title("July"), _w("ImageButton", 100, rid="new
                     _row(200 + 60 * d, str(d), rid="day") for d in range(1, 8))))
 EVENT = _screen("EventActivity", _title("New event"), _w("EditText", 100, rid="event_title", editable=True),
                 _w("Button", 200, text="Save", rid="event_save", clickable=True))
+SAVED = _screen("SavedActivity", _title("Saved"), _w("TextView", 100, text="Your note is saved."),
+                _w("Button", 200, text="Back to notes", rid="done", clickable=True))
 SCREENS = {"home": HOME, "settings": SETTINGS, "theme": THEME, "sort": SORT, "form": FORM, "month": MONTH,
-           "event": EVENT}
+           "event": EVENT, "saved": SAVED}
 KEY = {name: structure_key(s) for name, s in SCREENS.items()}
 
 
@@ -83,6 +87,7 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> AtlasViews:
         s = {name: atlas.add_state(screen) for name, screen in SCREENS.items()}
         for a, label, b in (("home", "Settings", "settings"), ("home", "Sort by", "sort"), ("home", "New note", "form"),
                             ("settings", "Theme", "theme"), ("form", "Save", "home"), ("month", "New event", "event"),
+                            ("sort", "OK", "home"),
                             ("event", "Save", "month")):
             atlas.add_transition(s[a], _tap(label), s[b])
         return atlas_views(atlas)
@@ -114,10 +119,17 @@ def test_a_switch_is_named_without_the_state_word_its_label_carries(views: Atlas
     assert (e.kind, e.text) == ("checked", "Show phone numbers")
 
 
-def test_sort_by_expects_the_option_and_the_order_checked(views: AtlasViews) -> None:
+def test_sort_by_expects_the_option_and_the_order_checked_and_kept_with_ok(views: AtlasViews) -> None:
     got = _derive(views, "Sort notes based on date created in descending order")
     assert {(e.kind, e.text, e.where) for e in got} == {("checked", "Date created", KEY["sort"]),
-                                                       ("checked", "Descending", KEY["sort"])}
+                                                       ("checked", "Descending", KEY["sort"]),
+                                                       ("screen", "", KEY["home"])}  # the dialog closed with OK
+
+
+def test_one_word_names_a_switch_only_right_after_a_switching_verb(views: AtlasViews) -> None:
+    (e,) = _derive(views, "turn on sound")
+    assert (e.kind, e.text) == ("checked", "Sound")
+    assert not [e for e in _derive(views, "Do not display GIF images") if e.text == "Images"]
 
 
 def test_a_screen_is_expected_open_only_when_opening_it_is_the_last_thing_to_do(views: AtlasViews) -> None:
@@ -130,7 +142,7 @@ def _creating(start: str, opener: str, form: str, field: str, save: str, value: 
     steps = (Step(_tap(opener), KEY[form]),
              Step(Action(ActionKind.TYPE, target=Selector(resource_id=f"{PKG}:id/{field}"), text=value), KEY[form]),
              Step(_tap("Save"), KEY[save]))
-    return TestCase(name="t", intent="", start=KEY[start], steps=steps)
+    return TestCase(name="t", intent="", start=KEY[start], steps=steps, end=KEY[save])
 
 
 def test_a_created_name_is_looked_for_in_a_list_of_names_whole_not_in_a_grid_of_days(views: AtlasViews) -> None:
@@ -157,3 +169,11 @@ def test_a_switch_whose_label_carries_its_state_is_found_after_it_flips() -> Non
     check = check_screen([Expectation("checked", "CalDAV sync", where=structure_key(on))], on,
                          here={structure_key(on)})
     assert [c.holds for c in check] == [True, True]
+
+
+def test_with_no_list_before_the_form_the_name_is_expected_on_the_page_saving_leads_to(views: AtlasViews) -> None:
+    """(`appatlas demo --web`: New note -> Save -> a Saved page that shows the title.) That page is first seen
+    at the end, so "one more than the run first saw" cannot apply: the name shown there is the evidence."""
+    (e,) = _derive(views, "create a text note named 'Weekend plans'",
+                   _creating("form", "New note", "form", "title", "saved", "Weekend plans"))
+    assert (e.kind, e.text, e.where, e.new) == ("shown", "Weekend plans", KEY["saved"], False)
