@@ -159,6 +159,8 @@ def campaign_cmd(
     out: Path = typer.Option(Path("campaign"), "--out", help="Result folder (JUnit XML, HTML report, JSON)."),
     farm: str = typer.Option("", "--farm", help="Run on a Ray device farm: its head's HOST:PORT, or 'local' "
                              "(see `appatlas farm --help`; needs appatlas[farm])."),
+    reconnect: float = typer.Option(300.0, "--reconnect", help="With --farm HOST:PORT: seconds to wait for a lost "
+                                    "Ray head (and its phones) to come back, then go on by itself; 0: stop."),
     llm: str = typer.Option("none", "--llm", help=LLM_HELP),
     model: str = typer.Option(None, "--model", help="Model name or folder for --llm."),
     max_steps: int = typer.Option(30, "--max-steps", help="Give up a case after this many actions."),
@@ -192,7 +194,7 @@ def campaign_cmd(
 
             result = campaign_on_farm(farm, cases, device, knowledge=knowledge, out=out, llm=llm, model=model,
                                       max_steps=max_steps, resume=not fresh, adb_port=adb_port,
-                                      on_event=lambda m: console.print(f"[dim]{m}[/]"))
+                                      reconnect=reconnect, on_event=lambda m: console.print(f"[dim]{m}[/]"))
         else:
             lm = make_llm(llm, model=model)
     except (AppatlasError, ValueError) as exc:

@@ -157,7 +157,7 @@ def joined(farm: str, devices: Sequence[str], adb_port: int, *, phones: bool = T
 
 def campaign_on_farm(farm: str, cases: list, devices: Sequence[str], *, knowledge: Any, out: Path, llm: str,
                      model: str | None, max_steps: int, resume: bool, adb_port: int,
-                     on_event: Callable[[str], None]) -> Any:
+                     on_event: Callable[[str], None], reconnect: float = 0.0) -> Any:
     """`appatlas campaign --farm`: the campaign on the farm's phones (all, or those named by --device)."""
     with joined(farm, devices, adb_port) as (address, port):  # says how to install Ray when it is missing
         from appatlas.farm.campaign import run_farm_campaign
@@ -165,7 +165,8 @@ def campaign_on_farm(farm: str, cases: list, devices: Sequence[str], *, knowledg
 
         spec = PhoneSpec(package=knowledge.package, adb_port=port, llm=llm, model=model, max_steps=max_steps)
         return run_farm_campaign(cases, address, spec=spec, knowledge=knowledge, out=out,
-                                 serials=devices if farm != "local" else (), resume=resume, on_event=on_event)
+                                 serials=devices if farm != "local" else (), resume=resume, on_event=on_event,
+                                 reconnect=reconnect if farm != "local" else 0.0)  # a local head dies with us
 
 
 def crawl_on_farm(farm: str, packages: str, out: Path, devices: str, *, config: Any, adb_port: int) -> None:

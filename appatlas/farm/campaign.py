@@ -6,10 +6,18 @@ phone. So: a failed case runs once more on *another* phone; a phone whose host l
 dropped and its case goes back to the queue; the state file is rewritten after every case on the
 driver's disk, so a killed driver (or a restarted Ray head) resumes without re-running finished
 cases. Each attempt records the phone (`device`) and where it ran (`host`, `address`, `node`).
+
+A lost Ray head (`reconnect` > 0): Ray ends every actor with it, so every phone drops out and the
+run stops with cases left. The driver then leaves the dead cluster (`ray.shutdown()` works while
+the head is down), waits for the head's address to answer again and for its phones to be declared
+(other hosts' nodes rejoin, or are started again), joins the new cluster and goes on from the
+campaign state, as a rerun of the command would. (Ray without GCS fault tolerance cannot carry a
+driver over to a restarted head; joining anew is the clean way.)
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,10 +72,11 @@ class _FarmCampaign(_Campaign):
 
 def run_farm_campaign(cases: Sequence[TestCase], ray_address: str, *, spec: PhoneSpec, knowledge: Knowledge,
                       out: Path, serials: Sequence[str] = (), resume: bool = True, open_timeout: float = 60.0,
-                      on_event: Callable[[str], None] | None = None) -> CampaignResult:
+                      reconnect: float = 0.0, on_event: Callable[[str], None] | None = None) -> CampaignResult:
     """Run `cases` on the farm's phones (all of them, or `serials`) and write the results into `out`.
 
-    The driver must already be connected (`appatlas.farm.cluster.connect`); `ray_address` is for messages.
+    The driver must already be connected (`appatlas.farm.cluster.connect`). `reconnect`: seconds to wait
+    for a lost head to come back (and its phones with it) before the cases left are given up; 0: never.
     """
     phones = farm_phones(ray)
     chosen = list(serials) or phones
@@ -78,12 +87,64 @@ def run_farm_campaign(cases: Sequence[TestCase], ray_address: str, *, spec: Phon
     if not chosen:
         raise FarmError(f"the farm at {ray_address} declares no phone; start its nodes with --device SERIAL")
     out.mkdir(parents=True, exist_ok=True)
+    say = on_event or (lambda _: None)
     campaign = _FarmCampaign(list(cases), chosen, spec, knowledge, out, on_event, open_timeout)
     if resume:
         campaign.restore()
-    try:
-        result = campaign.run()
-    finally:
-        campaign.release()
+    while True:
+        try:
+            result = campaign.run()
+        finally:
+            campaign.release()
+        if reconnect <= 0 or all(c.final for c in result.cases) or not _head_lost():
+            break
+        say(f"the farm's head at {ray_address} is gone; waiting up to {reconnect:.0f} s for it and its phones")
+        here = _rejoin(ray_address, chosen, reconnect)
+        say(f"rejoined the farm at {ray_address}: {', '.join(here)}; going on from the campaign state")
+        campaign = _FarmCampaign(list(cases), here, spec, knowledge, out, on_event, open_timeout)
+        campaign.restore()
     write_reports(result, out, knowledge=knowledge)
     return result
+
+
+@ray.remote(num_cpus=0)
+def _alive() -> bool:
+    return True
+
+
+def _head_lost(wait: float = 5.0) -> bool:
+    """Whether the cluster this driver joined is gone: a no-op task finds no node to run on."""
+    from ray.exceptions import GetTimeoutError, RayError
+
+    try:
+        return not ray.get(_alive.remote(), timeout=wait)
+    except (GetTimeoutError, RayError, ConnectionError):
+        return True
+
+
+def _rejoin(address: str, wanted: Sequence[str], within: float) -> list[str]:
+    """Leave the dead cluster, join the head at `address` again once it answers, and wait until it declares
+    some of the `wanted` phones (a moment longer for the rest); the phones there now, or FarmError."""
+    from appatlas.farm.cluster import connect
+
+    ray.shutdown()
+    deadline = time.monotonic() + within
+    here: list[str] = []
+    settle = None  # once the first phone is back, the others get a few seconds more
+    while time.monotonic() < deadline:
+        if not ray.is_initialized():
+            try:
+                connect(address)
+            except FarmError:
+                time.sleep(1.0)
+                continue
+        here = [s for s in wanted if s in farm_phones(ray)]
+        if here and settle is None:
+            settle = time.monotonic() + 5.0
+        if len(here) == len(wanted) or (settle is not None and time.monotonic() >= settle):
+            return here
+        time.sleep(0.5)
+    if here:
+        return here
+    raise FarmError(f"the farm's head at {address} did not come back with any of {', '.join(wanted)} within "
+                    f"{within:.0f} s; run the same command again to resume from the campaign state")

@@ -90,6 +90,7 @@ class LocalFarm:
 
     hosts: Sequence[Sequence[str]]
     object_store_mb: int = 80
+    port: int | None = None  # the head's (GCS) port; None: a free one. A head restarted on its port is the same address
     system_config: dict[str, Any] = field(default_factory=lambda: dict(FAST_FAILURE))
     cluster: Any = None
     nodes: list[Any] = field(default_factory=list)
@@ -109,6 +110,8 @@ class LocalFarm:
         from ray.cluster_utils import Cluster
 
         head = {**self._args(self.hosts[0]), "_system_config": self.system_config}
+        if self.port is not None:
+            head["gcs_server_port"] = self.port
         self.cluster = Cluster(initialize_head=True, head_node_args=head)
         self.nodes = [self.cluster.head_node]
         for serials in self.hosts[1:]:
@@ -131,6 +134,24 @@ class LocalFarm:
             raise ValueError("remove_host takes a live node other than the head")
         self.cluster.remove_node(node, allow_graceful=False)
         self.nodes[index] = None
+
+    def restart(self) -> None:
+        """Every node dies at once (a power cut at the head: the other hosts' nodes follow it), then the farm
+        is started again on the same address with the same phones. Needs `port` (the same address). This
+        process, if it is a driver of the farm, leaves it first (Ray ends a driver whose head stays away) and
+        joins the new one."""
+        if self.port is None:
+            raise ValueError("restart needs a LocalFarm with a fixed port")
+        ray = require_ray()
+        joined = ray.is_initialized()
+        if joined:
+            ray.shutdown()
+        for node in [n for n in self.nodes if n is not None]:  # the head first
+            self.cluster.remove_node(node, allow_graceful=False)
+        self.cluster.shutdown()
+        self.start()
+        if joined:
+            self.connect()
 
     def connect(self) -> ModuleType:
         return connect(self.address)

@@ -14,7 +14,15 @@ pytest.importorskip("ray")
 
 from appatlas.agent.campaign import STATE_FILE, run_campaign
 from appatlas.bench.campaign_faults import cases, knowledge
-from appatlas.bench.farm import PACKAGE, farm_campaign, finished, kill, start_driver, wait_finished
+from appatlas.bench.farm import (
+    PACKAGE,
+    farm_campaign,
+    finished,
+    head_restart_check,
+    kill,
+    start_driver,
+    wait_finished,
+)
 from appatlas.bench.farm import phones as fresh_phones
 from appatlas.devices.u2 import connect
 from appatlas.farm.cluster import farm_phones, farm_status
@@ -82,6 +90,21 @@ def test_a_killed_driver_resumes_without_rerunning_finished_cases(farm, phones, 
     assert all(after[name] == attempts for name, attempts in before.items())
     assert all(c.final for c in result.cases)
     assert json.loads((tmp_path / STATE_FILE).read_text())["passed"]
+
+
+def test_a_restarted_head_is_rejoined_by_the_driver_itself(farm, phones, tmp_path) -> None:
+    # Run second to last (conftest.py): the farm goes down and comes back on the same address.
+    import ray
+
+    for s in SERIALS:
+        phones.pace(s, action_ms=60, dump_ms=30)  # a case is in flight when the farm goes down
+    got = head_restart_check(farm, phones.port, tmp_path, reconnect=90)
+    assert got["at_kill"] and len(got["before"]) < 8, "the fault did not land mid-campaign"
+    assert got["exit"] == 0  # the driver finished by itself: nobody ran the command again
+    assert len(got["after"]) == 8 and got["passed"] == 8  # every case, finished after the restart
+    assert not got["rerun"]  # none finished before the restart ran again
+    assert all(got["after"][name] == attempts for name, attempts in got["before"].items())
+    assert farm_phones(ray) == sorted(SERIALS)  # this process is back on the restarted farm
 
 
 def test_a_host_removed_mid_campaign_loses_no_case(farm, phones, tmp_path) -> None:
