@@ -35,13 +35,24 @@ class LookAhead:
         screen offers already (`here`, its option labels: the same toggle one screen on is no progress)."""
         if o.widget is None and o.kind is not ActionKind.BACK:
             return 0.0
-        targets = {t.target_key for t in self.knowledge.out(key) if t.target_key != key and same_option(t.action, o)
-                   and t.target_key not in been}
+        # Where it led, how often: an option seen to lead to several screens (back, whose target depends on
+        # how one got here) is worth what it leads to on average, not its luckiest outcome.
+        # (Staying on this screen is not an outcome: it is a tap that did nothing visible, to try again.)
+        led: dict[str, int] = {}
+        for t in self.knowledge.out(key):
+            if same_option(t.action, o) and t.target_key != key:
+                led[t.target_key] = led.get(t.target_key, 0) + max(t.count, 1)
+        targets = {k for k in led if k not in been}
         if not targets:
             return 0.0
+        # A screen another option here reaches in one step is no credit for a detour through this one
+        # (back to a twin of this screen, then its "More options"): the other option gets it directly.
+        direct = {t.target_key for t in self.knowledge.out(key) if t.action.kind is not ActionKind.BACK
+                  and not same_option(t.action, o)} - targets
         memo: dict[tuple[str, int], float] = {}
-        return self.gamma * max(self._best(k, self.depth - 1, uncovered, slots, {key} | been, memo, here)
-                                for k in targets)
+        total = sum(led.values())
+        return self.gamma * sum(led[k] * self._best(k, self.depth - 1, uncovered, slots, {key} | been | direct, memo,
+                                                    here) for k in targets) / total
 
     def _best(self, key: str, depth: int, uncovered: list[str], slots: list[Slot], avoid: set[str],
               memo: dict[tuple[str, int], float], here: frozenset[str] | set[str]) -> float:
