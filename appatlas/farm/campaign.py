@@ -33,6 +33,8 @@ from appatlas.types import TestCase
 
 __all__ = ["run_farm_campaign"]
 
+MAX_REJOINS = 5  # lost heads one campaign rides out
+
 
 class _FarmCampaign(_Campaign):
     def __init__(self, cases: list[TestCase], serials: list[str], spec: PhoneSpec, knowledge: Knowledge, out: Path,
@@ -91,13 +93,18 @@ def run_farm_campaign(cases: Sequence[TestCase], ray_address: str, *, spec: Phon
     campaign = _FarmCampaign(list(cases), chosen, spec, knowledge, out, on_event, open_timeout)
     if resume:
         campaign.restore()
+    rejoins, done_before = 0, -1
     while True:
         try:
             result = campaign.run()
         finally:
             campaign.release()
-        if reconnect <= 0 or all(c.final for c in result.cases) or not _head_lost():
+        done = sum(c.final for c in result.cases)
+        # A rejoin that finished nothing more means the trouble is not the head: stop, as without reconnect.
+        if (reconnect <= 0 or done == len(result.cases) or done == done_before or rejoins >= MAX_REJOINS
+                or not _head_lost()):
             break
+        rejoins, done_before = rejoins + 1, done
         say(f"the farm's head at {ray_address} is gone; waiting up to {reconnect:.0f} s for it and its phones")
         here = _rejoin(ray_address, chosen, reconnect)
         say(f"rejoined the farm at {ray_address}: {', '.join(here)}; going on from the campaign state")
