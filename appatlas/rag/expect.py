@@ -435,7 +435,7 @@ def derive_expectations(views: AtlasViews, intent: str, test: TestCase,
     if not out and not typed:
         out += _sort_goal(views, intent)
     if out and not typed:
-        out += _kept_by_confirm(views, out)
+        out += _kept_by_confirm(views, out, intent)
     if not out:
         key = _open_goal(views, intent)
         if key:
@@ -446,24 +446,36 @@ def derive_expectations(views: AtlasViews, intent: str, test: TestCase,
 _KEEP = frozenset(tokens("save ok done apply confirm"))
 
 
-def _kept_by_confirm(views: AtlasViews, expect: list[Expectation]) -> list[Expectation]:
+def _kept_by_confirm(views: AtlasViews, expect: list[Expectation], intent: str = "") -> list[Expectation]:
     """A choice made on a screen with its own Save or OK is kept only once that is pressed ("sort by year":
-    the options of a Sort dialog checked and the dialog still open is no sort): the run is expected to end
-    where that confirm leads, and the choice is checked there by reopening its screen read-only."""
+    the options of a Sort dialog checked and the dialog still open is no sort), and so is a value the
+    intent says to save ("… and save it"): the run is expected to end where that confirm leads — or, where
+    the atlas never saw it leave, on the screen that opens the choice's screen — and the choice is checked
+    there by reopening its screen read-only."""
     out: list[Expectation] = []
+    g = views.plan_graph
     for e in expect:
-        if e.kind not in ("shown", "checked", "unchecked") or not e.where or not views.plan_graph.has_node(e.where):
+        view = views.screens.get(e.where)
+        if e.kind not in ("shown", "checked", "unchecked") or view is None or not g.has_node(e.where):
             continue
-        for _, t, d in views.plan_graph.out_edges(e.where, data=True):
+        keeps = any(_words(b) and _words(b) <= _KEEP for b in view.facts.buttons)
+        if not keeps and not re.search(r"\bsave\b", intent, re.I):
+            continue
+        after = ""
+        for _, t, d in g.out_edges(e.where, data=True):
             label = _words(_step_label(views, e.where, d["action"]))
             target = views.screens.get(t)
-            if t == e.where or d["action"].kind is not ActionKind.TAP or not label or not label <= _KEEP \
-                    or target is None or screen_errors(target.example):
-                continue
-            if not any(x.kind == "screen" and x.where == t for x in out):
-                out.append(Expectation("screen", where=t, note=f"the {target.facts.place} is open (what was set "
-                                                             f"there is kept with {' '.join(sorted(label))!r})"))
-            break
+            if t != e.where and d["action"].kind is ActionKind.TAP and label and label <= _KEEP \
+                    and target is not None and not screen_errors(target.example):
+                after = t
+                break
+        if not after:  # never seen confirmed: it returns to what opened it
+            openers = sorted(((d.get("count", 1), u) for u, _, d in g.in_edges(e.where, data=True)
+                              if u != e.where and d["action"].kind is not ActionKind.BACK), reverse=True)
+            after = openers[0][1] if openers else ""
+        if after and after in views.screens and not any(x.kind == "screen" and x.where == after for x in out):
+            out.append(Expectation("screen", where=after, note=f"the {views.screens[after].facts.place} is open "
+                                                               "(what was set is kept, not left unconfirmed)"))
     return out
 
 

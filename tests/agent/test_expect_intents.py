@@ -105,8 +105,12 @@ def test_change_x_to_y_expects_the_row_of_x_to_read_y_newly(views: AtlasViews) -
 
 
 def test_a_value_no_row_shows_is_the_choice_checked_in_the_dialog_that_offers_it(views: AtlasViews) -> None:
-    (e,) = _derive(views, "set app theme to light and save it")
+    e, kept = _derive(views, "set app theme to light and save it")
     assert (e.kind, e.text, e.where) == ("checked", "Light", KEY["theme"])
+    # "and save it": the choice is kept only when its screen is left, back to what opened it
+    assert (kept.kind, kept.where) == ("screen", KEY["settings"])
+    (e,) = _derive(views, "set app theme to light")
+    assert e.kind == "checked"
 
 
 def test_a_switch_is_named_without_the_state_word_its_label_carries(views: AtlasViews) -> None:
