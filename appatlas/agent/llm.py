@@ -1,10 +1,12 @@
 """The language models the agent may ask, behind one small interface.
 
     LLM                the protocol: `choose(context, options) -> (index, scores)` and `chat(messages)`
+    Ranker             the trained decider (appatlas.agent.ranker): scores options from their meaning and the
+                       graph's values; what `--llm local` loads (trained by `appatlas train agent`)
     LocalLM            a causal LM in this process (SmolLM2-135M, any HF folder, a compressed folder);
                        it chooses by scoring each option's likelihood (appatlas.agent.llm_local)
     OpenAILM           any OpenAI-compatible endpoint through the `openai` client (appatlas.agent.llm_openai)
-    make_llm(kind)     "none" | "local" | "local-compressed" | "openai" -> an LLM, or None for graph only
+    make_llm(kind)     "none" | "local" | "local-lm" | "local-compressed" | "openai" -> an LLM, or None
 
 Every failure to answer is an `appatlas.errors.LLMError`; the agent turns it into a warning and
 decides from the graph alone, so a model that is down never stops a run.
@@ -22,7 +24,7 @@ from appatlas.errors import LLMError, ModelMissing
 __all__ = ["KINDS", "LLM", "Message", "SYSTEM_PROMPT", "make_llm", "numbered_choice", "parse_choice"]
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
-KINDS = ("none", "local", "local-compressed", "openai")
+KINDS = ("none", "local", "local-lm", "local-compressed", "openai")
 SYSTEM_PROMPT = ("You operate an Android app for a software tester. Given the tester's goal, the steps taken "
                  "so far and the screen, you pick the next action.")
 
@@ -62,13 +64,21 @@ def make_llm(kind: str = "local", *, model: str | None = None, base_url: str | N
              api_key: str | None = None, timeout: float = 20.0) -> Any:
     """An LLM of `kind` (see KINDS), or None for "none" (graph-only decisions).
 
-    - local: SmolLM2-135M-Instruct by default, or `model` = any causal LM folder;
+    - local: the shipped trained ranker (`appatlas.agent.ranker.SHIPPED`), or `model` = a ranker .npz written
+      by `appatlas train agent`, or any causal LM folder (then as local-lm);
+    - local-lm: SmolLM2-135M-Instruct by default, or `model` = any causal LM folder, choosing by likelihood;
     - local-compressed: `model` (or $APPATLAS_COMPRESSED_MODEL) = a folder written by `appatlas compress`;
     - openai: `model` at `base_url` (or $APPATLAS_LLM_BASE_URL), key `api_key` (or $OPENAI_API_KEY).
     """
     if kind == "none":
         return None
-    if kind == "local":
+    if kind == "local" and (model is None or model.endswith(".npz")):
+        from pathlib import Path
+
+        from appatlas.agent.ranker import SHIPPED, Ranker
+
+        return Ranker.load(Path(model) if model else SHIPPED)
+    if kind in ("local", "local-lm"):
         from appatlas.agent.llm_local import LocalLM
 
         return LocalLM.load(model or "smollm2-135m")

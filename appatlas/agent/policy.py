@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 
 from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_term, stem, terms_in, words
@@ -31,6 +31,7 @@ from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, i
 from appatlas.agent.oracle import AppWords, realised
 from appatlas.agent.progress import Progress, Taken, all_texts, names_slot, shows_value
 from appatlas.agent.prompt import choice_context
+from appatlas.agent.ranker import Candidate, Query
 from appatlas.agent.valuing import (
     confirming,
     digit,
@@ -71,6 +72,12 @@ class PolicyConfig:
     meaning: float = 0.0  # weight of the semantic similarity (above the screen's median) of what an option
     # says and leads to (`appatlas.agent.meaning`); 0 = words only
     meaning_below: float = float("inf")  # meaning is asked only when no option is worth this much by the graph
+    # Where the graph is not certain, a trained ranker (`appatlas.agent.ranker`) decides: options within
+    # `ask_margin` of the best value, or all of the top `llm_top` when the best is worth less than
+    # `ask_below`. 0 / 0 = exact ties only (a text LLM is asked there alone). Chosen with the evaluated app
+    # left out (`appatlas.agent.train.fit_margin`).
+    ask_margin: float = 0.0
+    ask_below: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,10 @@ class Policy:
     def __init__(self, knowledge: Knowledge, *, llm: object | None = None, config: PolicyConfig = PolicyConfig()):
         self.knowledge = knowledge
         self.llm = llm
+        if hasattr(llm, "ask") and not (config.ask_margin or config.ask_below):
+            # A trained ranker carries when to ask it, chosen when it was trained (`appatlas.agent.train.fit`).
+            margin, below = llm.ask  # type: ignore[union-attr]
+            config = replace(config, ask_margin=margin, ask_below=below)
         self.config = config
         self.warnings: list[str] = []
         app_words = {stem(w) for w in re.split(r"[._]", knowledge.package.lower()) if w}
@@ -201,7 +212,10 @@ class Policy:
                                 "confirm", confirm, scores=scores)
         # Memory re-ranks what is worth doing; it cannot by itself keep a finished intent going.
         if best is not None and best.value >= cfg.theta and best.value - best.memory >= cfg.theta:
-            tied = [v for v in ranked if abs(v.value - best.value) <= cfg.tie and not submits(v.option)]
+            # Not certain: options this close to the best (a tie, or within the ranker's margin), or any of
+            # the top options when the best is worth little. A confirming button waits unless it is the best.
+            near = max(cfg.tie, cfg.ask_margin) if best.value >= cfg.ask_below else float("inf")
+            tied = [v for v in ranked if best.value - v.value <= near and (v is best or not submits(v.option))]
             # Options that read the same (two 'Create group' buttons) are not a question for a model.
             distinct = len({describe_option(v.option, text=v.text) for v in tied})
             if distinct > 1 and self.llm is not None and not ruled:
@@ -277,6 +291,9 @@ class Policy:
 
     def _ask(self, intent: Intent, progress: Progress, screen: Screen, among: list[_Valued], *,
              allow_done: bool) -> Decision | None:
+        if hasattr(self.llm, "rank"):
+            # A trained ranker scores options, not "done": where done is a question, the graph answers.
+            return None if allow_done else self._rank(intent, progress, screen, among)
         texts = [describe_option(v.option, text=v.text) for v in among] + ([DONE_TEXT] if allow_done else [])
         context = choice_context(intent.text, [t.describe() for t in progress.history], screen)
         try:
@@ -294,6 +311,36 @@ class Policy:
         return Decision(v.option.action(screen, text=v.text),
                         f"{texts[index]}: the model's choice among {len(among)} options", "llm", v.option, v.text,
                         scores)
+
+    def query(self, intent: Intent, progress: Progress, among: Sequence[_Valued]) -> Query:
+        """What the ranker reads for a choice among `among` (also what `appatlas.agent.train` learns from):
+        the intent, its words not yet acted on, and each option's meaning text and graph values."""
+        uncovered = set(progress.uncovered())
+        left = " ".join(w for w in re.findall(r"[A-Za-z]+", intent.text) if stem(w) in uncovered)
+        cands = []
+        for v in among:
+            said = self.meaning.describe(progress.current, v.option)
+            if v.text:
+                said = f"type '{v.text}' into {said}"
+            cands.append(Candidate(said, v.option.kind.value, v.value, v.own, v.memory, option=v.option))
+        return Query(intent.text, left or intent.text, tuple(cands), tuple(t.describe() for t in progress.history))
+
+    def _rank(self, intent: Intent, progress: Progress, screen: Screen, among: list[_Valued]) -> Decision | None:
+        try:
+            raw = self.llm.rank(self.query(intent, progress, among))  # type: ignore[union-attr]
+            index = max(range(len(among)), key=lambda i: raw[i])
+        except (LLMError, RuntimeError, ValueError, OSError, IndexError) as exc:
+            warning = f"the ranker failed ({exc}); deciding from the graph alone from now on"
+            log.warning(warning)
+            self.warnings.append(warning)
+            self.llm = None
+            return None
+        texts = [describe_option(v.option, text=v.text) for v in among]
+        scores = tuple((t, round(float(s), 3)) for t, s in zip(texts, raw, strict=False))
+        v = among[index]
+        return Decision(v.option.action(screen, text=v.text),
+                        f"{texts[index]}: the ranker's choice among {len(among)} close options", "llm", v.option,
+                        v.text, scores)
 
     # --- valuing options ----------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ ways a tester writes: by the control ("turn on 'Quiet hours'", "tap 'Sort by'") 
 the options of the screen (what each says and leads to, as `appatlas.agent.meaning` embeds them)
 and the index of the option the path takes.
 
-These are the training data of `appatlas train agent` (a later session: LoRA on the local model or a
-MiniLM ranker, chosen by measurement) and the decisions on which fitted weights are chosen with an
+These are the training data of `appatlas train agent` (`appatlas.agent.train`: the MiniLM ranker of
+`appatlas.agent.ranker`) and the decisions on which fitted weights are chosen with an
 evaluated app left out. They reach no evaluated task: a benchmark builds them from the training
 apps' explorations only.
 """
@@ -26,7 +26,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.meaning import Meaning
 from appatlas.agent.options import BACK_OPTION, describe_option
 from appatlas.agent.valuing import same_option
-from appatlas.types import ActionKind
+from appatlas.types import Action, ActionKind
 
 __all__ = ["SyntheticDecision", "synthetic_decisions"]
 
@@ -40,6 +40,8 @@ class SyntheticDecision:
     screen: str  # structure key of the screen decided on
     target: str = ""  # structure key of the screen the answer leads to
     last: bool = False  # the path's final step (the action the intent was written from)
+    state: int = -1  # the state decided on (the screen's first known state)
+    path: tuple[tuple[int, Action], ...] = ()  # (state, action) of the steps so far, to replay them as history
 
 
 def _intents(meaning: Meaning, key: str, label: str, target: str, toggle: bool) -> list[str]:
@@ -80,14 +82,18 @@ def synthetic_decisions(knowledge: Knowledge, *, limit: int = 200, seed: int = 0
         label = opts[answer].label
         for intent in _intents(meaning, end.source_key, label, end.target_key, opts[answer].checkable):
             history: list[str] = []
+            path: list[tuple[int, Action]] = []
             for n, (key, target, action) in enumerate(hops):
                 step = _step(knowledge, key, action)
                 if step is None:
                     break
                 options, index = step
+                state = knowledge.screens[key].states[0]
                 out.append(SyntheticDecision(intent, tuple(history), tuple(meaning.describe(key, o) for o in options),
-                                             index, key, target, last=n == len(hops) - 1))
+                                             index, key, target, last=n == len(hops) - 1, state=state,
+                                             path=tuple(path)))
                 history.append(describe_option(options[index]))
+                path.append((state, action))
     return out[:limit]
 
 

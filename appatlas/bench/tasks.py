@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.options import options
-from appatlas.agent.policy import Decision, Policy
+from appatlas.agent.policy import Decision, Policy, PolicyConfig
 from appatlas.agent.progress import Taken, taken
 from appatlas.bench.folders import app_folders
 from appatlas.bench.settings import anchors, atlas_without, check_setting, exploration_phone, explored_atlas
@@ -76,22 +76,31 @@ __all__ = ["RUN_KEYS", "SUMMARY_KEYS", "BenchStep", "BenchTask", "read_tasks", "
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("action_accuracy", "completion_rate", "goal_success_rate", "mean_steps_ratio", "decision_ms_p50",
                 "decision_ms_p95", "tasks", "steps", "verdict_precision", "verdict_recall", "verdicts",
-                "done_precision", "done_recall", "said_done", "unrecorded_taps", "first_state")
-RUN_KEYS = ("setting", "crawl_budget", "anchors")  # the run's summary also says what it was measured in
+                "done_precision", "done_recall", "said_done", "unrecorded_taps", "first_state", "model_share")
+RUN_KEYS = ("setting", "crawl_budget", "anchors", "leave_app_out")  # the run's summary also says what it was measured in
 Progress = Callable[[str, str], None]
 
 
 def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "explore", apps: tuple[str, ...] = (),
-                    crawl_budget: int = 1000, llm_model: str | None = None,
+                    crawl_budget: int = 1000, llm_model: str | None = None, leave_app_out: bool = False,
                     progress: Progress | None = None) -> dict[str, Any]:
-    """Run the tasks benchmark over the app folders under `data`; write the JSON to `out` and return it."""
+    """Run the tasks benchmark over the app folders under `data`; write the JSON to `out` and return it.
+
+    With `leave_app_out`, `llm` is ignored: each app is decided with a ranker trained, and its asking margin
+    chosen, on every *other* app folder of `data` plus the demo and generated apps (`agent.train.fit`)."""
     from appatlas.agent.llm import make_llm
     from appatlas.bench.task_verdicts import TestPlanner
     from appatlas.rag.embed import text_embedder
 
     atlas = check_setting(atlas)
     folders = app_folders(data, apps)
-    model = make_llm(llm, model=llm_model)
+    model = None if leave_app_out else make_llm(llm, model=llm_model)
+    folds: dict[str, Any] = {}
+    if leave_app_out:
+        from appatlas.agent import train
+
+        rows = train.collect_rows(data, budget=crawl_budget,
+                                  progress=None if progress is None else lambda m: progress("training", m))
     per_app: dict[str, dict[str, Any]] = {}
     evidence: list[dict[str, Any]] = []
     all_ms: list[float] = []
@@ -105,15 +114,26 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
             full, replay, tasks = prepare_app(folder, keep=recording)
             explore = Explorer(replay, crawl_budget, keep=Path(tmp)) if atlas == "explore" else None
             test_for = _planned(planner, recording, explore)
-            rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=full, llm=model,
-                                 progress=progress, sources=sources, test_for=test_for,
-                                 knowledge_for=None if explore is None else explore.knowledge)
-            evidence += rows
+            config = None
+            if leave_app_out:
+                trained = train.fit(rows, held_out=folder.name, cache=train.cache_dir(),
+                                    progress=None if progress is None else lambda m: progress("training", m))
+                model, config = trained.ranker, trained.config()
+                folds[folder.name] = {"model": trained.ranker.name, "ask_margin": trained.ask_margin,
+                                      "ask_below": trained.ask_below, "margins": trained.margins,
+                                      "trained_on": trained.ranker.meta.get("apps")}
+            asked: Counter[str] = Counter()
+            app_rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=full, llm=model,
+                                     progress=progress, sources=asked, test_for=test_for, config=config,
+                                     knowledge_for=None if explore is None else explore.knowledge)
+            sources.update(asked)
+            evidence += app_rows
             all_ms += ms
-            per_app[folder.name] = _summary(rows, ms)
-    summary = _summary(evidence, all_ms) | {"setting": atlas, "crawl_budget": crawl_budget if atlas == "explore"
+            per_app[folder.name] = _summary(app_rows, ms) | {"model_share": _share(asked)}
+    summary = _summary(evidence, all_ms) | {"model_share": _share(sources), "leave_app_out": folds or None} | {"setting": atlas, "crawl_budget": crawl_budget if atlas == "explore"
                                              else None, "anchors": anchors(data, [f.name for f in folders])}
-    doc = {"benchmark": "tasks", "data": str(data), "llm": llm, "llm_name": getattr(model, "name", "none"),
+    doc = {"benchmark": "tasks", "data": str(data), "llm": "ranker (leave-app-out)" if leave_app_out else llm,
+           "llm_name": getattr(model, "name", "none"),
            "atlas": atlas, "summary": summary, "apps": per_app, "tasks": evidence,
            "decided_by": dict(sources.most_common())}  # how many decisions each source made
     Path(out).write_text(json.dumps(doc, indent=2))
@@ -368,7 +388,8 @@ def _planned(planner: TestPlanner, recording: Path, explore: Explorer | None) ->
 def score_app(app: str, tasks: list[BenchTask], *, replay: RecordedApp, full: Knowledge, base: Knowledge,
               llm: object | None, progress: Progress | None = None, sources: Counter[str] | None = None,
               knowledge_for: Callable[[BenchTask], Knowledge] | None = None,
-              test_for: TestFor | None = None) -> tuple[list[dict[str, Any]], list[float]]:
+              test_for: TestFor | None = None, config: PolicyConfig | None = None,
+              ) -> tuple[list[dict[str, Any]], list[float]]:
     """Evidence rows (one per task) and decision times (ms) for one app; `sources` counts who decided.
 
     Each task is decided with `knowledge_for(task)`, by default `base` without the task and its
@@ -381,7 +402,7 @@ def score_app(app: str, tasks: list[BenchTask], *, replay: RecordedApp, full: Kn
             progress(app, task.name)
         knowledge = knowledge_for(task) if knowledge_for is not None else \
             base.without(task.name, records=task.records, actions=[s.action for s in task.steps])
-        policy = Policy(knowledge, llm=llm)
+        policy = Policy(knowledge, llm=llm, config=config or PolicyConfig())
         device = ReplayDevice(replay, screenshots=False, start=task.steps[0].state if task.steps else None)
         judge = None if test_for is None else _judged(task, knowledge, device, test_for)
         if not task.steps:  # judged by its end state: a free run from the launch screen only
@@ -640,6 +661,12 @@ def _correct(expected: Action, predicted: Action | None, screen: Screen) -> bool
     # Rows of a list share a signature: then only the same widget is the same element.
     twins = sum(1 for w in screen.widgets() if w.signature == want.signature)
     return twins == 1 or got is want
+
+
+def _share(sources: Counter[str]) -> float:
+    """The share of decisions the model made (`Decision.by_model`: source "llm")."""
+    total = sum(sources.values())
+    return sources["llm"] / total if total else 0.0
 
 
 def _percentile(values: list[float], q: float) -> float:

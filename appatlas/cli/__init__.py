@@ -17,7 +17,7 @@ app.add_typer(bench, name="bench")
 
 
 COMMAND_MODULES = ("demo", "atlas", "crawl", "devices", "rag", "agent", "faults", "compress", "bugs", "vision",
-                   "farm")
+                   "farm", "train")
 
 
 def _register_all(app: typer.Typer, bench: typer.Typer) -> None:

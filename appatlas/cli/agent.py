@@ -13,7 +13,8 @@ from rich.table import Table
 from appatlas.errors import AppatlasError
 
 console = Console()
-LLM_HELP = "Model for when the graph cannot answer: none (graph only), local (SmolLM2), local-compressed, openai."
+LLM_HELP = ("Model for where the graph is not certain: none (graph only), local (the trained ranker, "
+            "`appatlas train agent`), local-lm (SmolLM2 by likelihood), local-compressed, openai.")
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
@@ -225,10 +226,14 @@ def bench_tasks_cmd(
     crawl_budget: int = typer.Option(1000, "--crawl-budget", help="Actions of the crawl for --atlas explore."),
     model: str = typer.Option(None, "--model", help="Model name or folder for --llm."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for the model (0: torch's default)."),
+    leave_app_out: bool = typer.Option(False, "--leave-app-out", help=(
+        "Decide each app with a ranker trained, and its asking margin chosen, on the other app folders of --data "
+        "(plus the demo and generated apps) — never on the evaluated app. Overrides --llm.")),
 ) -> None:
     """The agent on recorded tasks: step-wise accuracy (the AutoDroid metric) and free runs.
 
     Example: appatlas bench tasks --data ../shared/data/droidtask --out tasks.json --llm none
+    Example: appatlas bench tasks --data ../shared/data/droidtask --out lao.json --leave-app-out
     """
     from appatlas.bench.tasks import run_tasks_bench
 
@@ -236,19 +241,20 @@ def bench_tasks_cmd(
     try:
         with console.status("running the tasks benchmark…") as status:
             doc = run_tasks_bench(data=data, out=out, llm=llm, atlas=atlas, llm_model=model, crawl_budget=crawl_budget,
+                                  leave_app_out=leave_app_out,
                                   apps=tuple(a for a in apps.split(",") if a),
                                   progress=lambda app, what: status.update(f"{app}: {what}"))
     except (AppatlasError, ValueError, FileNotFoundError) as exc:
         raise _fail(exc) from None
-    table = Table(title=f"tasks benchmark, llm={llm}, atlas={atlas} (JSON: {out})")
-    cols = ("action_accuracy", "completion_rate", "goal_success_rate", "mean_steps_ratio", "decision_ms_p50",
-            "decision_ms_p95", "tasks", "steps")
+    table = Table(title=f"tasks benchmark, llm={doc['llm']}, atlas={atlas} (JSON: {out})")
+    cols = ("action_accuracy", "completion_rate", "goal_success_rate", "model_share", "mean_steps_ratio",
+            "decision_ms_p50", "decision_ms_p95", "tasks", "steps")
     table.add_column("app")
     for c in cols:
         table.add_column(c.replace("_", " "), justify="right")
     rows = [*doc["apps"].items(), ("all", doc["summary"])]
     for name, m in rows:
-        table.add_row(name, *(f"{m[c]:.1%}" if c.endswith(("accuracy", "rate")) else
+        table.add_row(name, *(f"{m[c]:.1%}" if c.endswith(("accuracy", "rate", "share")) else
                               f"{m[c]:.2f}" if isinstance(m[c], float) else str(m[c]) for c in cols))
     console.print(table)
     _print_anchors(doc)

@@ -1,0 +1,170 @@
+"""The trained decider: scores the options the graph is not sure between.
+
+Where the graph's best options are close (`PolicyConfig.ask_margin`), the policy asks a model. This
+one reads what an LLM would read, only compactly and as numbers:
+
+    what each option says and leads to   all-MiniLM-L6-v2 vectors of `Meaning.describe` (its text, content
+                                         description, resource-id words, row, and "leads to …" from the atlas)
+    the intent, and what is left of it   MiniLM vectors of the intent and of its words not yet acted on
+    what the graph thinks of it          its value, the part its own label earns, the part memory vouches
+                                         for, its rank, its kind (tap, type, scroll, back, long tap)
+
+and scores each option with a low-rank bilinear match of the intent vectors with the option vector
+plus a small MLP over the graph's numbers and the cosines. It is trained listwise (a softmax over one
+decision's options) on decisions generated from explored atlases (`appatlas.agent.train`), so it
+learns when the graph's order is right and when what an element means should break it.
+
+It is small (~30k weights, saved as a plain .npz, no pickle) and runs in numpy: a decision costs the
+embedding of the intent (cached per text) and a few small matrix products. `choose(context, options)`
+serves the `LLM` protocol for callers that only have text (the graph's numbers are then zero);
+the policy calls `rank(query)` with everything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appatlas.errors import LLMError, ModelMissing
+
+__all__ = ["KINDS", "N_FEATURES", "SHIPPED", "Candidate", "Query", "Ranker", "features", "text_vectors"]
+
+KINDS = ("tap", "long_tap", "type", "scroll", "back")
+SHIPPED = Path(__file__).with_name("models") / "ranker.npz"  # what `--llm local` loads (`llm.make_llm`)
+N_FEATURES = 10 + len(KINDS)
+DIM = 384  # all-MiniLM-L6-v2
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One option as the ranker sees it."""
+
+    text: str  # what it says and where it leads (`Meaning.describe`)
+    kind: str  # one of KINDS
+    value: float = 0.0  # the graph's value of it
+    own: float = 0.0  # the part of the value its own label / slot earns
+    memory: float = 0.0  # the part recorded tasks vouch for
+    option: Any = field(default=None, compare=False, repr=False)  # the policy's Option, for matching answers
+
+
+@dataclass(frozen=True)
+class Query:
+    """One decision: the intent, its words not yet acted on, and the options in the graph's order."""
+
+    intent: str
+    left: str
+    candidates: tuple[Candidate, ...]
+    history: tuple[str, ...] = ()
+
+
+def text_vectors(texts: Sequence[str]) -> np.ndarray:
+    """MiniLM unit vectors of `texts`, through the process-wide cache `appatlas.agent.meaning` keeps."""
+    from appatlas.agent.meaning import Meaning
+
+    return Meaning(None).vectors(list(texts))  # type: ignore[arg-type] - only the shared cache is used
+
+
+def features(query: Query, vectors: np.ndarray) -> np.ndarray:
+    """The graph's numbers and the cosines of each candidate, one row each (N_FEATURES columns).
+
+    `vectors` holds the intent's, the left words' and then each candidate's unit vector."""
+    q, left, opts = vectors[0], vectors[1], vectors[2:]
+    values = np.array([c.value for c in query.candidates], dtype=np.float32)
+    best = float(values.max()) if len(values) else 0.0
+    cos_q, cos_l = opts @ q, opts @ left
+    n = len(query.candidates)
+    rows = np.zeros((n, N_FEATURES), dtype=np.float32)
+    for i, c in enumerate(query.candidates):
+        ahead = c.value - c.own - c.memory
+        rows[i, :10] = (np.tanh(c.value / 4), np.tanh((c.value - best) / 2), np.tanh(c.own / 4), np.tanh(ahead / 4),
+                        np.tanh(c.memory / 2), i / 5, float(i == 0), cos_q[i], cos_l[i],
+                        cos_l[i] - cos_l.max())
+        rows[i, 10 + (KINDS.index(c.kind) if c.kind in KINDS else 0)] = 1.0
+    return rows
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+class Ranker:
+    """A trained option scorer (see the module docstring). Load with `Ranker.load(path)`."""
+
+    def __init__(self, weights: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> None:
+        self.w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+        self.meta = dict(meta or {})
+        self.name = f"ranker:{self.meta.get('hash', 'untrained')[:10]}"
+
+    @property
+    def ask(self) -> tuple[float, float]:
+        """(ask_margin, ask_below) chosen with this model when it was trained (`train.fit`)."""
+        return float(self.meta.get("ask_margin", 0.0)), float(self.meta.get("ask_below", 0.0))
+
+    # --- scoring ----------------------------------------------------------------------------------
+
+    def scores(self, feats: np.ndarray, q: np.ndarray, left: np.ndarray, opts: np.ndarray) -> np.ndarray:
+        """One score per option row (higher = take it). The same computation `train.RankerNet` learns."""
+        w = self.w
+        hidden = _relu(feats @ w["w1"] + w["b1"])
+        mlp = (hidden @ w["w2"]).reshape(-1) + w["b2"][0]
+        o = opts @ w["b"]  # (n, r)
+        match = o @ (q @ w["aq"]) + o @ (left @ w["al"])
+        return mlp + match
+
+    def rank(self, query: Query) -> list[float]:
+        """Scores of `query`'s candidates, in their order."""
+        if not query.candidates:
+            return []
+        vecs = text_vectors([query.intent, query.left or query.intent, *(c.text for c in query.candidates)])
+        feats = features(query, vecs)
+        return [float(s) for s in self.scores(feats, vecs[0], vecs[1], vecs[2:])]
+
+    # --- the LLM protocol -------------------------------------------------------------------------
+
+    def choose(self, context: str, options: Sequence[str]) -> tuple[int, list[float]]:
+        """Pick among option texts with only the prompt's text (the graph's numbers unknown: zero)."""
+        if not options:
+            raise LLMError("the ranker was asked to choose among no options")
+        goal = re.search(r"^Goal:\s*(.*)$", context, re.MULTILINE)
+        intent = goal.group(1) if goal else context
+        kinds = ["back" if t == "press back" else "type" if t.startswith("type ") else
+                 "scroll" if t.startswith("scroll ") else "long_tap" if t.startswith("long-press") else "tap"
+                 for t in options]
+        query = Query(intent, intent, tuple(Candidate(t, k) for t, k in zip(options, kinds, strict=True)))
+        scores = self.rank(query)
+        return int(np.argmax(scores)), scores
+
+    def chat(self, messages: Any, *, max_tokens: int = 256, temperature: float = 0.0) -> str:
+        raise LLMError("the trained ranker scores options and does not chat; use --llm local-lm for SmolLM2")
+
+    # --- files ------------------------------------------------------------------------------------
+
+    def save(self, path: Path) -> Path:
+        """Write the weights (plain arrays) and what they were trained on (JSON beside them, no pickle)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:  # np.savez adds ".npz" to a str path without it
+            np.savez(f, **self.w)
+        path.with_suffix(".json").write_text(json.dumps(self.meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Ranker:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelMissing(f"no trained ranker at {path}; train one with `appatlas train agent --data "
+                               "../shared/data/droidtask`")
+        with np.load(path, allow_pickle=False) as data:
+            weights = {k: data[k] for k in data.files}
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        missing = {"w1", "b1", "w2", "b2", "aq", "al", "b"} - set(weights)
+        if missing:
+            raise ModelMissing(f"{path} is not a ranker (missing {', '.join(sorted(missing))}); train it again")
+        return cls(weights, meta)

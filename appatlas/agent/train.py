@@ -1,0 +1,408 @@
+"""Training the decider (`appatlas.agent.ranker`) on decisions generated from explored atlases.
+
+Where the data comes from (no human demonstration of an evaluated app is ever in it):
+
+- each training app of a DroidTask-shaped data folder, *explored*: its replayed phone with every
+  task's demonstration taken away (`bench.settings.exploration_phone`), crawled as the `explore`
+  setting crawls (`explored_atlas`); the synthetic decisions of that crawl (`synth.synthetic_decisions`:
+  paths over the graph, intents from captions), and — for the *other* apps only, never the evaluated
+  one — the recorded tasks' steps (real intents), decided over that same crawl;
+- the built-in demo app and generated apps (`devices.apps.synthetic.synthetic_spec`), crawled.
+
+Every decision is put to the policy as it would be on a device (`Policy.decide` with the margin wide
+open and a recorder in the model's place), so the ranker learns from exactly what it will be asked:
+the graph's top options with their values, and what each says and leads to. The answer is the option
+the path (or the recording) took; decisions whose answer is not among the graph's top options are
+dropped (no ranker can pick it there).
+
+Training is listwise (softmax cross-entropy over one decision's options), seeded, on the CPU, over
+cached MiniLM vectors: seconds to a few minutes. Models are cached under
+`~/.cache/appatlas/models/` by a hash of their training rows and settings, so the same inputs are
+trained once. `fit_margin` chooses how close the graph's best options must be for the ranker to be
+asked, on decisions of apps the model was not trained on (out of fold), never the evaluated app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.policy import Policy, PolicyConfig
+from appatlas.agent.progress import Taken, taken
+from appatlas.agent.ranker import DIM, N_FEATURES, Query, Ranker, features, text_vectors
+from appatlas.agent.valuing import same_option
+from appatlas.types import Action, Screen
+
+__all__ = ["MARGINS", "Row", "TrainConfig", "app_rows", "cache_dir", "extra_rows", "fit_margin", "offline_accuracy",
+           "rows_hash", "train_ranker"]
+
+Progress = Callable[[str], None]
+VERSION = "ranker-1"  # bump when rows or features change meaning: cached models are then retrained
+# (ask_margin, ask_below) candidates, "exact ties only" first: the simpler wins a tie.
+MARGINS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.25, 0.0), (0.5, 0.0), (1.0, 0.0), (2.0, 0.0),
+                                            (4.0, 0.0), (0.0, 2.0), (0.5, 2.0), (1.0, 2.0), (1.0, 4.0))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One decision as the ranker sees it, with the answer."""
+
+    app: str
+    origin: str  # synth | task
+    query: Query
+    answer: int  # index of the right option among query.candidates
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    rank: int = 16  # of the bilinear intent-option match
+    hidden: int = 32  # of the MLP over the graph's numbers
+    epochs: int = 15
+    batch: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    task_weight: float = 4.0  # weight of a recorded task's decision against a synthetic one (measured: 4 > 1, out of fold)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("APPATLAS_CACHE", Path.home() / ".cache" / "appatlas")) / "models"
+
+
+# --- decisions -> rows ------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Stands in for the model while collecting: remembers what it was asked, keeps the graph's order."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.asked: Query | None = None
+
+    def rank(self, query: Query) -> list[float]:
+        self.asked = query
+        return [-float(i) for i in range(len(query.candidates))]
+
+
+def _collector(knowledge: Knowledge) -> tuple[Policy, _Recorder]:
+    recorder = _Recorder()
+    # Wide open: every decision the graph would act on is put to the model, as a margin would put it.
+    return Policy(knowledge, llm=recorder, config=PolicyConfig(ask_margin=float("inf"))), recorder
+
+
+def _row(policy: Policy, recorder: _Recorder, app: str, origin: str, intent: str, screen: Screen,
+         history: list[Taken], answer: Action, key: str | None = None) -> Row | None:
+    recorder.asked = None
+    policy.llm = recorder  # a failure elsewhere never drops the recorder for good
+    policy.decide(intent, screen, history, known_as=key)
+    query = recorder.asked
+    if query is None:
+        return None
+    index = next((i for i, c in enumerate(query.candidates) if same_option(answer, c.option)), None)
+    return None if index is None else Row(app, origin, query, index)
+
+
+def synth_rows(app: str, knowledge: Knowledge, *, limit: int = 400, seed: int = 0) -> list[Row]:
+    """Rows from the synthetic decisions of one explored atlas."""
+    from appatlas.agent.options import BACK_OPTION
+    from appatlas.agent.synth import synthetic_decisions
+
+    policy, recorder = _collector(knowledge)
+    rows = []
+    for d in synthetic_decisions(knowledge, limit=limit, seed=seed):
+        screen = knowledge.state_screens[d.state]
+        history = [taken(a, knowledge.state_screens[s]) for s, a in d.path]
+        option = [*knowledge.options_of(d.state), BACK_OPTION][d.answer]
+        row = _row(policy, recorder, app, "synth", d.intent, screen, history, option.action(screen), key=d.screen)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def task_rows(app: str, knowledge: Knowledge, tasks: Sequence[Any], full: Knowledge) -> list[Row]:
+    """Rows from recorded tasks' steps (`bench.tasks.BenchTask`), decided over `knowledge` (a crawl that
+    never saw them). Only ever for apps other than the one evaluated."""
+    policy, recorder = _collector(knowledge)
+    rows = []
+    for task in tasks:
+        history: list[Taken] = []
+        for step in task.steps:
+            if step.done or step.action is None:
+                break
+            screen = full.state_screens[step.state]
+            row = _row(policy, recorder, app, "task", task.intent, screen, history, step.action)
+            if row is not None:
+                rows.append(row)
+            history.append(taken(step.action, screen))
+    return rows
+
+
+def explored_knowledge(folder: Path, *, budget: int = 1000) -> tuple[Knowledge, Knowledge, list[Any]]:
+    """(the crawl of the app with every task's demonstration taken away, the full recording, its tasks)."""
+    from appatlas.bench.settings import exploration_phone, explored_atlas
+    from appatlas.bench.tasks import demonstration, prepare_app
+    from appatlas.graph.atlas import Atlas
+
+    full, replay, tasks = prepare_app(folder)
+    phone = exploration_phone(replay, [demonstration(t) for t in tasks])
+    with tempfile.TemporaryDirectory(prefix="appatlas-train-") as tmp:
+        where = explored_atlas(phone, Path(tmp) / "explore.atlas", budget=budget)
+        with Atlas.open(where) as atlas:
+            knowledge = Knowledge.from_atlas(atlas)
+    return knowledge, full, tasks
+
+
+def app_rows(folder: Path, *, budget: int = 1000, limit: int = 400) -> list[Row]:
+    """Synthetic and recorded-task rows of one DroidTask app folder (the task rows are for other apps)."""
+    knowledge, full, tasks = explored_knowledge(folder, budget=budget)
+    return synth_rows(folder.name, knowledge, limit=limit) + task_rows(folder.name, knowledge, tasks, full)
+
+
+def extra_rows(*, generated: int = 2, limit: int = 400) -> list[Row]:
+    """Rows of apps that are never evaluated: the built-in demo app and `generated` generated apps."""
+    from appatlas.devices.apps.synthetic import synthetic_spec
+    from appatlas.devices.virtual import open_app
+    from appatlas.graph.atlas import Atlas
+    from appatlas.graph.crawler import CrawlConfig, crawl
+
+    devices = [("demo", open_app("demo", screenshots=False))]
+    devices += [(f"generated{i}", open_app(synthetic_spec(40, seed=i), screenshots=False))
+                for i in range(1, generated + 1)]
+    rows: list[Row] = []
+    for name, device in devices:
+        with tempfile.TemporaryDirectory(prefix="appatlas-train-") as tmp:
+            where = Path(tmp) / f"{name}.atlas"
+            with Atlas.create(where, app=device.spec.package) as atlas:
+                crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=300, seed=0))
+            with Atlas.open(where) as atlas:
+                rows += synth_rows(name, Knowledge.from_atlas(atlas), limit=limit)
+    return rows
+
+
+# --- tensors ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    feats: np.ndarray  # (n, k, F)
+    q: np.ndarray  # (n, D)
+    left: np.ndarray  # (n, D)
+    opts: np.ndarray  # (n, k, D)
+    mask: np.ndarray  # (n, k) True where an option is
+    answer: np.ndarray  # (n,)
+    weight: np.ndarray  # (n,)
+
+
+def _tensors(rows: Sequence[Row], *, task_weight: float = 1.0) -> _Batch:
+    k = max((len(r.query.candidates) for r in rows), default=1)
+    n = len(rows)
+    texts = [t for r in rows for t in (r.query.intent, r.query.left, *(c.text for c in r.query.candidates))]
+    unique = list(dict.fromkeys(texts))
+    vecs = text_vectors(unique) if unique else np.zeros((0, DIM), np.float32)
+    table = {t: vecs[i] for i, t in enumerate(unique)}
+    b = _Batch(np.zeros((n, k, N_FEATURES), np.float32), np.zeros((n, DIM), np.float32),
+               np.zeros((n, DIM), np.float32), np.zeros((n, k, DIM), np.float32), np.zeros((n, k), bool),
+               np.array([r.answer for r in rows], np.int64),
+               np.array([task_weight if r.origin == "task" else 1.0 for r in rows], np.float32))
+    for i, r in enumerate(rows):
+        m = len(r.query.candidates)
+        v = np.stack([table[r.query.intent], table[r.query.left], *(table[c.text] for c in r.query.candidates)])
+        b.feats[i, :m] = features(r.query, v)
+        b.q[i], b.left[i], b.opts[i, :m], b.mask[i, :m] = v[0], v[1], v[2:], True
+    return b
+
+
+# --- training --------------------------------------------------------------------------------------
+
+
+def rows_hash(rows: Sequence[Row], config: TrainConfig) -> str:
+    """What a trained model depends on: its rows (texts, values, answers) and settings, and VERSION."""
+    h = hashlib.sha256(f"{VERSION}|{config}".encode())
+    for r in rows:
+        h.update(json.dumps([r.app, r.origin, r.query.intent, r.query.left, r.answer,
+                             [(c.text, c.kind, round(c.value, 4), round(c.own, 4), round(c.memory, 4))
+                              for c in r.query.candidates]]).encode())
+    return h.hexdigest()
+
+
+def train_ranker(rows: Sequence[Row], config: TrainConfig = TrainConfig(), *, cache: Path | None = None,
+                 progress: Callable[[int, int, float], None] | None = None) -> Ranker:
+    """A ranker trained on `rows` (see the module docstring); read from `cache` when trained before."""
+    if not rows:
+        raise ValueError("no training decisions: explore at least one app (see `appatlas train agent --help`)")
+    digest = rows_hash(rows, config)
+    path = None if cache is None else Path(cache) / f"ranker-{digest[:16]}.npz"
+    if path is not None and path.is_file():
+        return Ranker.load(path)
+    import torch
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    b = _tensors(rows, task_weight=config.task_weight)
+    net = _Net(config)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    t = {k: torch.from_numpy(getattr(b, k)) for k in ("feats", "q", "left", "opts", "mask", "answer", "weight")}
+    n, batch = len(rows), config.batch
+    loss_value = 0.0
+    for epoch in range(config.epochs):
+        order = rng.permutation(n)
+        total = 0.0
+        for start in range(0, n, batch):
+            idx = torch.from_numpy(order[start:start + batch])
+            scores = net(t["feats"][idx], t["q"][idx], t["left"][idx], t["opts"][idx])
+            scores = scores.masked_fill(~t["mask"][idx], -1e9)
+            loss = (torch.nn.functional.cross_entropy(scores, t["answer"][idx], reduction="none")
+                    * t["weight"][idx]).sum() / t["weight"][idx].sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        loss_value = total / n
+        if progress is not None:
+            progress(epoch + 1, config.epochs, loss_value)
+    meta = {"hash": digest, "version": VERSION, "config": config.__dict__, "rows": n, "loss": round(loss_value, 4),
+            "apps": sorted({r.app for r in rows}),
+            "origins": {o: sum(r.origin == o for r in rows) for o in sorted({r.origin for r in rows})}}
+    ranker = Ranker(net.weights(), meta)
+    if path is not None:
+        ranker.save(path)
+    return ranker
+
+
+class _Net:
+    """The torch twin of `Ranker.scores` (same weights, same computation), built lazily to keep torch out of
+    importing this module."""
+
+    def __new__(cls, config: TrainConfig):  # noqa: ANN204 - a torch module
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.w1 = torch.nn.Parameter(torch.randn(N_FEATURES, config.hidden) * 0.3)
+                self.b1 = torch.nn.Parameter(torch.zeros(config.hidden))
+                self.w2 = torch.nn.Parameter(torch.randn(config.hidden, 1) * 0.1)
+                self.b2 = torch.nn.Parameter(torch.zeros(1))
+                self.aq = torch.nn.Parameter(torch.randn(DIM, config.rank) * 0.02)
+                self.al = torch.nn.Parameter(torch.randn(DIM, config.rank) * 0.02)
+                self.b = torch.nn.Parameter(torch.randn(DIM, config.rank) * 0.02)
+
+            def forward(self, feats, q, left, opts):  # noqa: ANN001, ANN202
+                mlp = (torch.relu(feats @ self.w1 + self.b1) @ self.w2).squeeze(-1) + self.b2
+                o = opts @ self.b  # (n, k, r)
+                match = (o * (q @ self.aq).unsqueeze(1)).sum(-1) + (o * (left @ self.al).unsqueeze(1)).sum(-1)
+                return mlp + match
+
+            def weights(self) -> dict[str, np.ndarray]:
+                return {k: v.detach().numpy().copy() for k, v in self.state_dict().items()}
+
+        return Net()
+
+
+# --- when to ask ------------------------------------------------------------------------------------
+
+
+def _subset(query: Query, margin: float, below: float) -> list[int]:
+    values = [c.value for c in query.candidates]
+    best = values[0]
+    near = margin if best >= below else float("inf")
+    return [i for i, v in enumerate(values) if best - v <= max(near, 1e-6)]
+
+
+def offline_accuracy(ranker: Ranker | None, rows: Iterable[Row], margin: float, below: float) -> float:
+    """Share of `rows` decided right when the ranker is asked among the options within (`margin`, `below`)
+    of the graph's best (as `Policy.decide` asks it), and the graph's best is taken elsewhere."""
+    rows = list(rows)
+    right = 0
+    for r in rows:
+        idx = _subset(r.query, margin, below)
+        choice = 0
+        if ranker is not None and len({r.query.candidates[i].text for i in idx}) > 1:
+            sub = replace(r.query, candidates=tuple(r.query.candidates[i] for i in idx))
+            scores = ranker.rank(sub)
+            choice = idx[int(np.argmax(scores))]
+        right += choice == r.answer
+    return right / max(len(rows), 1)
+
+
+def fit_margin(predict: Sequence[tuple[Ranker, Sequence[Row]]]) -> tuple[tuple[float, float], dict[str, float]]:
+    """The (ask_margin, ask_below) of MARGINS with the best accuracy over `predict` — pairs of a ranker and
+    rows of apps it was *not* trained on (out of fold) — and every candidate's accuracy."""
+    scored: dict[str, float] = {}
+    best, best_acc = MARGINS[0], -1.0
+    total = sum(len(rows) for _, rows in predict)
+    for margin, below in MARGINS:
+        right = sum(offline_accuracy(ranker, rows, margin, below) * len(rows) for ranker, rows in predict)
+        acc = right / max(total, 1)
+        scored[f"{margin}/{below}"] = round(acc, 4)
+        if acc > best_acc + 1e-9:
+            best, best_acc = (margin, below), acc
+    return best, scored
+
+
+# --- the whole recipe -------------------------------------------------------------------------------
+
+@dataclass
+class Trained:
+    """A ranker and when to ask it, with how that was chosen."""
+
+    ranker: Ranker
+    ask_margin: float
+    ask_below: float
+    held_out: str | None = None  # the evaluated app nothing here was trained or tuned on
+    margins: dict[str, float] | None = None  # out-of-fold accuracy of every MARGINS candidate
+
+    def config(self, base: PolicyConfig | None = None) -> PolicyConfig:
+        return replace(base or PolicyConfig(), ask_margin=self.ask_margin, ask_below=self.ask_below)
+
+
+def collect_rows(data: Path | None, apps: Sequence[str] = (), *, budget: int = 1000, generated: int = 2,
+                 progress: Progress | None = None) -> dict[str, list[Row]]:
+    """Rows per app folder of `data` (all, or `apps`), and of the never-evaluated apps under "extra"."""
+    from appatlas.bench.folders import app_folders
+
+    out: dict[str, list[Row]] = {}
+    for folder in (app_folders(data, tuple(apps)) if data is not None else []):
+        if progress is not None:
+            progress(f"{folder.name}: exploring and collecting decisions")
+        out[folder.name] = app_rows(folder, budget=budget)
+    if progress is not None:
+        progress("demo and generated apps: exploring and collecting decisions")
+    out["extra"] = extra_rows(generated=generated)
+    return out
+
+
+def _training(rows: dict[str, list[Row]], without: Iterable[str | None]) -> list[Row]:
+    """Every row of every app but `without` (apps in sorted order: the same set gives the same hash)."""
+    skip = set(without)
+    return [r for app in sorted(rows) if app not in skip for r in rows[app]]
+
+
+def fit(rows: dict[str, list[Row]], held_out: str | None = None, config: TrainConfig = TrainConfig(), *,
+        cache: Path | None = None, progress: Progress | None = None) -> Trained:
+    """Train on every app but `held_out` and choose when to ask on them, out of fold: for each training
+    app, a ranker trained without it (and without `held_out`) decides its recorded tasks' steps."""
+    apps = [a for a in sorted(rows) if a not in ("extra", held_out)]
+    predict = []
+    for app in apps:
+        if progress is not None:
+            progress(f"{'all' if held_out is None else 'without ' + held_out}: inner model without {app}")
+        task = [r for r in rows[app] if r.origin == "task"]
+        if task:
+            predict.append((train_ranker(_training(rows, (held_out, app)), config, cache=cache), task))
+    if progress is not None:
+        progress(f"{'all' if held_out is None else 'without ' + held_out}: the final model")
+    ranker = train_ranker(_training(rows, (held_out,)), config, cache=cache)
+    (margin, below), scored = fit_margin(predict) if predict else ((0.0, 0.0), {})
+    ranker.meta.update({"ask_margin": margin, "ask_below": below, "held_out": held_out, "margins": scored})
+    return Trained(ranker, margin, below, held_out, scored)

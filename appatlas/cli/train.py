@@ -1,0 +1,94 @@
+"""`appatlas train agent`: train the decider the policy asks where the graph is not certain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from appatlas.errors import AppatlasError
+
+console = Console()
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    train = typer.Typer(no_args_is_help=True, help="Train the models appatlas decides with (cached; minutes on a CPU).")
+    train.command("agent")(train_agent_cmd)
+    app.add_typer(train, name="train")
+
+
+def train_agent_cmd(
+    data: Path = typer.Option(None, "--data", help="A folder of DroidTask-shaped app folders to explore for training "
+                              "decisions (like ../shared/data/droidtask). Without it: the demo and generated apps only."),
+    apps: str = typer.Option("", "--apps", help="Only these app folders (comma-separated)."),
+    held_out: str = typer.Option("", "--held-out", help="An app to leave out entirely (its crawl and its tasks): the "
+                                 "model to evaluate that app with."),
+    out: Path = typer.Option(None, "--out", help="Also copy the trained model here (.npz); use it with "
+                             "--llm local --model OUT. By default it stays in the cache."),
+    budget: int = typer.Option(1000, "--budget", help="Crawl actions per app (as `bench tasks --atlas explore`)."),
+    epochs: int = typer.Option(15, "--epochs", help="Passes over the training decisions."),
+    generated: int = typer.Option(2, "--generated", help="Generated apps (40 screens each) added to the data."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default)."),
+) -> None:
+    """Train the ranker that decides where the graph's best options are close (see docs/agent.md).
+
+    What it learns from, with no human demonstration of an evaluated app: each app explored as the
+    `explore` benchmark setting explores it (every task's demonstration taken off the phone it crawls),
+    synthetic tasks along paths of that crawl with intents written from captions, the recorded tasks'
+    steps of the *other* apps, and the demo and generated apps. Each decision is put to the policy as on
+    a device, so the model learns from the graph's top options: their values and what each says and
+    leads to (all-MiniLM-L6-v2). Training is listwise, seeded, ~10 s per model on two cores; models are
+    cached under ~/.cache/appatlas/models by a hash of their data and settings. When to ask the model
+    (the graph's margin) is chosen on apps the model was not trained on.
+
+    Example: appatlas train agent --data ../shared/data/droidtask --held-out notes --out notes-ranker.npz
+    then:    appatlas bench tasks --data ../shared/data/droidtask --apps notes --llm local --model notes-ranker.npz
+    """
+    import shutil
+
+    import torch
+
+    from appatlas.agent import train
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    config = train.TrainConfig(epochs=epochs)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console) as bar:
+            step = bar.add_task("collecting decisions", total=None)
+            rows = train.collect_rows(data, tuple(a for a in apps.split(",") if a), budget=budget,
+                                      generated=generated, progress=lambda m: bar.update(step, description=m))
+            if held_out and held_out not in rows:
+                raise ValueError(f"--held-out {held_out!r} is not one of the apps: {', '.join(sorted(rows))}")
+            bar.update(step, description="training", total=len(rows), completed=0)
+
+            def note(message: str) -> None:
+                bar.update(step, description=message, advance=1 if "inner" in message or "final" in message else 0)
+
+            trained = train.fit(rows, held_out or None, config, cache=train.cache_dir(), progress=note)
+    except (AppatlasError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[bold red]{type(exc).__name__}:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    ranker = trained.ranker
+    path = ranker.save(train.cache_dir() / f"agent-{ranker.meta['hash'][:16]}.npz")
+    table = Table(title="training decisions (task rows: recorded steps of the training apps)")
+    for col in ("app", "synthetic", "task", "used"):
+        table.add_column(col, justify="right" if col != "app" else "left")
+    for app, rs in sorted(rows.items()):
+        used = "no (held out)" if app == held_out else "yes"
+        table.add_row(app, str(sum(r.origin == "synth" for r in rs)), str(sum(r.origin == "task" for r in rs)), used)
+    console.print(table)
+    margins = ", ".join(f"{k}: {v:.1%}" for k, v in (trained.margins or {}).items())
+    console.print(f"out-of-fold step accuracy per (ask_margin/ask_below): {margins or '-'}")
+    console.print(f"chosen: ask the model where the best options are within {trained.ask_margin} "
+                  f"(or the best is worth < {trained.ask_below}); final loss {ranker.meta['loss']}")
+    if out is not None:
+        shutil.copyfile(path, out)
+        shutil.copyfile(path.with_suffix(".json"), Path(out).with_suffix(".json"))
+        path = Path(out)
+    console.print(f"model: [bold]{path}[/]  (use: --llm local --model {path})")
