@@ -10,8 +10,9 @@ from appatlas.bench import faults
 from appatlas.bench.faults import SCENARIOS, run_faults_bench
 
 
-# The farm rows start Ray clusters (a minute or more each on 2 cores); tests/farm checks the same behaviour
-# (a host lost mid-campaign, a killed driver resumed) on one shared cluster.
+# The farm rows start Ray clusters of their own (the head-restart row two, one after the other: about a minute
+# of both cores together); tests/farm checks the same behaviour (a host lost mid-campaign, a killed driver
+# resumed, a restarted head rejoined by the driver itself) on one shared cluster.
 @pytest.mark.parametrize("name", [name for name, _ in SCENARIOS if not name.startswith("farm ")])
 def test_fault_is_survived_with_nothing_lost(name: str, tmp_path: Path) -> None:
     doc = run_faults_bench(only=(name,), out=tmp_path / "faults.json")
