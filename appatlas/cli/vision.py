@@ -104,8 +104,10 @@ def bench_vision_cmd(
 ) -> None:
     """Read the built-in apps' screens from pixels alone and score it against what was drawn.
 
-    Writes summary.widget_recall, widget_precision (IoU >= 0.5), ocr_char_accuracy, ms_per_screen,
-    identity_accuracy and crawl_coverage_ratio (pixels vs view tree, same budget).
+    Writes summary.widget_recall, widget_precision (IoU >= 0.5), ocr_char_accuracy, ms_per_screen
+    (wall of a cold read; also _max, _best_of_3, _warm, and cpu_ms_per_screen, which load does not
+    inflate), identity_accuracy, crawl_coverage_ratio (pixels vs view tree, same budget) and
+    crawl_parse_ms_mean, with the load average before and after.
 
     Example: appatlas bench vision --out bench-vision.json
     """
