@@ -205,3 +205,18 @@ def test_a_delete_intent_naming_a_row_is_planned_through_delete_and_really_delet
     verdict, state = _run(planned, test)
     assert verdict.passed, verdict.reason
     assert "Trip to Lisbon" not in [n["title"] for n in state["lists"]["notes"]]
+
+
+def test_success_reached_off_plan_on_a_page_the_atlas_did_not_expect_is_done(planned: dict) -> None:
+    """The atlas believes Save stays on the form (an error) and the plan goes on to fix and save again; the
+    app really saved and shows a 'Saved' page. Checked read-only, the new note is in the list: the case is
+    done there, and no second note is made by repairing towards the plan."""
+    test = planned["tests"][DEMO_INTENTS[0]]  # create a text note 'Groceries': ... Save -> Saved page
+    form = test.steps[-2].expect
+    again = Step(Action(ActionKind.TAP, target=Selector(resource_id="com.appatlas.notes:id/new_save")),
+                 expect=test.steps[-1].expect)
+    wrong = replace(test, steps=(*test.steps[:-1], replace(test.steps[-1], expect=form), again))
+    verdict, state = _run(planned, wrong)
+    assert verdict.passed, verdict.reason
+    assert "checked read-only" in " ".join(str(s.get("reason")) for s in verdict.steps)
+    assert [r["title"] for r in state["lists"]["notes"]].count("Groceries") == 2  # the old one and one new
