@@ -292,11 +292,12 @@ def test_every_kernel_the_cpu_supports_gives_the_same_bits():
     if not ours:
         pytest.skip("this CPU has not even AVX2: only torch's int4 kernel can run")
     build_kernels()  # a CPU that supports one of ours must build it: no skip here
-    qs = [_quant(64, 256, 4, 32)]
-    x = torch.randn(5, 256) * 3
-    outs = {isa: Int4VnniOp(qs, isa=isa)(x) for isa in ours}
-    for isa in ours:
-        assert torch.equal(outs[isa], outs[ours[0]]), isa
+    for group in (32, 64):  # AVX2 sums 4 input pairs in int16, then widens: one chunk per group, or two
+        qs = [_quant(64, 256, 4, group)]
+        x = torch.randn(9, 256) * 3  # a prompt: tiles of 4 tokens and a single one
+        outs = {isa: Int4VnniOp(qs, isa=isa)(x) for isa in ours}
+        for isa in ours:
+            assert torch.equal(outs[isa], outs[ours[0]]), (isa, group)
 
 
 def test_forcing_a_kernel_by_environment(monkeypatch):

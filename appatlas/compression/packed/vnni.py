@@ -9,7 +9,8 @@ One layout, three implementations, chosen at run time by the CPU's features (bes
 
 * ``avx512vnni`` — ``vpdpbusd`` on 512-bit registers (16 rows per instruction);
 * ``avxvnni``    — the same instruction on 256-bit registers (Alder Lake and later laptops without AVX-512);
-* ``avx2``       — ``vpmaddubsw`` + ``vpmaddwd`` (every x86-64 CPU since 2013; CI runners, AMD EPYC).
+* ``avx2``       — ``vpmaddubsw`` summed in int16 over 4 input pairs, then one ``vpmaddwd`` (every x86-64 CPU since
+  2013; CI runners, AMD EPYC).
 
 All three compute the same int32 sums and the same fp32 operations in the same order, so their outputs are
 bit-identical (the tests check it). ``APPATLAS_INT4_KERNEL`` (``auto`` | ``avx512vnni`` | ``avxvnni`` | ``avx2``
@@ -32,7 +33,8 @@ two dot products (the 256-bit kernels load the two halves: rows 0–7 and 8–15
 
 Prompts (``M > 1`` rows of ``x``) are a GEMM, not ``M`` GEMVs: each thread takes a range of row blocks and runs
 every token through a block while its record (≤ 16 KiB) sits in L1, several tokens per loaded weight (4 on
-AVX-512, 2 on the 256-bit kernels), so the weights stream once per call instead of once per token.
+AVX-512 and AVX2 — which does rows 0–7 of the block, then 8–15 — 2 on AVX-VNNI), so the weights stream once per
+call instead of once per token. The activations are rounded with AVX2 (every kernel needs it), 8 inputs at a time.
 
 The C++ is compiled on first use (``torch.utils.cpp_extension``, cached; needs g++ and ninja, as
 ``torch.compile`` does); each implementation carries its own ``target`` attribute, so one build holds all
@@ -68,6 +70,7 @@ _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -76,39 +79,69 @@ _SOURCE = r"""
 constexpr int64_t kPrefetch = 8192;
 
 struct Acts {  // x/d = qx + rx/254 per group of every row of x
-  std::vector<int8_t> q, r;
-  std::vector<float> d, s;  // the step d and the exact sum of x, per (row, group)
-};
-
-static void quantize_acts(const float* x, int64_t M, int64_t K, int64_t group, Acts& a) {
-  const int64_t G = K / group;
-  a.q.resize(M * K); a.r.resize(M * K); a.d.resize(M * G); a.s.resize(M * G);
-  at::parallel_for(0, M, 8, [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m) {
-      const float* xp = x + m * K;
-      for (int64_t g = 0; g < G; ++g) {
-        float amax = 0.f, sum = 0.f;
-        for (int64_t k = g * group; k < (g + 1) * group; ++k) { amax = std::max(amax, std::abs(xp[k])); sum += xp[k]; }
-        const float d = amax / 127.f, inv = d > 0.f ? 1.f / d : 0.f;
-        a.d[m * G + g] = d;
-        a.s[m * G + g] = sum;
-        for (int64_t k = g * group; k < (g + 1) * group; ++k) {
-          const float t = xp[k] * inv, q = std::nearbyint(t);
-          a.q[m * K + k] = (int8_t)q;
-          a.r[m * K + k] = (int8_t)std::nearbyint((t - q) * 254.f);
-        }
-      }
-    }
-  });
-}
-
-struct Job {  // one row block b of the weight, tokens m0 .. m0+MT-1
-  const uint8_t* wb; const Acts* a; int64_t G, K, N, pairs, rec, b; float* y; bool prefetch;
+  std::vector<int8_t> qr;   // [row][digit: qx, rx][K]: a token's two digits side by side
+  std::vector<float> d, s;  // the step d and the sum of x, per (row, group)
+  const int8_t* q(int64_t m, int64_t K) const { return qr.data() + 2 * m * K; }
+  const int8_t* r(int64_t m, int64_t K) const { return qr.data() + (2 * m + 1) * K; }
 };
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vnni,fma,f16c")))
 #define TVNNI __attribute__((target("avx2,avxvnni,fma,f16c")))
 #define TAVX2 __attribute__((target("avx2,fma,f16c")))
+
+TAVX2 static float hsum8(__m256 v) {  // a fixed order: lanes (0+4, 1+5, 2+6, 3+7), then pairs, then the two
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Every kernel needs AVX2 (the CPU is checked first), so the activations are rounded with it: 8 inputs at a time,
+// round half to even as nearbyint; the group sum of x in the fixed order of hsum8 (all kernels share it).
+TAVX2 static void quantize_rows(const float* x, int64_t m0, int64_t m1, int64_t K, int64_t group, Acts& a) {
+  const int64_t G = K / group;
+  const __m256 sign = _mm256_set1_ps(-0.f), k254 = _mm256_set1_ps(254.f);
+  for (int64_t m = m0; m < m1; ++m) {
+    const float* xp = x + m * K;
+    for (int64_t g = 0; g < G; ++g) {
+      __m256 amax = _mm256_setzero_ps(), sum = _mm256_setzero_ps();
+      for (int64_t k = g * group; k < (g + 1) * group; k += 8) {
+        const __m256 v = _mm256_loadu_ps(xp + k);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v));
+        sum = _mm256_add_ps(sum, v);
+      }
+      __m128 mx = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+      mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
+      mx = _mm_max_ss(mx, _mm_movehdup_ps(mx));
+      const float d = _mm_cvtss_f32(mx) / 127.f, inv = d > 0.f ? 1.f / d : 0.f;
+      a.d[m * G + g] = d;
+      a.s[m * G + g] = hsum8(sum);
+      const __m256 vinv = _mm256_set1_ps(inv);
+      for (int64_t k = g * group; k < (g + 1) * group; k += 8) {
+        const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(xp + k), vinv);
+        const __m256 q = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_sub_ps(t, q), k254),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        // |q|, |r| <= 127: int32 -> int16 -> int8 packs never saturate (and keep the order within 128 bits)
+        const __m256i qi = _mm256_cvtps_epi32(q), ri = _mm256_cvtps_epi32(r);
+        const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
+        const __m128i r16 = _mm_packs_epi32(_mm256_castsi256_si128(ri), _mm256_extracti128_si256(ri, 1));
+        _mm_storel_epi64((__m128i*)(a.qr.data() + 2 * m * K + k), _mm_packs_epi16(q16, q16));
+        _mm_storel_epi64((__m128i*)(a.qr.data() + (2 * m + 1) * K + k), _mm_packs_epi16(r16, r16));
+      }
+    }
+  }
+}
+
+static void quantize_acts(const float* x, int64_t M, int64_t K, int64_t group, Acts& a) {
+  const int64_t G = K / group;
+  a.qr.resize(2 * M * K); a.d.resize(M * G); a.s.resize(M * G);
+  at::parallel_for(0, M, 16, [&](int64_t m0, int64_t m1) { quantize_rows(x, m0, m1, K, group, a); });
+}
+
+struct Job {  // one row block b of the weight, tokens m0 .. m0+MT-1
+  const uint8_t* wb; const Acts* a; int64_t G, K, N, pairs, rec, b; float* y; bool prefetch;
+};
 
 template <int MT> T512 static void rows_avx512vnni(const Job& j, int64_t m0) {
   const __m512i low = _mm512_set1_epi8(0x0F);
@@ -124,8 +157,8 @@ template <int MT> T512 static void rows_avx512vnni(const Job& j, int64_t m0) {
       const __m512i c0 = _mm512_and_si512(v, low), c1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
       const int64_t kp = 2 * (g * j.pairs + p);
       for (int t = 0; t < MT; ++t) {
-        const int32_t* q4 = reinterpret_cast<const int32_t*>(j.a->q.data() + (m0 + t) * j.K);
-        const int32_t* r4 = reinterpret_cast<const int32_t*>(j.a->r.data() + (m0 + t) * j.K);
+        const int32_t* q4 = reinterpret_cast<const int32_t*>(j.a->q(m0 + t, j.K));
+        const int32_t* r4 = reinterpret_cast<const int32_t*>(j.a->r(m0 + t, j.K));
         hs[t] = _mm512_dpbusd_epi32(hs[t], c0, _mm512_set1_epi32(q4[kp]));
         hs[t] = _mm512_dpbusd_epi32(hs[t], c1, _mm512_set1_epi32(q4[kp + 1]));
         ls[t] = _mm512_dpbusd_epi32(ls[t], c0, _mm512_set1_epi32(r4[kp]));
@@ -144,58 +177,100 @@ template <int MT> T512 static void rows_avx512vnni(const Job& j, int64_t m0) {
   for (int t = 0; t < MT; ++t) _mm512_storeu_ps(j.y + (m0 + t) * j.N + j.b * 16, acc[t]);
 }
 
-// The 256-bit kernels: the same sums for rows 0-7 (h = 0) and 8-15 (h = 1) of the block.
-#define ROWS256(NAME, TARGET, DOT, SETUP)                                                                       \
-template <int MT> TARGET static void NAME(const Job& j, int64_t m0) {                                           \
-  const __m256i low = _mm256_set1_epi8(0x0F);                                                                  \
-  SETUP                                                                                                         \
-  __m256 acc[MT][2];                                                                                            \
-  for (int t = 0; t < MT; ++t) { acc[t][0] = _mm256_setzero_ps(); acc[t][1] = _mm256_setzero_ps(); }           \
-  for (int64_t g = 0; g < j.G; ++g) {                                                                           \
-    const uint8_t* wg = j.wb + g * j.rec;                                                                       \
-    if (j.prefetch) for (int64_t c = 0; c < j.rec; c += 64) _mm_prefetch((const char*)(wg + kPrefetch + c), _MM_HINT_T0); \
-    __m256i hs[MT][2], ls[MT][2];                                                                               \
-    for (int t = 0; t < MT; ++t) for (int h = 0; h < 2; ++h) { hs[t][h] = _mm256_setzero_si256(); ls[t][h] = _mm256_setzero_si256(); } \
-    for (int64_t p = 0; p < j.pairs; ++p) {                                                                     \
-      __m256i c0[2], c1[2];                                                                                     \
-      for (int h = 0; h < 2; ++h) {                                                                             \
-        const __m256i v = _mm256_loadu_si256((const __m256i*)(wg + p * 64 + 32 * h));                           \
-        c0[h] = _mm256_and_si256(v, low); c1[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);               \
-      }                                                                                                         \
-      const int64_t kp = 2 * (g * j.pairs + p);                                                                 \
-      for (int t = 0; t < MT; ++t) {                                                                            \
-        const int32_t* q4 = reinterpret_cast<const int32_t*>(j.a->q.data() + (m0 + t) * j.K);                  \
-        const int32_t* r4 = reinterpret_cast<const int32_t*>(j.a->r.data() + (m0 + t) * j.K);                  \
-        const __m256i qa = _mm256_set1_epi32(q4[kp]), qb = _mm256_set1_epi32(q4[kp + 1]);                     \
-        const __m256i ra = _mm256_set1_epi32(r4[kp]), rb = _mm256_set1_epi32(r4[kp + 1]);                     \
-        for (int h = 0; h < 2; ++h) {                                                                           \
-          hs[t][h] = DOT(DOT(hs[t][h], c0[h], qa), c1[h], qb);                                                  \
-          ls[t][h] = DOT(DOT(ls[t][h], c0[h], ra), c1[h], rb);                                                  \
-        }                                                                                                       \
-      }                                                                                                         \
-    }                                                                                                           \
-    for (int h = 0; h < 2; ++h) {                                                                               \
-      const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 16 * h)));         \
-      const __m256 o = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 32 + 16 * h)));    \
-      for (int t = 0; t < MT; ++t) {                                                                            \
-        const __m256 isum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ls[t][h]), _mm256_set1_ps(1.f / 254.f),          \
-                                            _mm256_cvtepi32_ps(hs[t][h]));                                      \
-        acc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(j.a->d[(m0 + t) * j.G + g])), isum, acc[t][h]); \
-        acc[t][h] = _mm256_fmadd_ps(o, _mm256_set1_ps(j.a->s[(m0 + t) * j.G + g]), acc[t][h]);                  \
-      }                                                                                                         \
-    }                                                                                                           \
-  }                                                                                                             \
-  for (int t = 0; t < MT; ++t) for (int h = 0; h < 2; ++h)                                                      \
-    _mm256_storeu_ps(j.y + (m0 + t) * j.N + j.b * 16 + 8 * h, acc[t][h]);                                       \
+// AVX-VNNI: the same sums for rows 0-7 (h = 0) and 8-15 (h = 1) of the block, vpdpbusd on 256 bits.
+template <int MT> TVNNI static void rows_avxvnni(const Job& j, int64_t m0) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  __m256 acc[MT][2];
+  for (int t = 0; t < MT; ++t) { acc[t][0] = _mm256_setzero_ps(); acc[t][1] = _mm256_setzero_ps(); }
+  for (int64_t g = 0; g < j.G; ++g) {
+    const uint8_t* wg = j.wb + g * j.rec;
+    if (j.prefetch) for (int64_t c = 0; c < j.rec; c += 64) _mm_prefetch((const char*)(wg + kPrefetch + c), _MM_HINT_T0);
+    __m256i hs[MT][2], ls[MT][2];
+    for (int t = 0; t < MT; ++t) for (int h = 0; h < 2; ++h) { hs[t][h] = _mm256_setzero_si256(); ls[t][h] = _mm256_setzero_si256(); }
+    for (int64_t p = 0; p < j.pairs; ++p) {
+      __m256i c0[2], c1[2];
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = _mm256_loadu_si256((const __m256i*)(wg + p * 64 + 32 * h));
+        c0[h] = _mm256_and_si256(v, low); c1[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+      }
+      const int64_t kp = 2 * (g * j.pairs + p);
+      for (int t = 0; t < MT; ++t) {
+        const int32_t* q4 = reinterpret_cast<const int32_t*>(j.a->q(m0 + t, j.K));
+        const int32_t* r4 = reinterpret_cast<const int32_t*>(j.a->r(m0 + t, j.K));
+        const __m256i qa = _mm256_set1_epi32(q4[kp]), qb = _mm256_set1_epi32(q4[kp + 1]);
+        const __m256i ra = _mm256_set1_epi32(r4[kp]), rb = _mm256_set1_epi32(r4[kp + 1]);
+        for (int h = 0; h < 2; ++h) {
+          hs[t][h] = _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(hs[t][h], c0[h], qa), c1[h], qb);
+          ls[t][h] = _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(ls[t][h], c0[h], ra), c1[h], rb);
+        }
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 16 * h)));
+      const __m256 o = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 32 + 16 * h)));
+      for (int t = 0; t < MT; ++t) {
+        const __m256 isum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ls[t][h]), _mm256_set1_ps(1.f / 254.f),
+                                            _mm256_cvtepi32_ps(hs[t][h]));
+        acc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(j.a->d[(m0 + t) * j.G + g])), isum, acc[t][h]);
+        acc[t][h] = _mm256_fmadd_ps(o, _mm256_set1_ps(j.a->s[(m0 + t) * j.G + g]), acc[t][h]);
+      }
+    }
+  }
+  for (int t = 0; t < MT; ++t) for (int h = 0; h < 2; ++h)
+    _mm256_storeu_ps(j.y + (m0 + t) * j.N + j.b * 16 + 8 * h, acc[t][h]);
 }
 
-// AVX-VNNI: u8 x s8 dot of 4 into int32, as vpdpbusd on 512 bits.
-#define DOT_VNNI(acc, c, a) _mm256_dpbusd_avx_epi32(acc, c, a)
-ROWS256(rows_avxvnni, TVNNI, DOT_VNNI, )
-// AVX2: vpmaddubsw (u8 x s8, pairs into int16: |15*127*2| < 2^15, never saturates) then vpmaddwd with ones.
-#define DOT_AVX2(acc, c, a) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(c, a), ones))
-ROWS256(rows_avx2, TAVX2, DOT_AVX2, const __m256i ones = _mm256_set1_epi16(1);)
+// AVX2: vpmaddubsw (u8 x s8, pairs into int16: 2*15*127 = 3810) summed in int16 over up to 4 input pairs
+// (8 products: 8*3810 = 30480 < 2^15, never saturates), then one vpmaddwd by ones into int32 per 4 pairs
+// (before: vpmaddwd + vpaddd after every vpmaddubsw). Rows 0-7 (h = 0), then 8-15 (h = 1): the block's record
+// is in L1 for the second pass, and the registers hold 4 tokens' sums.
+template <int MT> TAVX2 static void rows_avx2(const Job& j, int64_t m0) {
+  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  for (int h = 0; h < 2; ++h) {
+    __m256 acc[MT];
+    for (int t = 0; t < MT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < j.G; ++g) {
+      const uint8_t* wg = j.wb + g * j.rec;
+      if (j.prefetch && h == 0) for (int64_t c = 0; c < j.rec; c += 64) _mm_prefetch((const char*)(wg + kPrefetch + c), _MM_HINT_T0);
+      __m256i hs[MT], ls[MT];
+      for (int64_t p0 = 0; p0 < j.pairs; p0 += 4) {
+        __m256i h16[MT], l16[MT];
+        for (int t = 0; t < MT; ++t) { h16[t] = _mm256_setzero_si256(); l16[t] = _mm256_setzero_si256(); }
+        const int64_t p1 = std::min<int64_t>(j.pairs, p0 + 4);
+        for (int64_t p = p0; p < p1; ++p) {
+          const __m256i v = _mm256_loadu_si256((const __m256i*)(wg + p * 64 + 32 * h));
+          const __m256i c0 = _mm256_and_si256(v, low), c1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+          const int64_t kp = 2 * (g * j.pairs + p);
+          for (int t = 0; t < MT; ++t) {
+            const int32_t* q4 = reinterpret_cast<const int32_t*>(j.a->q(m0 + t, j.K));
+            const int32_t* r4 = reinterpret_cast<const int32_t*>(j.a->r(m0 + t, j.K));
+            h16[t] = _mm256_add_epi16(h16[t], _mm256_add_epi16(_mm256_maddubs_epi16(c0, _mm256_set1_epi32(q4[kp])),
+                                                               _mm256_maddubs_epi16(c1, _mm256_set1_epi32(q4[kp + 1]))));
+            l16[t] = _mm256_add_epi16(l16[t], _mm256_add_epi16(_mm256_maddubs_epi16(c0, _mm256_set1_epi32(r4[kp])),
+                                                               _mm256_maddubs_epi16(c1, _mm256_set1_epi32(r4[kp + 1]))));
+          }
+        }
+        for (int t = 0; t < MT; ++t) {
+          const __m256i h32 = _mm256_madd_epi16(h16[t], ones), l32 = _mm256_madd_epi16(l16[t], ones);
+          hs[t] = p0 == 0 ? h32 : _mm256_add_epi32(hs[t], h32);
+          ls[t] = p0 == 0 ? l32 : _mm256_add_epi32(ls[t], l32);
+        }
+      }
+      const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 16 * h)));
+      const __m256 o = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 32 + 16 * h)));
+      for (int t = 0; t < MT; ++t) {
+        const __m256 isum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ls[t]), _mm256_set1_ps(1.f / 254.f),
+                                            _mm256_cvtepi32_ps(hs[t]));
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(j.a->d[(m0 + t) * j.G + g])), isum, acc[t]);
+        acc[t] = _mm256_fmadd_ps(o, _mm256_set1_ps(j.a->s[(m0 + t) * j.G + g]), acc[t]);
+      }
+    }
+    for (int t = 0; t < MT; ++t) _mm256_storeu_ps(j.y + (m0 + t) * j.N + j.b * 16 + 8 * h, acc[t]);
+  }
+}
 
+
+// isa: 0 avx512vnni, 1 avxvnni, 2 avx2
 template <int MT> static void run_rows(int64_t isa, const Job& j, int64_t m0) {
   if (isa == 0) rows_avx512vnni<MT>(j, m0);
   else if (isa == 1) rows_avxvnni<MT>(j, m0);
@@ -205,12 +280,12 @@ template <int MT> static void run_rows(int64_t isa, const Job& j, int64_t m0) {
 static bool cpu_supports(int64_t isa) {
   __builtin_cpu_init();
   const bool base = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (isa == 0) return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+  if (isa == 0) return base && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
   if (isa == 1) return base && __builtin_cpu_supports("avxvnni");
   return isa == 2 && base;
 }
 
-// x [M, K] fp32, w [N/16, G, 64 * group/8 + 64] uint8 -> y [M, N] fp32; isa: 0 avx512vnni, 1 avxvnni, 2 avx2
+// x [M, K] fp32, w [N/16, G, 64 * group/8 + 64] uint8 -> y [M, N] fp32
 at::Tensor int4_mm(const at::Tensor& x_, const at::Tensor& w, int64_t group, int64_t isa) {
   const at::Tensor x = x_.contiguous();
   const int64_t M = x.size(0), K = x.size(1), G = K / group, pairs = group / 8, N = w.size(0) * 16;
@@ -223,7 +298,8 @@ at::Tensor int4_mm(const at::Tensor& x_, const at::Tensor& w, int64_t group, int
   quantize_acts(x.data_ptr<float>(), M, K, group, a);
   const uint8_t* wp = w.data_ptr<uint8_t>();
   float* yp = y.data_ptr<float>();
-  const int tile = isa == 0 ? 4 : 2;  // tokens per loaded weight (registers: 32 zmm, 16 ymm)
+  // tokens per loaded weight: 4 (avx512vnni: 32 zmm registers; avx2: one half-block of rows at a time), 2 (avxvnni)
+  const int tile = isa == 1 ? 2 : 4;
   at::parallel_for(0, N / 16, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const Job j{wp + b * G * rec, &a, G, K, N, pairs, rec, b, yp, true};
