@@ -108,14 +108,16 @@ class Progress:
         acted += [w for t in history for w in words(t.text)]
         # A toggle seen already as the intent wants it needs no action: its words count as done. A
         # checked radio button is a choice made; a checkbox must name at least half of the intent, so
-        # a neighbour sharing one word does not count.
+        # a neighbour sharing one word does not count, and the intent must ask for a state (on / off):
+        # "set the snooze time to 5 minutes" is not done by "Always use same snooze time" being on.
         for t in history:
             for label, on, radio in t.toggles:
                 ws = label_words(label)
                 hits = [x for x in intent.terms if any(same_term(x, w) for w in ws)]
                 if radio and on and hits:
                     acted += ws
-                elif not radio and on == (intent.wants != "off") and hits and 2 * len(hits) >= len(intent.terms):
+                elif not radio and intent.wants and on == (intent.wants == "on") and hits \
+                        and 2 * len(hits) >= len(intent.terms):
                     acted += ws
         self.covered = {t for t in intent.terms if any(same_term(t, w) for w in acted)}
         # "dial pad" in the intent is "Dialpad" on what was acted on.
