@@ -469,10 +469,20 @@ def _kept_by_confirm(views: AtlasViews, expect: list[Expectation], intent: str =
                     and target is not None and not screen_errors(target.example):
                 after = t
                 break
-        if not after:  # never seen confirmed: it returns to what opened it
-            openers = sorted(((d.get("count", 1), u) for u, _, d in g.in_edges(e.where, data=True)
-                              if u != e.where and d["action"].kind is not ActionKind.BACK), reverse=True)
-            after = openers[0][1] if openers else ""
+        if not after:  # never seen confirmed: it returns to what opened it (past a menu that opened it)
+            after, seen_keys = e.where, {e.where}
+            for _ in range(3):
+                openers = sorted(((d.get("count", 1), u) for u, _, d in g.in_edges(after, data=True)
+                                  if u not in seen_keys and d["action"].kind is not ActionKind.BACK), reverse=True)
+                if not openers:
+                    after = ""
+                    break
+                after = openers[0][1]
+                seen_keys.add(after)
+                if views.screens[after].facts.kind not in ("dialog", "menu"):
+                    break
+            if after and views.screens[after].facts.kind in ("dialog", "menu"):
+                after = ""
         if after and after in views.screens and not any(x.kind == "screen" and x.where == after for x in out):
             out.append(Expectation("screen", where=after, note=f"the {views.screens[after].facts.place} is open "
                                                                "(what was set is kept, not left unconfirmed)"))
