@@ -39,6 +39,7 @@ KINDS = ("tap", "long_tap", "type", "scroll", "back")
 SHIPPED = Path(__file__).with_name("models") / "ranker.npz"  # what `--llm local` loads (`llm.make_llm`)
 N_FEATURES = 10 + len(KINDS)
 DIM = 384  # all-MiniLM-L6-v2
+_MATRICES = ("w1", "w2", "aq", "al", "b")  # what `Ranker.quantized` stores as integer codes
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,13 @@ def _relu(x: np.ndarray) -> np.ndarray:
 class Ranker:
     """A trained option scorer (see the module docstring). Load with `Ranker.load(path)`."""
 
-    def __init__(self, weights: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, weights: dict[str, np.ndarray], meta: dict[str, Any] | None = None, *,
+                 codes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None) -> None:
         self.w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         self.meta = dict(meta or {})
-        self.name = f"ranker:{self.meta.get('hash', 'untrained')[:10]}"
+        self.codes = codes or {}  # matrix -> (uint8 codes, fp16 scale, fp16 offset) of a quantized ranker
+        bits = f"-int{self.meta['bits']}" if self.meta.get("bits") else ""
+        self.name = f"ranker:{self.meta.get('hash', 'untrained')[:10]}{bits}"
 
     @property
     def ask(self) -> tuple[float, float]:
@@ -143,14 +147,39 @@ class Ranker:
     def chat(self, messages: Any, *, max_tokens: int = 256, temperature: float = 0.0) -> str:
         raise LLMError("the trained ranker scores options and does not chat; use --llm local-lm for SmolLM2")
 
+    # --- compression --------------------------------------------------------------------------------
+
+    def quantized(self, bits: int = 8) -> Ranker:
+        """This ranker with its matrices stored as `bits`-bit codes on the compression stack's min/max grid
+        (`appatlas.compression.quant.grid`: one group per output column, the range clipped where that
+        lowers the squared error, scale and offset in fp16). Scores are computed from the decoded weights."""
+        import torch
+
+        from appatlas.compression.quant.grid import dequantize_codes, find_params, quantize_codes
+
+        if not 2 <= bits <= 8:
+            raise ValueError(f"bits must be 2..8 (codes are stored as uint8), not {bits}")
+        weights, codes = dict(self.w), {}
+        for k in _MATRICES:
+            rows = torch.from_numpy(self.w[k]).T.contiguous()  # one row per output column
+            grid = find_params(rows, bits, clip=True)
+            q = quantize_codes(rows, grid, bits)
+            weights[k] = dequantize_codes(q, grid).T.numpy()
+            codes[k] = (q.to(torch.uint8).T.numpy(), grid.scale.half().numpy(), grid.offset.half().numpy())
+        return Ranker(weights, self.meta | {"bits": bits}, codes=codes)
+
     # --- files ------------------------------------------------------------------------------------
 
     def save(self, path: Path) -> Path:
-        """Write the weights (plain arrays) and what they were trained on (JSON beside them, no pickle)."""
+        """Write the weights (plain arrays; a quantized ranker's matrices as uint8 codes with fp16 scale and
+        offset) and what they were trained on (JSON beside them). No pickle."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v for k, v in self.w.items() if k not in self.codes}
+        for k, (q, scale, offset) in self.codes.items():
+            arrays |= {k: q, f"{k}_scale": scale, f"{k}_offset": offset}
         with open(path, "wb") as f:  # np.savez adds ".npz" to a str path without it
-            np.savez(f, **self.w)
+            np.savez(f, **arrays)
         path.with_suffix(".json").write_text(json.dumps(self.meta, indent=2))
         return path
 
@@ -167,4 +196,10 @@ class Ranker:
         missing = {"w1", "b1", "w2", "b2", "aq", "al", "b"} - set(weights)
         if missing:
             raise ModelMissing(f"{path} is not a ranker (missing {', '.join(sorted(missing))}); train it again")
-        return cls(weights, meta)
+        codes = {}
+        for k in _MATRICES:
+            if f"{k}_scale" in weights:  # quantized: decode as `quantized` did (code * scale + offset per column)
+                q, scale, offset = weights[k], weights.pop(f"{k}_scale"), weights.pop(f"{k}_offset")
+                codes[k] = (q, scale, offset)
+                weights[k] = q.astype(np.float32) * scale.astype(np.float32) + offset.astype(np.float32)
+        return cls(weights, meta, codes=codes)

@@ -98,3 +98,17 @@ def test_local_is_the_shipped_ranker_and_the_policy_takes_its_margin(demo_knowle
     context = "Goal: open the settings\nSteps so far: nothing yet\nScreen: main"
     index, scores = ranker.choose(context, ["tap 'Settings'", "press back"])
     assert index in (0, 1) and len(scores) == 2
+
+
+def test_the_int8_ranker_stores_codes_and_decides_as_fp32_does(rows, tmp_path) -> None:
+    ranker = train.train_ranker(rows, TINY)
+    small = ranker.quantized(8)
+    path = small.save(tmp_path / "r8.npz")
+    with np.load(path, allow_pickle=False) as data:
+        assert data["aq"].dtype == np.uint8 and data["aq_scale"].dtype == np.float16
+    loaded = Ranker.load(path)
+    assert all(np.array_equal(loaded.w[k], small.w[k]) for k in small.w)  # decoded as it was quantized
+    assert loaded.meta["bits"] == 8 and loaded.name.endswith("-int8")
+    same = sum(int(np.argmax(ranker.rank(r.query))) == int(np.argmax(loaded.rank(r.query))) for r in rows)
+    assert same >= 0.95 * len(rows)
+    assert path.stat().st_size < ranker.save(tmp_path / "r32.npz").stat().st_size / 2
