@@ -30,7 +30,26 @@ __all__ = [
     "Verdict",
     "Widget",
     "qualify_activity",
+    "view_kind",
 ]
+
+# ArkUI components (HarmonyOS) by the Android view of the same kind. Web widgets are named so already
+# (`web.Button`, `web.ListView`: appatlas.devices._web_dom); Android's are themselves.
+_ARKUI_KINDS = {
+    "Text": "TextView", "Span": "TextView", "Image": "ImageView", "TextInput": "EditText", "TextArea": "EditText",
+    "Search": "EditText", "Checkbox": "CheckBox", "Toggle": "Switch", "Radio": "RadioButton", "List": "ListView",
+    "ListItem": "ViewGroup", "Grid": "GridView", "GridItem": "ViewGroup", "Scroll": "ScrollView", "Select": "Spinner",
+    "Slider": "SeekBar", "Progress": "ProgressBar", "Web": "WebView", "Column": "LinearLayout", "Row": "LinearLayout",
+    "Stack": "FrameLayout", "RelativeContainer": "RelativeLayout", "Tabs": "TabWidget",
+}
+
+
+def view_kind(class_name: str) -> str:
+    """What kind of view a widget is, on any platform, by the Android name of that kind: "Button" for
+    android.widget.Button, web.Button and ArkUI's Button; "ListView" for ArkUI's List. Checks of a
+    widget's kind compare this, so they hold on HarmonyOS and the web too."""
+    short = class_name.rsplit(".", 1)[-1]
+    return _ARKUI_KINDS.get(short, short)
 
 
 def qualify_activity(package: str, activity: str) -> str:

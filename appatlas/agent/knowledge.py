@@ -27,7 +27,7 @@ from appatlas.graph.atlas import Atlas, RecordedTask, StoredTransition
 from appatlas.graph.demonstration import Demonstration, removal
 from appatlas.graph.fingerprint import content_key, structure_tokens
 from appatlas.graph.inputs import field_kind
-from appatlas.types import Action, Screen
+from appatlas.types import Action, Screen, view_kind
 
 __all__ = ["Knowledge", "ScreenInfo"]
 
@@ -61,7 +61,7 @@ def _screen_info(key: str, states: Sequence[int], screens: dict[int, Screen]) ->
                 texts.update(words(w.text))
     first = screens[states[0]]
     scrolls = frozenset(w.resource_id for w in first.widgets() if w.scrollable and w.resource_id
-                        and w.class_name.endswith(_VERTICAL))
+                        and view_kind(w.class_name).endswith(_VERTICAL))
     fields = frozenset(field_kind(w) for w in first.widgets() if w.editable)
     return ScreenInfo(key, tuple(states), tuple(labels.items()), frozenset(texts), structure_tokens(first),
                       first.activity, scrolls, fields)

@@ -13,7 +13,7 @@ from appatlas.agent.intent import Slot, terms_in
 from appatlas.agent.knowledge import MAX_STATES_PER_SCREEN, Knowledge
 from appatlas.agent.options import Option
 from appatlas.agent.valuing import pick_value, same_option
-from appatlas.types import ActionKind
+from appatlas.types import ActionKind, view_kind
 
 __all__ = ["VERTICAL", "LookAhead"]
 
@@ -104,7 +104,7 @@ class LookAhead:
         shown: list[tuple[str, int]] = [(t.target_key, t.target) for t in self.knowledge.out(key)
                                         if t.action.kind is ActionKind.SCROLL and same_option(t.action, o)]
         info = self.knowledge.screens.get(key)
-        if info is not None and o.widget is not None and o.widget.class_name.endswith(VERTICAL):
+        if info is not None and o.widget is not None and view_kind(o.widget.class_name).endswith(VERTICAL):
             shown += [(key, sid) for sid in info.states[:MAX_STATES_PER_SCREEN]]
             shown += [(k, sid) for k in self.knowledge.pages(key) if o.widget.resource_id in self.knowledge.screens[k].scrolls
                       for sid in self.knowledge.screens[k].states[:MAX_STATES_PER_SCREEN]]

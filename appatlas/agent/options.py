@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from appatlas.devices.base import selector_for
 from appatlas.graph.fingerprint import SYSTEM_CHROME, root_windows
-from appatlas.types import Action, ActionKind, Screen, Widget
+from appatlas.types import Action, ActionKind, Screen, Widget, view_kind
 
 __all__ = ["BACK_OPTION", "Option", "describe_option", "is_dialog", "options", "shown_texts", "widget_label"]
 
@@ -69,7 +69,7 @@ class Option:
         label = self.label.strip().lower()
         if label in DESTRUCTIVE_WORDS and not self.in_dialog:
             return False
-        return self.widget.class_name.endswith("Button") and label in CONFIRM_WORDS
+        return view_kind(self.widget.class_name).endswith("Button") and label in CONFIRM_WORDS
 
     @property
     def radio(self) -> bool:
@@ -141,7 +141,7 @@ def options(screen: Screen, *, scroll: bool = True) -> list[Option]:
         stack = [(window, False)]
         while stack:
             w, in_list = stack.pop()
-            stack.extend((c, in_list or w.class_name.endswith(_LISTS)) for c in reversed(w.children))
+            stack.extend((c, in_list or view_kind(w.class_name).endswith(_LISTS)) for c in reversed(w.children))
             if not w.enabled or w.bounds.area == 0 or w.package in SYSTEM_CHROME:
                 continue
             opt = _option_of(w, in_dialog, in_list)

@@ -45,7 +45,7 @@ from appatlas.agent.valuing import (
 )
 from appatlas.errors import LLMError
 from appatlas.graph.fingerprint import structure_key
-from appatlas.types import Action, ActionKind, Screen
+from appatlas.types import Action, ActionKind, Screen, view_kind
 
 MAX_SCROLLS = 8  # scrolls in a row looking for an item the intent names
 
@@ -280,7 +280,7 @@ class Policy:
         if not wanted:
             return None
         return next((o for o in options(screen) if o.kind is ActionKind.SCROLL and o.widget is not None
-                     and o.widget.class_name.endswith(VERTICAL)), None)
+                     and view_kind(o.widget.class_name).endswith(VERTICAL)), None)
 
     def _act(self, screen: Screen, v: _Valued, source: str, scores: tuple[tuple[str, float], ...]) -> Decision:
         why = "; ".join(v.why) or "best option"

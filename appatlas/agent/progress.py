@@ -15,7 +15,7 @@ from appatlas.agent.options import Option, is_dialog, options, shown_texts
 from appatlas.devices.base import locate
 from appatlas.errors import SelectorNotFound
 from appatlas.graph.fingerprint import structure_key
-from appatlas.types import Action, ActionKind, Screen
+from appatlas.types import Action, ActionKind, Screen, view_kind
 
 __all__ = ["Progress", "Taken", "names_slot", "taken"]
 
@@ -68,7 +68,7 @@ def taken(action: Action, screen: Screen) -> Taken:
     title = opt.name if opt is not None else label
     checkable = opt.checkable if opt is not None else widget.checkable
     positive = opt.positive if opt is not None else False
-    button = action.kind is ActionKind.TAP and widget.class_name.endswith(".Button") and not checkable
+    button = action.kind is ActionKind.TAP and view_kind(widget.class_name) == "Button" and not checkable
     return Taken(action.kind, label=label, text=action.text, screen=key, title=title,
                  changed=action.kind is ActionKind.TYPE or checkable, confirm=positive, toggles=toggles, dialog=dialog,
                  button=button, shown=shown, fields=fields, texts=all_texts(screen))

@@ -17,7 +17,7 @@ from appatlas.agent.intent import Intent, Slot, words
 from appatlas.agent.options import CONFIRM_WORDS, Option
 from appatlas.agent.progress import names_slot
 from appatlas.graph.inputs import field_kind
-from appatlas.types import Action, ActionKind, Screen
+from appatlas.types import Action, ActionKind, Screen, view_kind
 
 __all__ = ["confirming", "digit", "field_fit", "is_keypad", "pick_value", "precision", "same_option", "submits",
            "text_for"]
@@ -36,7 +36,7 @@ def confirming(opts: Sequence[Option], *, form: bool = True) -> Option | None:
         return positive
     if form:
         buttons = [o for o in opts if o.kind is ActionKind.TAP and o.widget is not None and not o.negative
-                   and o.widget.class_name.endswith(".Button")]
+                   and view_kind(o.widget.class_name) == "Button"]
         if len(buttons) == 1:
             return buttons[0]
     # A button named for submitting by its id ("thread_send_message" under an icon that reads 'SMS', the

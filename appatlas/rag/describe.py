@@ -17,7 +17,7 @@ from appatlas.devices.base import locate
 from appatlas.errors import SelectorNotFound
 from appatlas.graph.fingerprint import SYSTEM_CHROME
 from appatlas.rag.text import camel_words, id_words
-from appatlas.types import Action, ActionKind, Screen, Widget
+from appatlas.types import Action, ActionKind, Screen, Widget, view_kind
 
 __all__ = ["ActionFacts", "ScreenFacts", "action_facts", "merge_facts", "screen_facts", "widget_label"]
 
@@ -118,7 +118,7 @@ def _actionable_owner(root: Widget, target: Widget) -> Widget | None:
 
 
 def _kind_of(w: Widget) -> str:
-    cls = w.class_name.rsplit(".", 1)[-1]
+    cls = view_kind(w.class_name)
     if w.editable or cls.endswith("EditText"):
         return "field"
     if "Switch" in cls or "Toggle" in cls:
@@ -150,7 +150,7 @@ def screen_facts(screen: Screen) -> ScreenFacts:
         for w in window.walk():
             if _skip(w):
                 continue
-            cls = w.class_name.rsplit(".", 1)[-1]
+            cls = view_kind(w.class_name)
             ids.extend(id_words(w.resource_id))
             if cls.endswith(("RecyclerView", "ListView", "GridView")):
                 has_list = True
@@ -159,7 +159,7 @@ def screen_facts(screen: Screen) -> ScreenFacts:
                 facts.title = _clip(w.text)
             if not toolbar_title and ("Toolbar" in cls or "toolbar" in w.resource_id):
                 toolbar_title = next((c.text for c in w.walk() if c.text and not c.clickable
-                                      and c.class_name.endswith("TextView")), "")
+                                      and view_kind(c.class_name).endswith("TextView")), "")
             kind = _kind_of(w)
             if kind == "field":
                 facts.fields.append(_clip(w.hint or " ".join(id_words(w.resource_id)) or w.text))
