@@ -30,7 +30,7 @@ from typing import Any
 from appatlas.hierarchy import ROOT_CLASS
 from appatlas.types import Bounds, Widget
 
-__all__ = ["DIALOG_IDS", "PICK_JS", "WALK_JS", "build_root", "frame_of", "opens_tab"]
+__all__ = ["DIALOG_IDS", "FRAMES_READY_JS", "PICK_JS", "WALK_JS", "build_root", "frame_of", "opens_tab"]
 
 CLICKABLE, LONG, EDITABLE, SCROLLABLE, CHECKABLE, CHECKED, ENABLED, FOCUSED, SELECTED, PASSWORD, NEW_TAB = (
     1 << i for i in range(11))
@@ -295,6 +295,14 @@ def _widget(node: dict[str, Any], children: list[Widget], package: str) -> Widge
 # is taken from inside that iframe's document (`window.top`), so Playwright acts on it in its own frame.
 PICK_JS = """(i) => { const els = window.top[Symbol.for('appatlas.walked')];
   const el = els && els[i]; return el && el.isConnected ? el : null; }"""
+
+
+# Whether each same-origin iframe's document is parsed (a form posted inside one loads its answer there:
+# the page's own load state says nothing of it). Cross-origin iframes are not walked, so not waited for.
+FRAMES_READY_JS = """() => { const ready = (doc) => Array.from(doc.querySelectorAll('iframe')).every(f => {
+    let d = null; try { d = f.contentDocument; } catch (e) { return true; }
+    return !d || (d.readyState !== 'loading' && d.body !== null && ready(d)); });
+  return ready(document); }"""
 
 
 def frame_of(walk: dict[str, Any], index: int) -> int:

@@ -46,7 +46,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from appatlas.devices._web_dom import DIALOG_IDS, PICK_JS, WALK_JS, build_root, frame_of, opens_tab
+from appatlas.devices._web_dom import (
+    DIALOG_IDS,
+    FRAMES_READY_JS,
+    PICK_JS,
+    WALK_JS,
+    build_root,
+    frame_of,
+    opens_tab,
+)
 from appatlas.devices._web_host import BrowserHost
 from appatlas.devices.base import DeviceInfo, locate
 from appatlas.errors import (
@@ -690,8 +698,19 @@ class WebDevice:
             elif quiet is None:
                 quiet = now
             elif now - quiet >= QUIET_S:
-                break
+                if len(page.frames) == 1 or await self._frames_ready(page):
+                    break
+                quiet = None  # an iframe's new document is still being read: its widgets are not there yet
             await asyncio.sleep(0.01)
+
+    async def _frames_ready(self, page: Any) -> bool:
+        """Whether every same-origin iframe (nested ones too) shows a parsed document with a body."""
+        from playwright.async_api import Error as PlaywrightError
+
+        try:
+            return bool(await page.evaluate(FRAMES_READY_JS))
+        except PlaywrightError:
+            return True  # the page itself is changing: the next snapshot walks it again anyway
 
     async def _launch(self, app: str) -> None:
         url = self.url
