@@ -65,7 +65,10 @@ def test_appatlas_campaign_on_two_harmony_devices_passes_for_real(phones: FakeHd
     assert out.exit_code == 0, out.output
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     attempts = {c["name"]: c["attempts"][-1] for c in results["cases"]}
-    assert {a["device"] for a in attempts.values()} == {"harmony:virtual-1", "harmony:virtual-2"}
+    # both devices joined and stayed; which ran which case is the campaign's choice (the first one connected
+    # may take both while the other still connects: hmdriver2 takes ~1 s to connect)
+    assert results["devices"] == {"harmony:virtual-1": "ok", "harmony:virtual-2": "ok"}
+    assert {a["device"] for a in attempts.values()} <= {"harmony:virtual-1", "harmony:virtual-2"}
     # the verdicts agree with the apps' real state: the switches are on where the cases ran
     ran = {name: phones.device(a["device"].partition(":")[2]) for name, a in attempts.items()}
     assert ran["case0"].state()["toggles"]["quiet_hours.pref_quiet"] is True  # type: ignore[attr-defined]
