@@ -135,7 +135,9 @@ class Policy:
         self.ahead = LookAhead(knowledge, gamma=config.gamma, depth=config.depth, slot_pick=config.slot_pick,
                                weight=self._weight)
         self.meaning = Meaning(knowledge)
-        if config.meaning:
+        if config.meaning or hasattr(llm, "rank"):
+            # The embedder is loaded and the known options embedded when the policy is made, not while
+            # deciding (measured: the first ranker decision of a fresh process took 7.6 s otherwise).
             self.meaning.prepare()
 
     # --- the decision -----------------------------------------------------------------------------
