@@ -400,9 +400,31 @@ def _created_name(typed: list[Slot]) -> str:
     return typed[0].value
 
 
+# where an intent goes on to another act ("… and sort the items by creating date", ", type '123456'")
+_NEXT_PART = re.compile(r"(?:,|\band\b|\bthen\b)\s*(?=(?:\w+\s+)?(?:call|send|type|add|create|delete|play|"
+                        r"change|search|sort|turn|select|pick|write|text|share|export|print|remove|rename|enable|"
+                        r"disable|edit|choose|start|stop|open|show|hide)\b)", re.I)
+
+
 def derive_expectations(views: AtlasViews, intent: str, test: TestCase,
                         slots: Sequence[Slot] | None = None) -> tuple[Expectation, ...]:
-    """What `test` must leave true for `intent` (module docstring), in terms of the atlas's screens."""
+    """What `test` must leave true for `intent` (module docstring), in terms of the atlas's screens.
+
+    An intent of several acts ("create a checklist named 'test' and sort the items by creating date") is
+    checked whole or not at all: when a later act implies nothing checkable, nothing is claimed (a verdict
+    on the first act alone would pass a run that skipped the rest)."""
+    whole = _derive(views, intent, test, slots)
+    parts = _NEXT_PART.split(intent)
+    if whole and len(parts) > 1:
+        bare = TestCase(name=test.name, intent=intent, start=test.start, steps=())
+        for part in parts[1:]:
+            if part.strip() and not _derive(views, part, bare, None):
+                return ()
+    return whole
+
+
+def _derive(views: AtlasViews, intent: str, test: TestCase,
+            slots: Sequence[Slot] | None = None) -> tuple[Expectation, ...]:
     slots = list(slots) if slots is not None else extract_slots(intent)
     out: list[Expectation] = []
     typed = [s for s in slots if s.typed]
@@ -432,10 +454,11 @@ def derive_expectations(views: AtlasViews, intent: str, test: TestCase,
         value = _value_goal(views, intent, slots)
         if value is not None:
             out.append(value)
-    if not out and not typed:
+    if not out or typed:  # "create a checklist named 'test' and sort the items by creating date": both parts
         out += _sort_goal(views, intent)
-    if out and not typed:
-        out += _kept_by_confirm(views, out, intent)
+    if out:
+        # (what a form saves is checked where it shows; only choices are kept by a confirm of their own)
+        out += _kept_by_confirm(views, [e for e in out if e.kind in ("checked", "unchecked") or not typed], intent)
     if not out:
         key = _open_goal(views, intent)
         if key:
@@ -471,13 +494,16 @@ def _kept_by_confirm(views: AtlasViews, expect: list[Expectation], intent: str =
                 break
         if not after:  # never seen confirmed: it returns to what opened it (past a menu that opened it)
             after, seen_keys = e.where, {e.where}
+            said = _words(intent)
             for _ in range(3):
-                openers = sorted(((d.get("count", 1), u) for u, _, d in g.in_edges(after, data=True)
+                # of the screens that open it, the one through a tap the intent names ("Sort by" for a sort)
+                openers = sorted(((len(_words(_step_label(views, u, d["action"])) & said), d.get("count", 1), u)
+                                  for u, _, d in g.in_edges(after, data=True)
                                   if u not in seen_keys and d["action"].kind is not ActionKind.BACK), reverse=True)
                 if not openers:
                     after = ""
                     break
-                after = openers[0][1]
+                after = openers[0][2]
                 seen_keys.add(after)
                 if views.screens[after].facts.kind not in ("dialog", "menu"):
                     break

@@ -181,3 +181,12 @@ def test_with_no_list_before_the_form_the_name_is_expected_on_the_page_saving_le
     (e,) = _derive(views, "create a text note named 'Weekend plans'",
                    _creating("form", "New note", "form", "title", "saved", "Weekend plans"))
     assert (e.kind, e.text, e.where, e.new) == ("shown", "Weekend plans", KEY["saved"], False)
+
+
+def test_an_intent_of_several_acts_is_checked_whole_or_not_at_all(views: AtlasViews) -> None:
+    """A verdict on the first act alone would pass a run that skipped the rest: when a later act implies
+    nothing checkable, nothing is claimed; when each act does, all of it is expected."""
+    create = _creating("home", "New note", "form", "title", "home", "test")
+    assert _derive(views, "create a note named 'test' and type '123456'", create) == ()
+    both = _derive(views, "create a note named 'test' and sort the notes by date created", create)
+    assert {(e.kind, e.text) for e in both} >= {("shown", "test"), ("checked", "Date created")}
