@@ -270,10 +270,57 @@ template <int MT> TAVX2 static void rows_avx2(const Job& j, int64_t m0) {
 }
 
 
+// AVX2, one token (decoding): rows 0-7 and 8-15 together, so each activation broadcast serves both halves.
+TAVX2 static void rows_avx2_one(const Job& j, int64_t m0) {
+  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const int32_t* q4 = reinterpret_cast<const int32_t*>(j.a->q(m0, j.K));
+  const int32_t* r4 = reinterpret_cast<const int32_t*>(j.a->r(m0, j.K));
+  for (int64_t g = 0; g < j.G; ++g) {
+    const uint8_t* wg = j.wb + g * j.rec;
+    if (j.prefetch) for (int64_t c = 0; c < j.rec; c += 64) _mm_prefetch((const char*)(wg + kPrefetch + c), _MM_HINT_T0);
+    __m256i hs0, hs1, ls0, ls1;
+    for (int64_t p0 = 0; p0 < j.pairs; p0 += 4) {
+      __m256i h0 = _mm256_setzero_si256(), h1 = h0, l0 = h0, l1 = h0;
+      const int64_t p1 = std::min<int64_t>(j.pairs, p0 + 4);
+      for (int64_t p = p0; p < p1; ++p) {
+        const __m256i v0 = _mm256_loadu_si256((const __m256i*)(wg + p * 64));
+        const __m256i v1 = _mm256_loadu_si256((const __m256i*)(wg + p * 64 + 32));
+        const __m256i a0 = _mm256_and_si256(v0, low), b0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low);
+        const __m256i a1 = _mm256_and_si256(v1, low), b1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), low);
+        const int64_t kp = 2 * (g * j.pairs + p);
+        const __m256i qa = _mm256_set1_epi32(q4[kp]), qb = _mm256_set1_epi32(q4[kp + 1]);
+        const __m256i ra = _mm256_set1_epi32(r4[kp]), rb = _mm256_set1_epi32(r4[kp + 1]);
+        h0 = _mm256_add_epi16(h0, _mm256_add_epi16(_mm256_maddubs_epi16(a0, qa), _mm256_maddubs_epi16(b0, qb)));
+        h1 = _mm256_add_epi16(h1, _mm256_add_epi16(_mm256_maddubs_epi16(a1, qa), _mm256_maddubs_epi16(b1, qb)));
+        l0 = _mm256_add_epi16(l0, _mm256_add_epi16(_mm256_maddubs_epi16(a0, ra), _mm256_maddubs_epi16(b0, rb)));
+        l1 = _mm256_add_epi16(l1, _mm256_add_epi16(_mm256_maddubs_epi16(a1, ra), _mm256_maddubs_epi16(b1, rb)));
+      }
+      const __m256i H0 = _mm256_madd_epi16(h0, ones), H1 = _mm256_madd_epi16(h1, ones);
+      const __m256i L0 = _mm256_madd_epi16(l0, ones), L1 = _mm256_madd_epi16(l1, ones);
+      hs0 = p0 == 0 ? H0 : _mm256_add_epi32(hs0, H0); hs1 = p0 == 0 ? H1 : _mm256_add_epi32(hs1, H1);
+      ls0 = p0 == 0 ? L0 : _mm256_add_epi32(ls0, L0); ls1 = p0 == 0 ? L1 : _mm256_add_epi32(ls1, L1);
+    }
+    const __m256 d = _mm256_set1_ps(j.a->d[m0 * j.G + g]), sx = _mm256_set1_ps(j.a->s[m0 * j.G + g]);
+    const __m256 s0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64)));
+    const __m256 s1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 16)));
+    const __m256 o0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 32)));
+    const __m256 o1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(wg + j.pairs * 64 + 48)));
+    const __m256 k = _mm256_set1_ps(1.f / 254.f);
+    acc0 = _mm256_fmadd_ps(_mm256_mul_ps(s0, d), _mm256_fmadd_ps(_mm256_cvtepi32_ps(ls0), k, _mm256_cvtepi32_ps(hs0)), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_mul_ps(s1, d), _mm256_fmadd_ps(_mm256_cvtepi32_ps(ls1), k, _mm256_cvtepi32_ps(hs1)), acc1);
+    acc0 = _mm256_fmadd_ps(o0, sx, acc0);
+    acc1 = _mm256_fmadd_ps(o1, sx, acc1);
+  }
+  _mm256_storeu_ps(j.y + m0 * j.N + j.b * 16, acc0);
+  _mm256_storeu_ps(j.y + m0 * j.N + j.b * 16 + 8, acc1);
+}
+
 // isa: 0 avx512vnni, 1 avxvnni, 2 avx2
 template <int MT> static void run_rows(int64_t isa, const Job& j, int64_t m0) {
   if (isa == 0) rows_avx512vnni<MT>(j, m0);
   else if (isa == 1) rows_avxvnni<MT>(j, m0);
+  else if (MT == 1) rows_avx2_one(j, m0);
   else rows_avx2<MT>(j, m0);
 }
 
