@@ -91,6 +91,7 @@ class Decision:
     text: str = ""
     scores: tuple[tuple[str, float], ...] = ()  # the best options and their values, for the evidence
     warning: str = ""
+    stuck: bool = False  # "done" only because nothing known advances what is left of the intent
 
     @property
     def done(self) -> bool:
@@ -259,7 +260,7 @@ class Policy:
         left = progress.uncovered()
         reason = ("every part of the intent was acted on" if not left else
                   f"nothing here or ahead advances the rest ({', '.join(left)})")
-        return Decision(None, reason, "oracle", scores=scores)
+        return Decision(None, reason, "oracle", scores=scores, stuck=bool(left))
 
     def _finished(self, intent: Intent, progress: Progress, screen: Screen) -> str:
         """Why the intent reads as realised by the steps so far, or "" (`appatlas.agent.oracle.realised`)."""

@@ -47,6 +47,7 @@ from appatlas.rag.plan import plan_from_retrieval
 from appatlas.rag.retrieve import Retriever
 from appatlas.rag.shots import resized, scroll_tree, scrolled_pixels, status_bar_changed, to_jpeg
 from appatlas.rag.store import INDEX_DIR, RagStore, build_index
+from appatlas.rag.views import atlas_views
 from appatlas.types import Action, ActionKind, Screen
 
 __all__ = ["recorded_pages", "run_retrieval_bench", "score_task", "screenshot_bench", "synthetic_query_bench"]
@@ -231,18 +232,25 @@ def _app_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "query_ms_p50": round(statistics.median([r["ms"] for r in rows]), 2) if rows else None}
 
 
-def _captioned_index(atlas: Atlas, folder: Path, captions: str, emb: TextEmbedder, *, screenshots: bool) -> Retriever:
+def _captioned_index(atlas: Atlas, folder: Path, captions: str, emb: TextEmbedder, *, screenshots: bool,
+                     planner: str = "words") -> Retriever:
     caption_atlas(atlas, HeuristicCaptioner())
     if captions == "reference":
         from appatlas.rag.reference import ReferenceCaptioner
 
         caption_atlas(atlas, ReferenceCaptioner.from_folder(folder=folder))
     build_index(atlas, captioner=captions, screenshots="render" if screenshots else "off", embedder=emb)
-    return Retriever(atlas, RagStore.open(atlas, embedder=emb))
+    views = atlas_views(atlas)
+    rehearse = None
+    if planner == "agent":  # what `appatlas plan --planner agent` plans with
+        from appatlas.agent.rehearse import rehearser
+
+        rehearse = rehearser(atlas, views.plan_graph)
+    return Retriever(atlas, RagStore.open(atlas, embedder=emb), views=views, rehearse=rehearse)
 
 
 def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: TextEmbedder, tmp: Path,
-               crawl_budget: int) -> list[dict[str, Any]]:
+               crawl_budget: int, planner: str = "words") -> list[dict[str, Any]]:
     """Every task of one app (the whole recording in `atlas`) scored in `setting`: each task against
     knowledge that holds nothing of it (`appatlas.bench.settings`)."""
     from appatlas.agent.knowledge import Knowledge
@@ -277,7 +285,7 @@ def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: Tex
             known_atlas = atlas_without(atlas.folder, where, demos[task.name])
         shutil.copytree(cache, known_atlas / INDEX_DIR / "cache", dirs_exist_ok=True)
         with Atlas.open(known_atlas) as known:
-            retriever = _captioned_index(known, folder, captions, emb, screenshots=False)
+            retriever = _captioned_index(known, folder, captions, emb, screenshots=False, planner=planner)
             rows.append(score_task(task, keys, retriever, pages=pages.get(task.name), screens=recorded)
                         | {"app": folder.name})
         shutil.copytree(known_atlas / INDEX_DIR / "cache", cache, dirs_exist_ok=True)
@@ -288,14 +296,17 @@ def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: Tex
 
 def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", apps: Sequence[str] | None = None,
                         screenshots: bool = True, real_screenshots: Path | None = None, scale: int = 0,
-                        setting: str = "explore", crawl_budget: int = 1000,
+                        setting: str = "explore", crawl_budget: int = 1000, planner: str = "words",
                         embedder: TextEmbedder | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Run the retrieval benchmark over every app of `data`; write the JSON to `out` and return it.
 
     `setting`: explore or import (`appatlas.bench.settings`). `scale` > 0 also times queries on a
-    synthetic index of that many screens (`summary.scale`).
+    synthetic index of that many screens (`summary.scale`). `planner`: words, or agent (`appatlas plan
+    --planner agent`: the agent's decisions rehearsed on the atlas first).
     """
     setting = check_setting(setting)
+    if planner not in ("words", "agent"):
+        raise ValueError(f"planner must be 'words' or 'agent', got {planner!r}")
     if captions not in ("heuristic", "reference"):
         raise ValueError(f"captions must be 'heuristic' or 'reference', got {captions!r}")
     data = Path(data)
@@ -315,7 +326,7 @@ def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", a
             with Atlas.open(atlas_dir) as atlas:
                 retriever = _captioned_index(atlas, folder, captions, emb, screenshots=screenshots)
                 store = retriever.store
-                rows = _score_app(folder, atlas, setting, captions, emb, Path(tmp), crawl_budget)
+                rows = _score_app(folder, atlas, setting, captions, emb, Path(tmp), crawl_budget, planner)
                 app_row = _app_summary(rows)
                 if screenshots:
                     hits = screenshot_bench(atlas, store, real=False)
@@ -331,7 +342,7 @@ def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", a
                 build_index(atlas, screenshots="auto", embedder=emb)
                 store = RagStore.open(atlas, embedder=emb)
                 shots_real = screenshot_bench(atlas, store, real=True)
-    summary = _app_summary(all_rows) | {"setting": setting,
+    summary = _app_summary(all_rows) | {"setting": setting, "planner": planner,
                                         "crawl_budget": crawl_budget if setting == "explore" else None,
                                         "anchors": anchors(data, [f.name for f in folders])}
     rendered = [h for v in shots.values() for h in v]

@@ -118,16 +118,25 @@ def plan(
     start: str = typer.Option(None, help="Structure key of the start screen (default: retrieved)."),
     screenshot: Path = typer.Option(None, help="A screenshot of where the test starts."),
     alternatives: int = typer.Option(3, "-k", help="How many alternative routes to plan."),
+    planner: str = typer.Option("words", help="words: routes through the transitions whose captions match the "
+                                "intent; agent: the agent's own decisions rehearsed on the atlas first (its "
+                                "route when it finishes there), the word routes as alternatives."),
 ) -> None:
     """Plan a test from an intent (or a coverage suite), print it and save it as YAML.
 
     Example: appatlas plan notes.atlas "Create a text note named 'Groceries'" --out groceries.yaml
+    Example: appatlas plan notes.atlas "disable autosave notes" --planner agent
     Example: appatlas plan notes.atlas --suite coverage --out coverage.yaml
     """
     from appatlas.graph.atlas import Atlas
     from appatlas.graph.testcases import TestSuite, dump_tests, save_tests
     from appatlas.rag.plan import coverage_tests, plan_intent
 
+    if planner not in ("words", "agent"):
+        raise typer.BadParameter(f"--planner is words or agent, not {planner!r}")
+    rehearse_with = None
+    if planner == "agent":
+        from appatlas.agent.rehearse import rehearser as rehearse_with
     try:
         with Atlas.open(atlas) as a:
             package = a.get_meta("package")
@@ -138,7 +147,8 @@ def plan(
                 result = TestSuite(tests, app=package)
             elif intent:
                 planned = plan_intent(atlas, intent, start=start, k=alternatives,
-                                      screenshot=screenshot.read_bytes() if screenshot else None)
+                                      screenshot=screenshot.read_bytes() if screenshot else None,
+                                      rehearse_with=rehearse_with)
                 result = TestSuite([planned.test], app=package)
                 for kt in planned.retrieval.key_transitions:
                     console.print(f"[dim]key step:[/] {kt.reason}")
@@ -196,6 +206,8 @@ def bench_retrieval(
         "explore (the headline: the index of a crawl of the app with no task's demonstration on it) or import "
         "(the recording, each task and its demonstration left out).")),
     crawl_budget: int = typer.Option(1000, "--crawl-budget", help="Actions of the crawl for --atlas explore."),
+    planner: str = typer.Option("words", help="The planner measured: words, or agent (`appatlas plan --planner "
+                                "agent`: the agent's decisions rehearsed on the atlas first)."),
 ) -> None:
     """Measure retrieval: start/end screens, plan validity, screenshots, query time (BENCHMARKS.md §3).
 
@@ -209,10 +221,10 @@ def bench_retrieval(
             result = run_retrieval_bench(data=data, out=out, captions=captions, progress=progress,
                                          apps=[a for a in apps.split(",") if a] or None, screenshots=screenshots,
                                          real_screenshots=real if real.is_dir() else None, scale=scale,
-                                         setting=atlas, crawl_budget=crawl_budget)
+                                         setting=atlas, crawl_budget=crawl_budget, planner=planner)
     except (AppatlasError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
-    table = Table(title=f"retrieval ({captions} captions, --atlas {atlas})")
+    table = Table(title=f"retrieval ({captions} captions, --atlas {atlas}, --planner {planner})")
     table.add_column("app")
     for key in SUMMARY_KEYS:
         table.add_column(key.replace("_", "\n", 1), justify="right")  # two-line headers fit an 80-column terminal

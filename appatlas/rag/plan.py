@@ -26,10 +26,10 @@ from appatlas.errors import AppatlasError, IntentNotGrounded, PlanRejected
 from appatlas.graph.atlas import Atlas
 from appatlas.graph.planner import Edge, Route, edge_cost, to_test_case
 from appatlas.rag.expect import compose_route, derive_expectations, grounding, plan_problems, rows_by_text
-from appatlas.rag.retrieve import Retrieval, Retriever
+from appatlas.rag.retrieve import Rehearse, Retrieval, Retriever
 from appatlas.rag.slots import Slot, field_affinity
 from appatlas.rag.store import RagStore
-from appatlas.rag.views import AtlasViews
+from appatlas.rag.views import AtlasViews, atlas_views
 from appatlas.types import ActionKind, TestCase
 
 __all__ = ["IntentPlan", "bind_inputs", "coverage_tests", "plan_from_retrieval", "plan_intent", "test_name"]
@@ -156,11 +156,18 @@ def _unique_slots(slots: list[Slot]) -> tuple[tuple[str, str], ...]:
 
 
 def plan_intent(atlas_folder: str | Path, intent: str, *, start: str | None = None, screenshot: bytes | None = None,
-                k: int = 3, name: str = "") -> IntentPlan:
-    """Plan a test of `intent` on the atlas at `atlas_folder` (its index must be up to date)."""
+                k: int = 3, name: str = "",
+                rehearse_with: Callable[[Atlas, nx.MultiDiGraph], Rehearse] | None = None) -> IntentPlan:
+    """Plan a test of `intent` on the atlas at `atlas_folder` (its index must be up to date).
+
+    `rehearse_with(atlas, graph)` makes the rehearsal retrieval tries first (`appatlas.agent.rehearse.rehearser`:
+    the agent's own decisions played on the atlas); without it, routes come from word-matched key transitions.
+    """
     with Atlas.open(atlas_folder) as atlas:
         store = RagStore.open(atlas)
-        retriever = Retriever(atlas, store)
+        views = atlas_views(atlas)
+        retriever = Retriever(atlas, store, views=views,
+                              rehearse=rehearse_with(atlas, views.plan_graph) if rehearse_with else None)
         retrieval = retriever.retrieve(intent, start=start, screenshot=screenshot, k=k)
         return plan_from_retrieval(retriever.views, retrieval, name=name, check=True)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +34,7 @@ from appatlas.rag.store import RagStore
 from appatlas.rag.text import tokens
 from appatlas.rag.views import AtlasViews, atlas_views
 
-__all__ = ["Candidate", "KeyTransition", "Retrieval", "Retriever"]
+__all__ = ["Candidate", "KeyTransition", "Rehearsal", "Retrieval", "Retriever"]
 
 # Intent words that say *how* (change, set, turn on) rather than *what*: weak evidence on their own.
 _WEAK = frozenset(tokens("change set turn enable disable make adjust select choose switch check go open want "
@@ -76,6 +76,22 @@ class Retrieval:
 
 
 @dataclass
+class Rehearsal:
+    """The agent's own decisions played on the atlas (`appatlas.agent.rehearse`): a route, why each step,
+    what it typed, and whether the agent judged the intent realised at its end."""
+
+    start: str
+    edges: list[Edge] = field(default_factory=list)
+    notes: dict[Edge, str] = field(default_factory=dict)
+    typed: dict[Edge, str] = field(default_factory=dict)
+    done: bool = False
+    reason: str = ""
+
+
+Rehearse = Callable[[str, str], "Rehearsal | None"]
+
+
+@dataclass
 class _Scores:
     edges: dict[int, float]  # transition id -> hybrid relevance
     screens: dict[str, float]  # structure key -> hybrid relevance
@@ -85,8 +101,12 @@ class _Scores:
 class Retriever:
     """Retrieval over one atlas and its index. Reads the atlas; never touches a device."""
 
-    def __init__(self, atlas: Atlas, store: RagStore, *, views: AtlasViews | None = None) -> None:
+    def __init__(self, atlas: Atlas, store: RagStore, *, views: AtlasViews | None = None,
+                 rehearse: Rehearse | None = None) -> None:
+        """`rehearse(intent, start)`, when given, plays the agent's decisions on the atlas; a rehearsal the
+        agent finished becomes the first route (`appatlas.agent.rehearse`), word-matched routes follow."""
         self.atlas = atlas
+        self.rehearse = rehearse
         self.store = store
         self.views = views if views is not None else atlas_views(atlas)
         self.package = atlas.get_meta("package")
@@ -128,6 +148,11 @@ class Retriever:
         keys = self._key_transitions(starts[0].key, scores, experience, slots, query, followed,
                                      latest, after) if starts else []
         routes = self._routes(starts[0].key, keys, k) if starts else []
+        rehearsed = self.rehearse(intent, starts[0].key) if self.rehearse is not None and starts else None
+        if rehearsed is not None and rehearsed.done and rehearsed.edges:
+            keys = self._rehearsed_keys(rehearsed, slots)
+            routes = [Route(rehearsed.start, list(rehearsed.edges))] + [
+                r for r in routes if r.edges != rehearsed.edges][:max(k - 1, 0)]
         ends = self._ends(routes, scores, experience, starts)
         return Retrieval(intent=intent, query=query, slots=slots, starts=starts[:k], key_transitions=keys,
                          ends=ends[:k], routes=routes, experience=[(n, s) for n, s, _ in experience],
@@ -254,6 +279,16 @@ class Retriever:
                       followed=followed, latest=latest, after=after)
         picks = self.picker.pick(start, ev)
         return [KeyTransition(p.transition, p.edge, 1.0, p.reason, p.slot) for p in picks]
+
+    def _rehearsed_keys(self, rehearsed: Rehearsal, slots: Sequence[Slot]) -> list[KeyTransition]:
+        """Every step of a finished rehearsal is a key transition; a typed one carries the slot it typed."""
+        out = []
+        for edge in rehearsed.edges:
+            text = rehearsed.typed.get(edge, "")
+            slot = next((s for s in slots if s.typed and text and s.value.casefold() == text.casefold()), None)
+            out.append(KeyTransition(self.views.plan_graph.edges[edge]["transition"], edge, 1.0,
+                                     f"the agent, rehearsed on the atlas: {rehearsed.notes.get(edge, '')}", slot))
+        return out
 
     # --- routes and ends -----------------------------------------------------------------------
 

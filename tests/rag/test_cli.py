@@ -56,3 +56,16 @@ def test_the_demo_hook_plans_and_saves_each_intent(notes_atlas, tmp_path, embedd
     assert [t["intent"] for t in summary["tests"]] == ["Create a note named 'Milk'", "show word count"]
     for row in summary["tests"]:
         assert load_tests(row["file"]).tests[0].intent == row["intent"] and row["steps"] > 0
+
+
+def test_plan_with_the_agent_planner_says_each_step_is_the_agents(notes_atlas, tmp_path, embedder) -> None:
+    out = tmp_path / "autosave.yaml"
+    result = CliRunner().invoke(_app(), ["plan", str(notes_atlas), "disable autosave notes", "--planner", "agent",
+                                         "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("key step: the agent, rehearsed") == 3 and out.is_file()
+
+
+def test_an_unknown_planner_is_refused(notes_atlas) -> None:
+    result = CliRunner().invoke(_app(), ["plan", str(notes_atlas), "show word count", "--planner", "magic"])
+    assert result.exit_code == 2 and "words or agent" in result.output

@@ -1,0 +1,101 @@
+"""A rehearsal: the agent's own decisions, played on the atlas instead of a phone, as a plan.
+
+Retrieval's key transitions are picked by matching words; the agent decides with everything it knows
+(look-ahead, slots, toggles, forms, confirmations) and is measured far more accurate. Rehearsing
+puts the two on one path: from the start screen's first recorded state, the policy decides; the
+decision is matched to a transition the atlas saw from that state (else from another state of the
+same screen) and the rehearsal moves to where that transition led, until the policy says the
+intent is realised. The route is made of atlas edges, so the planner turns it into a test like any
+other route; each step carries the policy's reason, and each typed value what the policy typed.
+
+A rehearsal that stops before "done" (the atlas never saw the chosen action taken, or the steps loop)
+is no plan: retrieval then keeps its own routes. Nothing here touches a device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import networkx as nx
+
+from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.policy import Decision, Policy
+from appatlas.agent.progress import Taken, taken
+from appatlas.agent.valuing import same_option
+from appatlas.graph.atlas import Atlas, StoredTransition
+from appatlas.rag.retrieve import Rehearsal
+from appatlas.types import ActionKind
+
+__all__ = ["MAX_STEPS", "rehearse", "rehearser"]
+
+MAX_STEPS = 15  # longer than any recorded DroidTask task (12 steps)
+
+
+def _edge(graph: nx.MultiDiGraph, t: StoredTransition) -> tuple[str, str, str] | None:
+    """The plan-graph edge standing for transition `t` (same screens, same action)."""
+    if not graph.has_node(t.source_key):
+        return None
+    for u, v, k, data in graph.out_edges(t.source_key, keys=True, data=True):
+        if v == t.target_key and data["action"].key == t.action.key:
+            return (u, v, k)
+    return None
+
+
+def _is(t: StoredTransition, decision: Decision) -> bool:
+    """Whether the atlas's transition `t` is the decided step: the same option, or typing into the same field
+    (the crawler typed its own value there; the field is what matters)."""
+    o = decision.option
+    if o is not None and same_option(t.action, o):
+        return True
+    return (decision.action is not None and decision.action.kind is ActionKind.TYPE and t.action.kind is ActionKind.TYPE
+            and o is not None and o.widget is not None and bool(o.widget.resource_id)
+            and t.action.target is not None and t.action.target.resource_id == o.widget.resource_id)
+
+
+def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: str, *,
+             policy: Policy | None = None, limit: int = MAX_STEPS) -> Rehearsal | None:
+    """The agent's decisions for `intent` from the screen `start`, played on the atlas (module docstring)."""
+    info = knowledge.screens.get(start)
+    if info is None or not info.states:
+        return None
+    policy = policy or Policy(knowledge)
+    key, state = start, info.states[0]
+    screen = knowledge.state_screens[state]
+    history: list[Taken] = []
+    out = Rehearsal(start=start)
+    seen: set[tuple[str, str]] = set()
+    for _ in range(limit):
+        decision = policy.decide(intent, screen, history, known_as=key)
+        if decision.done:  # realised, or stuck: nothing the atlas knows advances the rest
+            out.done, out.reason = not decision.stuck, decision.reason
+            return out
+        if decision.option is None or decision.action is None:
+            out.reason = f"the agent's step is no element of the atlas: {decision.reason}"
+            return out
+        seen_here = [t for t in knowledge.out(key) if _is(t, decision)]
+        if not seen_here:
+            out.reason = f"the atlas never saw '{decision.reason}' taken"
+            return out
+        exact = [t for t in seen_here if t.source == state]
+        t = max(exact or seen_here, key=lambda x: (x.count - x.failures, -x.id))
+        edge = _edge(graph, t)
+        if edge is None or (key, edge[2]) in seen or t.target not in knowledge.state_screens:
+            out.reason = "the steps go round in a loop" if edge is not None else "no edge of the graph for it"
+            return out
+        seen.add((key, edge[2]))
+        out.edges.append(edge)
+        out.notes[edge] = decision.reason
+        if decision.text:
+            out.typed[edge] = decision.text
+        history.append(taken(decision.action, screen))
+        key, state = t.target_key, t.target
+        screen = knowledge.state_screens[state]
+    out.reason = f"not done after {limit} steps"
+    return out
+
+
+def rehearser(atlas: Atlas, graph: nx.MultiDiGraph) -> Callable[[str, str], Rehearsal | None]:
+    """`rehearse` bound to one atlas (what `Retriever(..., rehearse=...)` takes)."""
+    knowledge = Knowledge.from_atlas(atlas)
+    policy = Policy(knowledge)
+    return lambda intent, start: rehearse(knowledge, graph, intent, start, policy=policy)
