@@ -157,6 +157,8 @@ def score_task(task: RecordedTask, keys: dict[int, str], retriever: Retriever, *
                    "valid_first_state": first_ok and inputs_ok and elements_ok,
                    "pages": [sorted(p) for p in walked if len(p) > 1],
                    "key_transitions": [kt.reason for kt in retrieval.key_transitions]}
+    if retrieval.rehearsal:
+        row["plan"]["rehearsal"] = retrieval.rehearsal
     return row
 
 

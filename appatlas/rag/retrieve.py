@@ -73,6 +73,7 @@ class Retrieval:
     routes: list[Route] = field(default_factory=list)
     experience: list[tuple[str, float]] = field(default_factory=list)  # (task name, similarity)
     ms: float = 0.0
+    rehearsal: str = ""  # how the agent's rehearsal ended (finished: its route is the first), when one ran
 
 
 @dataclass
@@ -154,9 +155,11 @@ class Retriever:
             routes = [Route(rehearsed.start, list(rehearsed.edges))] + [
                 r for r in routes if r.edges != rehearsed.edges][:max(k - 1, 0)]
         ends = self._ends(routes, scores, experience, starts)
+        told = "" if rehearsed is None else (("finished: " if rehearsed.done and rehearsed.edges else "unfinished: ")
+                                              + rehearsed.reason)
         return Retrieval(intent=intent, query=query, slots=slots, starts=starts[:k], key_transitions=keys,
                          ends=ends[:k], routes=routes, experience=[(n, s) for n, s, _ in experience],
-                         ms=(time.perf_counter() - t0) * 1000)
+                         ms=(time.perf_counter() - t0) * 1000, rehearsal=told)
 
     # --- evidence ----------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ def test_a_rehearsal_walks_atlas_edges_to_where_the_agent_is_done(atlas) -> None
 def test_the_rehearsed_route_is_the_plan_and_says_why(atlas, embedder) -> None:
     retrieval = _retriever(atlas, embedder, rehearsed=True).retrieve("Create a note named 'Milk'")
     assert all(kt.reason.startswith("the agent, rehearsed") for kt in retrieval.key_transitions)
+    assert retrieval.rehearsal.startswith("finished: the intent is realised")
     test = plan_from_retrieval(atlas_views(atlas), retrieval).test
     typed = [s.action.text for s in test.steps if s.action.kind is ActionKind.TYPE]
     assert typed == ["Milk"] and test.steps[-1].action.target.text == "OK"
@@ -50,3 +51,4 @@ def test_an_unfinished_rehearsal_leaves_retrieval_its_own_routes(atlas, embedder
     with_rehearsal = _retriever(atlas, embedder, rehearsed=True).retrieve(intent)
     without = _retriever(atlas, embedder, rehearsed=False).retrieve(intent)
     assert [rt.edges for rt in with_rehearsal.routes] == [rt.edges for rt in without.routes]
+    assert with_rehearsal.rehearsal.startswith("unfinished: ") and not without.rehearsal
