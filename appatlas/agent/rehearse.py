@@ -63,7 +63,7 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
     screen = knowledge.state_screens[state]
     history: list[Taken] = []
     out = Rehearsal(start=start)
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[int, str]] = set()  # (state, edge): the same step from the same state again is a loop
     for _ in range(limit):
         decision = policy.decide(intent, screen, history, known_as=key)
         if decision.done:  # realised, or stuck: nothing the atlas knows advances the rest
@@ -79,10 +79,10 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
         exact = [t for t in seen_here if t.source == state]
         t = max(exact or seen_here, key=lambda x: (x.count - x.failures, -x.id))
         edge = _edge(graph, t)
-        if edge is None or (key, edge[2]) in seen or t.target not in knowledge.state_screens:
+        if edge is None or (state, edge[2]) in seen or t.target not in knowledge.state_screens:
             out.reason = "the steps go round in a loop" if edge is not None else "no edge of the graph for it"
             return out
-        seen.add((key, edge[2]))
+        seen.add((state, edge[2]))
         out.edges.append(edge)
         out.notes[edge] = decision.reason
         if decision.text:
