@@ -83,6 +83,10 @@ _ID = re.compile(r"^(?=.*\d)[0-9a-f-]{8,}$|^[0-9a-f]{24,}$", re.IGNORECASE)
 _UNREACHABLE = ("ERR_CONNECTION_REFUSED", "ERR_NAME_NOT_RESOLVED", "ERR_ADDRESS_UNREACHABLE",
                 "ERR_INTERNET_DISCONNECTED", "ERR_CONNECTION_RESET", "ERR_EMPTY_RESPONSE")
 _CLOSED = ("has been closed", "Target closed", "Browser closed", "Connection closed")
+_DETACHED = "Not attached to an active page"  # CDP, on a tab that is going away or between two documents
+# A document being replaced while it is read: its context destroyed, its frame detached for a moment, or
+# no documentElement yet (seen in `demo --web` under load). Reading again once the new one is parsed works.
+_TRANSIENT = ("context was destroyed", "navigat", _DETACHED, "Cannot read properties of null")
 
 
 _NAMED = re.compile(r"^(?P<name>[A-Za-z0-9_.-]{1,40})=(?P<url>https?://.*)$")
@@ -410,15 +414,38 @@ class WebDevice:
         """One walk of the current page, again when a navigation replaced the document meanwhile."""
         from playwright.async_api import Error as PlaywrightError
 
-        for attempt in range(3):
+        for attempt in range(4):
             page = self._page
             try:
                 return await page.evaluate(WALK_JS, {})
             except PlaywrightError as exc:
-                if "context was destroyed" not in str(exc) and "navigat" not in str(exc) or attempt == 2:
+                if not any(m in str(exc) for m in _TRANSIENT) or attempt == 3:
                     raise
-                await page.wait_for_load_state("domcontentloaded")
+                await self._parsed(page)
         raise AssertionError("unreachable")
+
+    async def _evaluate(self, page: Any, js: str) -> Any:
+        """`page.evaluate(js)`, again once a document that was being replaced is parsed (see _TRANSIENT)."""
+        from playwright.async_api import Error as PlaywrightError
+
+        for attempt in range(3):
+            try:
+                return await page.evaluate(js)
+            except PlaywrightError as exc:
+                if not any(m in str(exc) for m in _TRANSIENT) or attempt == 2 or page.is_closed():
+                    raise
+                await self._parsed(page)
+        raise AssertionError("unreachable")
+
+    async def _parsed(self, page: Any) -> None:
+        """Wait until `page` shows a parsed document again (after a transient error; see _TRANSIENT)."""
+        from playwright.async_api import Error as PlaywrightError
+
+        await asyncio.sleep(0.05)
+        try:
+            await page.wait_for_load_state("domcontentloaded", timeout=self.timeout * 1000)
+        except PlaywrightError:
+            pass  # it closed or is still between documents: the caller's next try tells
 
     async def _snapshot(self, shot: bool) -> Screen:
         if self._dialog is not None:
@@ -603,8 +630,8 @@ class WebDevice:
 
     async def _back(self) -> None:
         page = self._page
-        done, modal = await self._race(lambda: page.evaluate(
-            "() => !!document.querySelector('dialog:modal,[role=dialog][aria-modal=true],"
+        done, modal = await self._race(lambda: self._evaluate(
+            page, "() => !!document.querySelector('dialog:modal,[role=dialog][aria-modal=true],"
             "[role=alertdialog][aria-modal=true]')"))
         if not done:
             self._blocked = modal
@@ -635,6 +662,15 @@ class WebDevice:
                     continue
                 if "net::ERR_" in str(exc):
                     return True
+                if _DETACHED in str(exc) or any(m in str(exc) for m in _CLOSED):
+                    # The tab is closing (its window.close() reported late): its opener is the page, back is
+                    # done. Or it is between two documents (the history was not read, so nothing happened yet):
+                    # once the new one is parsed, back again.
+                    await self._parsed(page)
+                    if page.is_closed() or self._page is not page:
+                        return True
+                    if _DETACHED in str(exc):
+                        continue
                 raise
             return response is not None or page.url != before
         return True
