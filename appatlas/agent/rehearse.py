@@ -79,8 +79,11 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
         exact = [t for t in seen_here if t.source == state]
         t = max(exact or seen_here, key=lambda x: (x.count - x.failures, -x.id))
         edge = _edge(graph, t)
-        if edge is None or (state, edge[2]) in seen or t.target not in knowledge.state_screens:
-            out.reason = "the steps go round in a loop" if edge is not None else "no edge of the graph for it"
+        if edge is None or t.target not in knowledge.state_screens:
+            out.reason = f"the atlas keeps no screen or edge for '{decision.reason}'"
+            return out
+        if (state, edge[2]) in seen:
+            out.reason = "the steps go round in a loop"
             return out
         seen.add((state, edge[2]))
         out.edges.append(edge)
