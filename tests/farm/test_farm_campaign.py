@@ -97,7 +97,9 @@ def test_a_restarted_head_is_rejoined_by_the_driver_itself(farm, phones, tmp_pat
     import ray
 
     for s in SERIALS:
-        phones.pace(s, action_ms=60, dump_ms=30)  # a case is in flight when the farm goes down
+        # A case is in flight when the farm goes down: slow enough that the restart (which takes a moment
+        # to stop the nodes) lands before the eighth case ends, even on a fast machine (60/30 ms did not).
+        phones.pace(s, action_ms=200, dump_ms=100)
     got = head_restart_check(farm, phones.port, tmp_path, reconnect=90)
     assert got["at_kill"] and len(got["before"]) < 8, "the fault did not land mid-campaign"
     assert got["exit"] == 0  # the driver finished by itself: nobody ran the command again
