@@ -32,7 +32,7 @@ from appatlas.graph.planner import Edge, Route, Waypoint, edge_cost, route
 from appatlas.rag.slots import Slot, extract_slots, field_affinity
 from appatlas.rag.text import tokens
 from appatlas.rag.views import AtlasViews
-from appatlas.types import ActionKind, Expectation, Screen, Selector, TestCase, Widget
+from appatlas.types import ActionKind, Expectation, Screen, Selector, TestCase, Widget, view_kind
 
 __all__ = ["compose_route", "derive_expectations", "grounding", "named_rows", "plan_problems", "route_effects",
            "rows_by_text"]
@@ -656,7 +656,7 @@ def _changes(action: object) -> bool:
     a = action  # a typed text, or a tap on a switch / checkbox
     t = getattr(a, "target", None)
     return a.kind is ActionKind.TYPE or (a.kind is ActionKind.TAP and t is not None and any(
-        c in t.class_name.lower() for c in ("switch", "checkbox", "togglebutton")))
+        c in view_kind(t.class_name).lower() for c in ("switch", "checkbox", "togglebutton")))
 
 
 def _unsaved(views: AtlasViews, test: TestCase, intent: str) -> str:
