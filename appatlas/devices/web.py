@@ -412,29 +412,22 @@ class WebDevice:
 
     async def _walk(self) -> Any:
         """One walk of the current page, again when a navigation replaced the document meanwhile."""
+        return await self._evaluate(WALK_JS, {}, tries=4)
+
+    async def _evaluate(self, js: str, arg: Any = None, *, page: Any = None, tries: int = 3) -> Any:
+        """`evaluate(js)` on `page` (default: the current page, read again each try), again once a document
+        that was being replaced is parsed (see _TRANSIENT)."""
         from playwright.async_api import Error as PlaywrightError
 
-        for attempt in range(4):
-            page = self._page
+        for attempt in range(tries):
+            at = page if page is not None else self._page
             try:
-                return await page.evaluate(WALK_JS, {})
+                return await (at.evaluate(js) if arg is None else at.evaluate(js, arg))
             except PlaywrightError as exc:
-                if not any(m in str(exc) for m in _TRANSIENT) or attempt == 3:
+                if not any(m in str(exc) for m in _TRANSIENT) or attempt == tries - 1 or \
+                        (page is not None and page.is_closed()):
                     raise
-                await self._parsed(page)
-        raise AssertionError("unreachable")
-
-    async def _evaluate(self, page: Any, js: str) -> Any:
-        """`page.evaluate(js)`, again once a document that was being replaced is parsed (see _TRANSIENT)."""
-        from playwright.async_api import Error as PlaywrightError
-
-        for attempt in range(3):
-            try:
-                return await page.evaluate(js)
-            except PlaywrightError as exc:
-                if not any(m in str(exc) for m in _TRANSIENT) or attempt == 2 or page.is_closed():
-                    raise
-                await self._parsed(page)
+                await self._parsed(at)
         raise AssertionError("unreachable")
 
     async def _parsed(self, page: Any) -> None:
@@ -631,8 +624,8 @@ class WebDevice:
     async def _back(self) -> None:
         page = self._page
         done, modal = await self._race(lambda: self._evaluate(
-            page, "() => !!document.querySelector('dialog:modal,[role=dialog][aria-modal=true],"
-            "[role=alertdialog][aria-modal=true]')"))
+            "() => !!document.querySelector('dialog:modal,[role=dialog][aria-modal=true],"
+            "[role=alertdialog][aria-modal=true]')", page=page))
         if not done:
             self._blocked = modal
             return
