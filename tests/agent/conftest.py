@@ -1,10 +1,11 @@
 """Agent test fixtures: a tiny random Llama (byte-level tokenizer, built here), SmolLM2 once per session,
-and a scripted model implementing the LLM interface."""
+a scripted model implementing the LLM interface, and the demo app crawled and captioned once per session."""
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,32 @@ def demo_knowledge(demo_atlas: Path):
 
     with Atlas.open(demo_atlas) as atlas:
         return Knowledge.from_atlas(atlas)
+
+
+@pytest.fixture(scope="session")
+def _crawled_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo app crawled (600 actions) and captioned, once per session: copy it before use."""
+    from appatlas.devices.virtual import open_app
+    from appatlas.graph.atlas import Atlas
+    from appatlas.graph.crawler import CrawlConfig, crawl
+    from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
+
+    device = open_app("demo", screenshots=False)
+    folder = tmp_path_factory.mktemp("demo-template") / "demo.atlas"
+    with Atlas.create(folder, app=device.spec.package) as atlas:
+        crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=600))
+    with Atlas.open(folder) as atlas:
+        caption_atlas(atlas, HeuristicCaptioner())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def crawled_demo(_crawled_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A fresh copy of the crawled, captioned demo atlas, in a folder named `name` (tests may change it)."""
+
+    def copy(name: str) -> Path:
+        dest = tmp_path_factory.mktemp(name) / "demo.atlas"
+        shutil.copytree(_crawled_demo, dest)
+        return dest
+
+    return copy

@@ -41,23 +41,16 @@ def test_a_truncating_save_really_saves_a_shorter_title() -> None:
 
 
 @pytest.fixture(scope="module")
-def coverage(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def coverage(crawled_demo) -> dict:  # noqa: ANN001 - the conftest's copier
     """The generated part of the bugs suite on a crawl of the correct demo app: coverage tests with one
     test per button no test taps, route effects added (what `bench bugs` plans; no mutant is known)."""
     from appatlas.agent.knowledge import Knowledge
     from appatlas.graph.atlas import Atlas
-    from appatlas.graph.crawler import CrawlConfig, crawl
-    from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
     from appatlas.rag.expect import route_effects
     from appatlas.rag.plan import coverage_tests
     from appatlas.rag.views import atlas_views
 
-    device = open_app("demo", screenshots=False)
-    folder = tmp_path_factory.mktemp("bugs") / "demo.atlas"
-    with Atlas.create(folder, app=device.spec.package) as atlas:
-        crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=600))
-    with Atlas.open(folder) as atlas:
-        caption_atlas(atlas, HeuristicCaptioner())
+    with Atlas.open(crawled_demo("bugs")) as atlas:
         views = atlas_views(atlas)
         tests = [route_effects(views, t) for t in coverage_tests(atlas, views=views, dialogs=True, buttons=True)]
         return {"tests": tests, "knowledge": Knowledge.from_atlas(atlas)}

@@ -22,21 +22,15 @@ from appatlas.types import Action, ActionKind, Expectation, Selector, Step, Test
 
 
 @pytest.fixture(scope="module")
-def planned(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def planned(crawled_demo) -> dict:  # noqa: ANN001 - the conftest's copier
     """The demo app crawled, captioned and indexed; the demo's intents planned from it (checked plans)."""
     from appatlas.graph.atlas import Atlas
-    from appatlas.graph.crawler import CrawlConfig, crawl
-    from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
     from appatlas.rag.plan import plan_from_retrieval
     from appatlas.rag.retrieve import Retriever
     from appatlas.rag.store import RagStore, build_index
 
-    device = open_app("demo", screenshots=False)
-    folder = tmp_path_factory.mktemp("verdicts") / "demo.atlas"
-    with Atlas.create(folder, app=device.spec.package) as atlas:
-        crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=600))
+    folder = crawled_demo("verdicts")
     with Atlas.open(folder) as atlas:
-        caption_atlas(atlas, HeuristicCaptioner())
         build_index(atlas, screenshots="off")
         retriever = Retriever(atlas, RagStore.open(atlas))
         tests = {i: plan_from_retrieval(retriever.views, retriever.retrieve(i), check=True).test for i in DEMO_INTENTS}
@@ -121,16 +115,20 @@ def test_an_empty_plan_is_never_a_pass_unless_its_expectations_already_hold(plan
     assert verdict.passed and "already held" in verdict.reason
 
 
+def _off_plan(test: TestCase, believed: int, button: str) -> TestCase:
+    """`test` as an atlas that got one outcome wrong plans it: its last step is expected to stay on the screen
+    of step `believed`, and the plan goes on to press `button` again, expecting the real end then."""
+    again = Step(Action(ActionKind.TAP, target=Selector(resource_id=f"com.appatlas.notes:id/{button}")),
+                 expect=test.steps[-1].expect)
+    return replace(test, steps=(*test.steps[:-1], replace(test.steps[-1], expect=test.steps[believed].expect), again))
+
+
 def test_repair_never_undoes_success(planned: dict) -> None:
     """The atlas believes 'Add task' stays on the form and the plan goes on to submit it again; the app
     really went back to the list with the new task. Repairing towards the plan would open a new form and
     submit it empty (an error); the expectations already hold, so the case is done."""
     test = planned["tests"][DEMO_INTENTS[3]]  # add a task: ends on the tasks list with the new row
-    form = test.steps[1].expect
-    again = Step(Action(ActionKind.TAP, target=Selector(resource_id="com.appatlas.notes:id/task_add")),
-                 expect=test.steps[-1].expect)
-    wrong = replace(test, steps=(*test.steps[:-1], replace(test.steps[-1], expect=form), again))
-    verdict, state = _run(planned, wrong)
+    verdict, state = _run(planned, _off_plan(test, 1, "task_add"))
     assert verdict.passed, verdict.reason
     assert "already holds" in " ".join(str(s.get("reason")) for s in verdict.steps)
     assert [r["title"] for r in state["lists"]["tasks"]].count("Call the bank") == 1
@@ -212,11 +210,7 @@ def test_success_reached_off_plan_on_a_page_the_atlas_did_not_expect_is_done(pla
     app really saved and shows a 'Saved' page. Checked read-only, the new note is in the list: the case is
     done there, and no second note is made by repairing towards the plan."""
     test = planned["tests"][DEMO_INTENTS[0]]  # create a text note 'Groceries': ... Save -> Saved page
-    form = test.steps[-2].expect
-    again = Step(Action(ActionKind.TAP, target=Selector(resource_id="com.appatlas.notes:id/new_save")),
-                 expect=test.steps[-1].expect)
-    wrong = replace(test, steps=(*test.steps[:-1], replace(test.steps[-1], expect=form), again))
-    verdict, state = _run(planned, wrong)
+    verdict, state = _run(planned, _off_plan(test, -2, "new_save"))
     assert verdict.passed, verdict.reason
     assert "checked read-only" in " ".join(str(s.get("reason")) for s in verdict.steps)
     assert [r["title"] for r in state["lists"]["notes"]].count("Groceries") == 2  # the old one and one new
