@@ -20,7 +20,9 @@ _QUOTE = re.compile(r"(?<!\w)'([^']+)'(?!\w)|\"([^\"]+)\"|\u2018([^\u2019]+)\u20
 _OLD_VALUE = re.compile(r"\s*(?:to|into|->)\s*['\"\u2018\u201c]", re.I)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _PHONE = re.compile(r"(?<![\w:.])\+?\d[\d -]{5,}\d(?![\w:.])")
-_FILE = re.compile(r"(?<![\w.])([\w-]+)\.(ics|vcf|txt|pdf|csv|json|xml|zip|png|jpg|mp3|apk)\b", re.IGNORECASE)
+# Any short extension after a name ("backup.ics", "song.flac"): a letter first, so "1.5" is a number, as the
+# agent's intent reads it (`appatlas.agent.intent`); no list of the extensions some apps write.
+_FILE = re.compile(r"(?<![\w.])([\w-]+)\.([A-Za-z][A-Za-z0-9]{1,3})\b(?![.@\w])", re.IGNORECASE)
 _NAME_AFTER = re.compile(r"\b(?:contact|person|friend|named|called)\s+((?:[A-Z][a-z]+)(?:\s+[A-Z][a-z]+)?)")
 _SEARCH_BARE = re.compile(r"\b(?i:search)\s+(?i:for\s+)?(?i:the\s+)?([A-Z][\w-]*)\b")
 

@@ -30,6 +30,12 @@ def test_an_email_and_a_file_name_are_typed_without_their_extension() -> None:
     assert _typed("export the events to test.ics") == {"file": "test"}
 
 
+def test_a_file_name_with_any_short_extension_is_a_file_but_a_decimal_is_not() -> None:
+    assert _typed("save the recording as take2.flac") == {"file": "take2"}
+    assert _typed("record 'memo.m4a'") == {"file": "memo"}
+    assert "file" not in _typed("set the playback speed to 1.5")
+
+
 def test_a_search_term_is_typed_and_stays_in_the_query() -> None:
     intent = "Search for the song \"test1\" and play it"
     assert _typed(intent) == {"query": "test1"}
