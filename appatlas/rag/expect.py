@@ -359,19 +359,31 @@ def _sort_goal(views: AtlasViews, intent: str) -> list[Expectation]:
         return []
     what = _words(m.group("what")) - {"~not"}
     order = (m.group("order") or "").strip()
+    # The choice the intent names most fully, over every dialog or menu of choices, and where the order is
+    # offered beside it: "sort contacts by 'Date created'" names 'Date created' (two words), not a 'Contacts'
+    # tab choice elsewhere that shares the one word naming what is sorted.
+    best: tuple[tuple[int, bool], str, str, dict[str, str]] | None = None
     for key, v in views.screens.items():
+        if v.facts.kind not in ("dialog", "menu"):
+            continue
         options = _toggles(v.example)
         labels = {_norm_label(label): label for label, _ in options}
         hit = [label for label, _ in options if _words(label) and _words(label) <= what]
-        if v.facts.kind not in ("dialog", "menu") or not hit:
+        if not hit:
             continue
         label = max(hit, key=lambda x: len(_words(x)))
-        out = [Expectation("checked", label, where=key, note=f"{label!r} is checked in the {v.facts.place}")]
-        if order and order.casefold() in labels:
-            out.append(Expectation("checked", labels[order.casefold()], where=key,
-                                   note=f"{labels[order.casefold()]!r} is checked in the {v.facts.place}"))
-        return out
-    return []
+        rank = (len(_words(label)), bool(order) and order.casefold() in labels)
+        if best is None or rank > best[0]:
+            best = (rank, key, label, labels)
+    if best is None:
+        return []
+    _, key, label, labels = best
+    place = views.screens[key].facts.place
+    out = [Expectation("checked", label, where=key, note=f"{label!r} is checked in the {place}")]
+    if order and order.casefold() in labels:
+        out.append(Expectation("checked", labels[order.casefold()], where=key,
+                               note=f"{labels[order.casefold()]!r} is checked in the {place}"))
+    return out
 
 
 def _named_list(views: AtlasViews, key: str) -> bool:

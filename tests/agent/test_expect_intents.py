@@ -130,6 +130,24 @@ def test_sort_by_expects_the_option_and_the_order_checked_and_kept_with_ok(views
                                                        ("screen", "", KEY["home"])}  # the dialog closed with OK
 
 
+def test_sort_by_expects_the_choice_named_most_fully_not_the_first_dialog_sharing_a_word(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # a dialog of shown tabs offers 'Notes', the word naming what is sorted; it comes before the Sort dialog
+    tabs = _screen("SettingsActivity", _title("Shown tabs", dialog=True),
+                   _w("CheckBox", 500, text="Notes", rid="tab", checkable=True, checked=True),
+                   _w("CheckBox", 600, text="Folders", rid="tab", checkable=True), dialog=True)
+    with Atlas.create(tmp_path_factory.mktemp("tabs") / "x.atlas", app=PKG) as atlas:
+        s = {name: atlas.add_state(screen) for name, screen in (("home", HOME), ("settings", SETTINGS),
+                                                                 ("tabs", tabs), ("sort", SORT))}
+        for a, label, b in (("home", "Settings", "settings"), ("settings", "Shown tabs", "tabs"),
+                            ("home", "Sort by", "sort"), ("sort", "OK", "home")):
+            atlas.add_transition(s[a], _tap(label), s[b])
+        tab_views = atlas_views(atlas)
+    got = {(e.kind, e.text) for e in _derive(tab_views, "Sort notes based on date created in descending order")}
+    assert ("checked", "Date created") in got and ("checked", "Descending") in got
+    assert ("checked", "Notes") not in got
+
+
 def test_one_word_names_a_switch_only_right_after_a_switching_verb(views: AtlasViews) -> None:
     (e,) = _derive(views, "turn on sound")
     assert (e.kind, e.text) == ("checked", "Sound")
