@@ -23,8 +23,10 @@ from appatlas.agent.policy import Decision, Policy
 from appatlas.agent.progress import Taken, taken
 from appatlas.agent.valuing import same_option
 from appatlas.graph.atlas import Atlas, StoredTransition
+from appatlas.rag.describe import screen_facts
 from appatlas.rag.retrieve import Rehearsal
-from appatlas.types import ActionKind
+from appatlas.rag.views import closes_dialog, dialog_opener
+from appatlas.types import Action, ActionKind, Screen
 
 __all__ = ["MAX_STEPS", "rehearse", "rehearser"]
 
@@ -52,6 +54,28 @@ def _is(t: StoredTransition, decision: Decision) -> bool:
             and t.action.target is not None and t.action.target.resource_id == o.widget.resource_id)
 
 
+def _kind(knowledge: Knowledge, state: int) -> str:
+    return screen_facts(knowledge.state_screens[state]).kind
+
+
+def _closes_unseen(knowledge: Knowledge, key: str, screen: Screen, t: StoredTransition) -> bool:
+    """A tap that closes the dialog `key` (`closes_dialog`) which the atlas never saw lead anywhere."""
+    if _kind(knowledge, t.source) != "dialog" or not closes_dialog(screen, t.action):
+        return False
+    return not any(o.action.key == t.action.key and o.target_key != key for o in knowledge.out(key))
+
+
+def _opener(knowledge: Knowledge, trail: list[tuple[str, int, Action]], dialog: str) -> tuple[str, int] | None:
+    """The (screen, state) under `dialog`, the screen the rehearsal is on (`dialog_opener`)."""
+    def closed(i: int) -> bool:
+        kind = _kind(knowledge, trail[i][1])
+        return kind == "menu" or (kind == "dialog" and closes_dialog(knowledge.state_screens[trail[i][1]], trail[i][2]))
+
+    screens = [k for k, _, _ in trail] + [dialog]
+    key = dialog_opener(screens, dialog, closed)
+    return next(((k, s) for k, s, _ in reversed(trail) if k == key), None) if key is not None else None
+
+
 def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: str, *,
              policy: Policy | None = None, limit: int = MAX_STEPS) -> Rehearsal | None:
     """The agent's decisions for `intent` from the screen `start`, played on the atlas (module docstring)."""
@@ -62,6 +86,7 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
     key, state = start, info.states[0]
     screen = knowledge.state_screens[state]
     history: list[Taken] = []
+    trail: list[tuple[str, int, Action]] = []  # (screen, state, the action taken there) of each step
     out = Rehearsal(start=start)
     seen: set[tuple[int, str]] = set()  # (state, edge): the same step from the same state again is a loop
     for _ in range(limit):
@@ -91,7 +116,12 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
         if decision.text:
             out.typed[edge] = decision.text
         history.append(taken(decision.action, screen))
+        trail.append((key, state, t.action))
         key, state = t.target_key, t.target
+        if key == trail[-1][0] and _closes_unseen(knowledge, key, screen, t):
+            # the atlas saw this OK (or this choice of a list) leave the dialog open only because it was never
+            # shown what it does; a dialog closes onto the screen that opened it (as `AtlasViews.expected_screens`)
+            key, state = _opener(knowledge, trail, key) or (key, state)
         screen = knowledge.state_screens[state]
     out.reason = f"not done after {limit} steps"
     return out

@@ -11,18 +11,20 @@ taken one right after the other, and what an action with several outcomes did la
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
 
+from appatlas.devices.base import locate
+from appatlas.errors import SelectorNotFound
 from appatlas.graph.atlas import Atlas, StoredTransition
 from appatlas.graph.fingerprint import structure_tokens
 from appatlas.graph.planner import Edge
 from appatlas.rag.describe import ActionFacts, ScreenFacts, action_facts, merge_facts, screen_facts
-from appatlas.types import Action, ActionKind, Screen
+from appatlas.types import Action, ActionKind, Screen, Widget, view_kind
 
-__all__ = ["AtlasViews", "ScreenView", "TransitionView", "atlas_views", "edge_key", "screen_subject",
+__all__ = ["AtlasViews", "ScreenView", "TransitionView", "atlas_views", "closes_dialog", "dialog_opener", "edge_key", "screen_subject",
            "transition_subject"]
 
 
@@ -131,10 +133,20 @@ class AtlasViews:
         """
         out: list[str] = []
         screens = [start]
-        for u, v, _ in edges:
+
+        def closed(i: int) -> bool:  # the route's step i closed the screen it left
+            view, edge = self.screens.get(screens[i]), edges[i]
+            if view is None or view.facts.kind not in ("dialog", "menu"):
+                return False
+            return view.facts.kind == "menu" or (self.graph.has_edge(*edge) and
+                                                  closes_dialog(view.example, self.graph.edges[edge]["action"]))
+
+        for u, v, key in edges:
             expect = v
             view = self.screens.get(u)
-            if view is not None and view.facts.kind == "dialog" and len(screens) >= 2:
+            if v == u and self.closes_unseen((u, v, key)):
+                expect = dialog_opener(screens, u, closed) or v
+            elif view is not None and view.facts.kind == "dialog" and len(screens) >= 2:
                 opener = screens[-2]
                 same = self.screens.get(opener)
                 target = self.screens.get(v)
@@ -144,6 +156,19 @@ class AtlasViews:
             out.append(expect)
             screens.append(expect)
         return out
+
+    def closes_unseen(self, edge: Edge) -> bool:
+        """Whether `edge` is a tap that closes a dialog (`closes_dialog`) which the atlas only ever saw leave
+        the dialog as it was. A phone closes a dialog on OK or on a choice of a list; an exploration that
+        saw nothing happen was shown no outcome for it (a replayed recording knows only the taps it
+        recorded), so the route expects the dialog's opener, as after any other close."""
+        u, v, key = edge
+        view = self.screens.get(u)
+        if u != v or view is None or view.facts.kind != "dialog" or not self.graph.has_edge(u, v, key):
+            return False
+        if any(k == key and x != u for _, x, k in self.graph.out_edges(u, keys=True)):
+            return False  # it was seen to lead somewhere: that is its outcome
+        return closes_dialog(view.example, self.graph.edges[edge]["action"])
 
     def scroll_variants(self, a: str, b: str) -> bool:
         """Whether screens `a` and `b` are one page scrolled to different rows: same activity, and the
@@ -208,6 +233,43 @@ def atlas_views(atlas: Atlas, *, screenshots: bool = False) -> AtlasViews:
         launch = [next(iter(views))]  # no recorded launch: the first screen ever observed
     return AtlasViews(screens=views, transitions=edges, graph=graph, launch=launch, origins=origins,
                       followed=followed, outcomes=dict(outcomes))
+
+
+def _is_button(w: Widget) -> bool:
+    kind = view_kind(w.class_name)
+    return kind.endswith("Button") and not kind.endswith(("ImageButton", "RadioButton", "ToggleButton", "CompoundButton")) \
+        and w.clickable and not w.checkable and bool(w.label)
+
+
+def closes_dialog(dialog: Screen, action: Action) -> bool:
+    """Whether tapping `action` on `dialog` (a screen read as a dialog) closes it, by how dialogs work on
+    every platform: a button of its lowest row of buttons (OK, Cancel, Save: not a button inside its
+    content, such as a time to change), or, in a dialog with no buttons, one of its options (a list of
+    choices closes when one is picked; a checkbox or a field does not)."""
+    if action.kind is not ActionKind.TAP or action.target is None:
+        return False
+    try:
+        w = locate(action.target, dialog)
+    except SelectorNotFound:
+        return False
+    buttons = [b for b in dialog.widgets() if _is_button(b)]
+    if buttons:
+        lowest = max(b.bounds.y1 for b in buttons)
+        return any(b is w for b in buttons) and w.bounds.y2 > lowest
+    kind = view_kind(w.class_name)
+    return w.actionable and not w.editable and (not w.checkable or kind.endswith("RadioButton"))
+
+
+def dialog_opener(screens: Sequence[str], dialog: str, closed: Callable[[int], bool]) -> str | None:
+    """The screen under `dialog` (the last of the route's `screens`): the latest screen before it that the
+    route did not close on its way (`closed(i)`: the step that left `screens[i]` closed it — an item picked
+    from a menu, OK on a dialog that opened the next one). None when the route began on the dialog."""
+    i = len(screens) - 1
+    while i >= 0 and screens[i] == dialog:
+        i -= 1
+    while i >= 0 and closed(i):
+        i -= 1
+    return screens[i] if i >= 0 else None
 
 
 def edge_key(action: Action, screen: Screen | None) -> str:

@@ -145,3 +145,59 @@ def test_plans_that_need_this_rounds_evidence(droidtask, tmp_path, embedder, app
     # '1' once for 911, the repeat mode is not cycled twice — and is scored by the retrieval bench.
     assert row["plan"]["path_ok"] and row["plan"]["inputs_ok"], \
         f"{why}: planned {row['plan']['planned']}, recorded {row['plan']['recorded']}"
+
+
+def _dialog_atlas(tmp_path, *, ok_leads_on: bool = False):
+    """Main -> (new note) -> the add dialog, and Main -> (More options) -> menu -> (Rename note) -> the add
+    dialog; Settings -> (Font size) -> the font list dialog. The crawl saw OK, 'Checklist' and '125%' leave
+    their dialogs as they were (a replayed recording shows nothing for a tap it never recorded)."""
+    from tests.rag.conftest import add_dialog, font_dialog, main_screen, menu, settings
+
+    with Atlas.create(tmp_path / "d.atlas", app="d") as atlas:
+        main, dialog, opts = atlas.add_state(main_screen("Shopping")), atlas.add_state(add_dialog()), \
+            atlas.add_state(menu())
+        prefs, fonts = atlas.add_state(settings()), atlas.add_state(font_dialog())
+        atlas.add_transition(main, tap(rid="new_note", desc="Create a new note"), dialog)
+        atlas.add_transition(main, tap(desc="More options"), opts)
+        atlas.add_transition(opts, tap(rid="title", text="Rename note"), dialog)
+        atlas.add_transition(dialog, tap(rid="type_checklist", text="Checklist"), dialog)
+        atlas.add_transition(dialog, tap(rid="ok", text="OK"), dialog)
+        if ok_leads_on:  # OK once opened the font list: a dialog the first one's OK closed on its way
+            atlas.add_transition(dialog, tap(rid="ok", text="OK"), fonts)
+        atlas.add_transition(prefs, tap(rid="font_size_holder"), fonts)
+        atlas.add_transition(fonts, tap(text="125%"), fonts)
+        keys = {n: s.structure_key for n, s in (("main", main), ("dialog", dialog), ("menu", opts),
+                                                 ("settings", prefs), ("fonts", fonts))}
+        return atlas_views(atlas), keys
+
+
+def _edge(views, u: str, label: str):
+    return next((a, b, k) for a, b, k, d in views.graph.out_edges(u, keys=True, data=True)
+                if label in (d["action"].target.text, d["action"].target.content_desc, d["action"].target.resource_id))
+
+
+def test_a_dialog_ok_seen_doing_nothing_closes_onto_its_opener_and_a_choice_beside_ok_stays(tmp_path) -> None:
+    views, k = _dialog_atlas(tmp_path)
+    route = [_edge(views, k["main"], "Create a new note"), _edge(views, k["dialog"], "Checklist"),
+             _edge(views, k["dialog"], "OK")]
+    assert views.expected_screens(k["main"], route) == [k["dialog"], k["dialog"], k["main"]]
+    # picked from a menu, the dialog closes onto the screen under the menu (the menu closed when picked)
+    route = [_edge(views, k["main"], "More options"), _edge(views, k["menu"], "Rename note"),
+             _edge(views, k["dialog"], "OK")]
+    assert views.expected_screens(k["main"], route) == [k["menu"], k["dialog"], k["main"]]
+
+
+def test_a_choice_of_a_list_dialog_closes_it_and_a_known_outcome_is_kept(tmp_path) -> None:
+    views, k = _dialog_atlas(tmp_path)
+    route = [next(iter(views.graph.out_edges(k["settings"], keys=True))), _edge(views, k["fonts"], "125%")]
+    assert views.expected_screens(k["settings"], route) == [k["fonts"], k["settings"]]
+    # OK was also seen to lead somewhere: that outcome is what OK does, the stay is not read as a close
+    views, k = _dialog_atlas(tmp_path / "again", ok_leads_on=True)
+    stay = (k["dialog"], k["dialog"], _edge(views, k["dialog"], "OK")[2])
+    assert not views.closes_unseen(stay)
+    route = [_edge(views, k["main"], "Create a new note"), stay]
+    assert views.expected_screens(k["main"], route) == [k["dialog"], k["dialog"]]
+    # the font list opened by that OK closes onto the main screen, not onto the dialog OK closed
+    route = [_edge(views, k["main"], "Create a new note"), (k["dialog"], k["fonts"], stay[2]),
+             _edge(views, k["fonts"], "125%")]
+    assert views.expected_screens(k["main"], route) == [k["dialog"], k["fonts"], k["main"]]

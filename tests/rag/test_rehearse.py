@@ -52,3 +52,40 @@ def test_an_unfinished_rehearsal_leaves_retrieval_its_own_routes(atlas, embedder
     without = _retriever(atlas, embedder, rehearsed=False).retrieve(intent)
     assert [rt.edges for rt in with_rehearsal.routes] == [rt.edges for rt in without.routes]
     assert with_rehearsal.rehearsal.startswith("unfinished: ") and not without.rehearsal
+
+
+class _Scripted:
+    """A policy that taps the given labels in order, then says done; it records the screens it was shown."""
+
+    def __init__(self, *labels: str) -> None:
+        self.labels, self.shown = list(labels), []
+
+    def decide(self, intent, screen, history, *, known_as=""):
+        from appatlas.agent.options import Option
+        from appatlas.agent.policy import Decision
+        from appatlas.types import Action, Selector
+
+        self.shown.append(known_as)
+        if not self.labels:
+            return Decision(None, "done", "graph")
+        label = self.labels.pop(0)
+        w = next((w for w in screen.widgets() if label in (w.text, w.content_desc)), None)
+        if w is None:
+            return Decision(None, f"no {label!r} here", "graph", stuck=True)
+        action = Action(ActionKind.TAP, target=Selector(resource_id=w.resource_id, text=w.text,
+                                                        content_desc=w.content_desc, class_name=w.class_name))
+        return Decision(action, f"tap {label!r}", "graph", option=Option(ActionKind.TAP, w, label))
+
+
+def test_a_rehearsal_goes_on_from_the_opener_after_an_ok_the_crawl_saw_do_nothing(tmp_path) -> None:
+    from appatlas.graph.atlas import Atlas
+    from tests.rag.test_plan_graph import _dialog_atlas
+
+    views, k = _dialog_atlas(tmp_path)
+    with Atlas.open(tmp_path / "d.atlas") as atlas:
+        policy = _Scripted("Create a new note", "Checklist", "OK", "More options")
+        r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "a checklist, then the menu", k["main"],
+                     policy=policy)
+    assert r is not None and r.done, r and r.reason
+    assert policy.shown == [k["main"], k["dialog"], k["dialog"], k["main"], k["menu"]]
+    assert views.expected_screens(k["main"], r.edges) == [k["dialog"], k["dialog"], k["main"], k["menu"]]
