@@ -171,12 +171,28 @@ def _same_target(a: Action, b: Action, screen: Screen | None = None) -> bool:
     label = (lambda t: (t.text or t.content_desc) if t is not None else "")  # noqa: E731
     if a.kind is b.kind and bool(label(ta)) and label(ta) == label(tb):
         return True
+    if screen is not None and a.kind is b.kind and ta is not None and tb is not None and ta.resource_id and \
+            ta.resource_id == tb.resource_id and sum(w.resource_id == ta.resource_id for w in screen.widgets()) == 1:
+        return True  # an id that names one widget of the screen: its text is only its state (a switch's ON/OFF)
     return screen is not None and same_touch(a, b, screen)
+
+
+def _focus_taps(recorded: Sequence[tuple[Action, Screen | None]]) -> list[tuple[Action, Screen | None]]:
+    """The recorded actions without a tap on a field right before typing into it: typing focuses the field
+    itself, so a plan that types there without tapping first takes the same elements."""
+    out = []
+    for i, (a, screen) in enumerate(recorded):
+        nxt = recorded[i + 1][0] if i + 1 < len(recorded) else None
+        if a.kind is ActionKind.TAP and nxt is not None and nxt.kind is ActionKind.TYPE and a.target is not None \
+                and nxt.target is not None and a.target.resource_id and a.target.resource_id == nxt.target.resource_id:
+            continue
+        out.append((a, screen))
+    return out
 
 
 def _takes_in_order(recorded: Sequence[tuple[Action, Screen | None]], planned: Sequence[Action]) -> bool:
     it = iter(planned)
-    return all(any(_same_target(r, p, screen) for p in it) for r, screen in recorded)
+    return all(any(_same_target(r, p, screen) for p in it) for r, screen in _focus_taps(recorded))
 
 
 def _rendered(screen: Screen, *, scale: float = 0.5) -> bytes:

@@ -201,3 +201,26 @@ def test_a_choice_of_a_list_dialog_closes_it_and_a_known_outcome_is_kept(tmp_pat
     route = [_edge(views, k["main"], "Create a new note"), (k["dialog"], k["fonts"], stay[2]),
              _edge(views, k["fonts"], "125%")]
     assert views.expected_screens(k["main"], route) == [k["dialog"], k["fonts"], k["main"]]
+
+
+def test_the_element_check_reads_a_switch_by_its_id_and_a_focusing_tap_as_part_of_typing() -> None:
+    from appatlas.bench.retrieval import _takes_in_order
+    from appatlas.types import Action, ActionKind
+    from tests.rag.conftest import _w, screen, sel
+
+    page = screen("SettingsActivity", _w("Switch", (0, 300, 1080, 450), rid="hour_format", text="24-hour OFF",
+                                         checkable=True, clickable=True),
+                  _w("EditText", (0, 500, 1080, 650), rid="title", editable=True, clickable=True),
+                  *(_w("TextView", (0, 700 + 100 * i, 1080, 800 + 100 * i), rid="row", text=t, clickable=True)
+                    for i, t in enumerate(("Alpha", "Beta"))))
+    flip = Action(ActionKind.TAP, target=sel(rid="hour_format", text="24-hour OFF", cls="Switch"))
+    flip_on = Action(ActionKind.TAP, target=sel(rid="hour_format", text="24-hour ON", cls="Switch"))
+    focus = Action(ActionKind.TAP, target=sel(rid="title", cls="EditText"))
+    typed = Action(ActionKind.TYPE, target=sel(rid="title", cls="EditText"), text="Milk")
+    alpha, beta = (Action(ActionKind.TAP, target=sel(rid="row", text=t, cls="TextView")) for t in ("Alpha", "Beta"))
+    recorded = [(flip, page), (focus, page), (typed, page), (alpha, page)]
+    # the switch seen ON by the crawl is the same element; typing into the field focuses it
+    assert _takes_in_order(recorded, [flip_on, typed, alpha])
+    # two rows sharing an id are still told apart by their text, and a missed tap still counts
+    assert not _takes_in_order(recorded, [flip_on, typed, beta])
+    assert not _takes_in_order([(focus, page), (alpha, page)], [alpha])
