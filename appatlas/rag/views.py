@@ -73,6 +73,7 @@ class AtlasViews:
     # granted), every observation of each outcome in order: (observation number, source state,
     # target state) per edge
     outcomes: dict[Edge, list[tuple[int, int, int]]] = field(default_factory=dict)
+    _plan_graph: nx.MultiDiGraph | None = field(default=None, init=False, repr=False)
 
     def latest_outcomes(self, walks: Sequence[Sequence[int]] = ()) -> set[Edge]:
         """Of each action with several outcomes, the outcome observed last (the app as it is now),
@@ -120,8 +121,16 @@ class AtlasViews:
 
     @property
     def plan_graph(self) -> nx.MultiDiGraph:
-        """The graph plans are made on (the recorded graph; inferred edges would join it here)."""
-        return self.graph
+        """The graph plans are made on: the recorded graph without the back presses that landed on a dialog
+        or a menu. Back closes a dialog or a menu, it does not open one: such an outcome is the history of
+        the exploration (a replayed back stack, a dialog left open under an activity), not a step a test
+        from a fresh launch can take."""
+        if self._plan_graph is None:
+            hidden = [(u, v, k) for u, v, k, d in self.graph.edges(keys=True, data=True)
+                      if d["action"].kind is ActionKind.BACK and v in self.screens
+                      and self.screens[v].facts.kind in ("dialog", "menu")]
+            self._plan_graph = nx.restricted_view(self.graph, [], hidden) if hidden else self.graph
+        return self._plan_graph
 
     def expected_screens(self, start: str, edges: list[tuple[str, str, str]]) -> list[str]:
         """The screen to expect after each edge of a route.

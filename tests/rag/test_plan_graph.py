@@ -224,3 +224,19 @@ def test_the_element_check_reads_a_switch_by_its_id_and_a_focusing_tap_as_part_o
     # two rows sharing an id are still told apart by their text, and a missed tap still counts
     assert not _takes_in_order(recorded, [flip_on, typed, beta])
     assert not _takes_in_order([(focus, page), (alpha, page)], [alpha])
+
+
+def test_plans_do_not_press_back_into_a_dialog_but_may_press_back_out_of_one(tmp_path) -> None:
+    from appatlas.types import Action, ActionKind
+
+    views, k = _dialog_atlas(tmp_path)
+    with Atlas.open(tmp_path / "d.atlas") as atlas:
+        states = {s.structure_key: s for s in atlas.states()}
+        back = Action(ActionKind.BACK)
+        # a replayed back stack once popped from the main screen onto the dialog it had left open
+        atlas.add_transition(states[k["main"]], back, states[k["dialog"]])
+        atlas.add_transition(states[k["dialog"]], back, states[k["main"]])
+        views = atlas_views(atlas)
+    backs = lambda g: sorted((u, v) for u, v, d in g.edges(data=True) if d["action"].kind is ActionKind.BACK)  # noqa: E731
+    assert backs(views.graph) == sorted([(k["main"], k["dialog"]), (k["dialog"], k["main"])])
+    assert backs(views.plan_graph) == [(k["dialog"], k["main"])]
