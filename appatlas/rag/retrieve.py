@@ -134,7 +134,7 @@ class Retriever:
         """
         t0 = time.perf_counter()
         slots = extract_slots(intent)
-        query = masked_query(intent, slots) or intent
+        query = _without_app_name(masked_query(intent, slots) or intent, self._app_words)
         qvec = self.store.embed_query(query)
         scores = self._scores(query, qvec, slots)
         experience = self._experience(qvec, query, exclude_tasks)
@@ -341,6 +341,14 @@ class Retriever:
                 add(path[-1], 0.8 * sim, f"similar task {name!r} ended here ({sim:.2f})")
         for key, s in sorted(scores.screens.items(), key=lambda kv: -kv[1])[:10]:
             add(key, 0.5 * s, f"its caption matches the intent ({s:.2f})")
+        # The actions whose captions mean the intent most: an intent that sets or shows something ends where
+        # that control is (the settings page holding "Font size") or where it leads, even when no route through
+        # it was found (the exploration never saw the control's own dialog)
+        for tid, s in sorted(scores.edges.items(), key=lambda kv: -kv[1])[:3]:
+            t = self.views.transitions.get(tid)
+            if t is not None:
+                for key in dict.fromkeys((t.target, t.source)):
+                    add(key, 0.4 * s, f"the action nearest the intent in meaning, '{t.facts.label}', is here ({s:.2f})")
         ranked = sorted(score, key=lambda k: -score[k])
         return [Candidate(k, score[k], reason[k]) for k in ranked]
 
@@ -375,6 +383,29 @@ def _app_words(package: str) -> _AppWords:
     out = _AppWords(set(tokens(" ".join(parts[-2:]))) | {"app", "application"})
     out.name = parts[-1] if parts else ""
     return out
+
+
+def _without_app_name(query: str, app_words: _AppWords) -> str:
+    """`query` without the phrase that names the app itself ("... of the Notes app", "in the Music player
+    application"): every intent of the app may say it and it points at no screen, yet it pulls the meaning
+    of the whole query (MiniLM, BM25) towards every screen that shows the app's name. Only the words right
+    before "app"/"application" that name the app go; "the note 'Diary'" keeps its word."""
+    words = query.split()
+    out: list[str] = []
+    for w in words:
+        if re.fullmatch(r"(?i)app(lication)?[.,;:!?]?", w) and out and all(t in app_words for t in tokens(out[-1])) \
+                and tokens(out[-1]):
+            while out and tokens(out[-1]) and all(t in app_words for t in tokens(out[-1])):
+                out.pop()
+            if out and out[-1].casefold() == "the":
+                out.pop()
+            if out and out[-1].casefold() in ("of", "in", "on", "for", "within", "inside"):
+                out.pop()
+            if w[-1] in ".,;:!?" and out:
+                out[-1] += w[-1]
+            continue
+        out.append(w)
+    return " ".join(out) if out else query
 
 
 _CLAUSE = re.compile(r",\s*(?:and\s+)?|\s+and\s+(?=(?:then\s+)?[a-z]+\s)|;\s*|\s+then\s+", re.I)

@@ -142,3 +142,29 @@ def test_an_app_that_opens_on_a_permission_request_starts_where_its_own_screens_
         retrieval = Retriever(atlas, RagStore.open(atlas, embedder=embedder)).retrieve("open the settings")
     assert retrieval.starts[0].key == main.structure_key
     assert ask.structure_key in [c.key for c in retrieval.starts]  # still a candidate, ranked below
+
+
+def test_the_phrase_naming_the_app_leaves_the_query_and_a_thing_named_like_the_app_stays() -> None:
+    from appatlas.rag.retrieve import _app_words, _without_app_name
+
+    notes = _app_words("com.simplemobiletools.notes.pro")
+    assert _without_app_name("Adjust the fontsize of the Notes app to 125%", notes) == "Adjust the fontsize to 125%"
+    assert _without_app_name("Delete the note 'Diary'", notes) == "Delete the note 'Diary'"
+    player = _app_words("com.simplemobiletools.musicplayer")
+    assert _without_app_name("change the theme of the Music player app to light", player) == \
+        "change the theme to light"
+    # an app the intent names that is not this one (a launcher's 'Clock' app) is what the intent is about
+    assert _without_app_name("search 'Clock' app and open it", _app_words("com.simplemobiletools.applauncher")) == \
+        "search 'Clock' app and open it"
+
+
+def test_with_no_route_the_ends_hold_the_screen_of_the_action_nearest_the_intent(retriever) -> None:
+    intent = "make the font size 125%"
+    query = intent
+    scores = retriever._scores(query, retriever.store.embed_query(query))
+    best = max(scores.edges, key=scores.edges.get)
+    t = retriever.views.transitions[best]
+    ends = {c.key: c.score for c in retriever._ends([], scores, [], [])}
+    assert len(retriever.views.screens) <= 10  # every screen also gets its caption's share: the rest is the action's
+    for key in (t.source, t.target):
+        assert ends[key] >= 0.5 * scores.screens[key] + 0.4 * scores.edges[best] - 1e-6
