@@ -388,7 +388,11 @@ def _decision_bench(base, packed, quant, tokens: list[int], *, rounds: int, cons
                       + "  ".join(f"{k}: {v:6.0f} tok/s" for k, v in prefill_tok_s[name].items()))
     ref = scores["fp32"]
     best = max(range(len(ref)), key=ref.__getitem__)
+    floor = _decision_floor(base, decoders["fp32"], prompt, options, decision_ms["fp32"] / 1e3,
+                            threads=torch.get_num_threads(), packed_s=decision_ms["packed-int4"] / 1e3)
+    console.print(floor["line"])
     return {
+        "decision_floor": floor,
         "decision_ms": decision_ms,
         "prefill_tok_s": prefill_tok_s,
         "decision_setup": {"prompt_tokens": prompt_len, "option_tokens": list(option_lens), "rounds": rounds,
@@ -398,6 +402,44 @@ def _decision_bench(base, packed, quant, tokens: list[int], *, rounds: int, cons
                                       "max_score_diff": max(abs(a - b) for a, b in zip(s, ref, strict=True))}
                                for name, s in scores.items()},
     }
+
+
+def _decision_floor(base, fp32: GreedyDecoder, prompt: list[int], options: list[list[int]], fp32_s: float, *,
+                    threads: int, packed_s: float) -> dict[str, Any]:
+    """The smallest packed/fp32 decision ratio any int8 kernel could reach on this CPU (``ceiling.py``).
+
+    fp32's matmul share comes from one profiled decision: aten::mm's self time over the self time of all ops (the
+    threads run inside each op; Python between ops is left out, which credits the matmuls with more than their
+    share — generous to the kernel, so the floor stays a lower bound). The rest of the decision (attention, norms,
+    element-wise) is the same for every model and kept. The packed matmuls are counted at the peak rate of the
+    instruction the chosen kernel repeats, on all threads.
+    """
+    from torch.profiler import profile
+
+    from appatlas.compression.packed.ceiling import KERNEL_PROBE, decision_floor, peak_rates
+    from appatlas.compression.packed.vnni import select_kernel
+
+    with profile() as prof:
+        fp32.score_options(prompt, options)
+    events = prof.key_averages()
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm"))
+    share = min(matmul / max(sum(e.self_cpu_time_total for e in events), 1e-9), 1.0)
+    per_token = sum(p.numel() for n, p in base.named_parameters() if n.startswith("model.layers.") and p.dim() == 2)
+    option_tokens = sum(len(o) for o in options)
+    macs = (len(prompt) + option_tokens) * per_token + (1 + option_tokens) * base.get_output_embeddings().weight.numel()
+    rates = peak_rates()
+    floors = {kernel: {f"{digits}_digit{'s' if digits > 1 else ''}": decision_floor(
+                  fp32_s=fp32_s, fp32_matmul_s=share * fp32_s, macs=macs, int8_gmac_s=rates[probe], threads=threads,
+                  digits=digits) for digits in (2, 1)}
+              for kernel, probe in KERNEL_PROBE.items() if probe in rates}
+    chosen = select_kernel()
+    line = (f"decision floor: fp32 spends {share:.0%} of {fp32_s * 1e3:.0f} ms in matmuls ({macs / 1e9:.1f} GMAC at "
+            f"{macs / max(share * fp32_s, 1e-9) / 1e9:.0f} GMAC/s); at peak, the {chosen} kernel could reach "
+            + (f"{floors[chosen]['2_digits']:.2f} x fp32 with two activation digits, {floors[chosen]['1_digit']:.2f} "
+               "with one" if chosen in floors else "(no int8 kernel of ours runs)")
+            + f"; measured {packed_s / fp32_s:.2f}")
+    return {"fp32_matmul_share": share, "macs": macs, "threads": threads, "peak_gmac_s_one_thread": rates,
+            "packed_over_fp32_floor": floors, "kernel": chosen, "line": line}
 
 
 def _gguf_rows(model_name, sources: dict[str, Path], row_ppl: dict[str, float], windows, folder: Path, *,

@@ -29,6 +29,12 @@ def test_bench_reports_kernel_decisions_kernel_ppl_and_gguf_rows(tiny_folder, te
                                                                      / s["decision_ms"]["fp32"])
     assert s["decision_agreement"]["fp32"] == {"same_choice_as_fp32": True, "max_score_diff": 0.0}
     assert s["decision_agreement"]["packed-int4"]["max_score_diff"] > 0  # int4 weights move the scores a little
+    floor = s["decision_floor"]  # the best ratio a kernel could reach here, from fp32's profile and the peak rates
+    assert 0 < floor["fp32_matmul_share"] <= 1 and floor["kernel"] == select_kernel()
+    for f in floor["packed_over_fp32_floor"].values():  # one digit does half the products: a lower floor
+        assert 1 - floor["fp32_matmul_share"] - 1e-9 <= f["1_digit"] < f["2_digits"]
+    if floor["kernel"] != "torch":
+        assert floor["kernel"] in floor["packed_over_fp32_floor"] and "decision floor" in floor["line"]
     packed_row = next(r for r in s["rows"] if r["method"] == "packed-int4")
     kp = s["checks"]["packed_ppl_kernel"]
     assert kp["dequantized"] == packed_row["ppl"] and kp["kernel"] != kp["dequantized"]
