@@ -11,7 +11,8 @@ the dequantized fp32 reference on a fixed prompt.
 
 With the ``packed-int4`` row also: its perplexity measured through the kernels (``checks.packed_ppl_kernel``);
 the agent's workload (``decision_ms``: a 384-token prompt then 6 options of ~8 tokens sharing its cache;
-``prefill_tok_s`` at 256 and 512 tokens) for fp32, bf16, int8 and packed int4 in the same decoder loop; and
+``prefill_tok_s`` at 256 and 512 tokens) for fp32, bf16, int8 and packed int4 in the same decoder loop, with
+``decision_floor`` (the smallest packed/fp32 ratio a kernel could reach on this CPU: ``packed/ceiling.py``); and
 (``gguf_rows``) GGUF exports — exact and allocator type mixes of the packed and mixed-precision rows, uniform
 Q4_K/Q3_K of the fp32 model — read back with the ``gguf`` package: perplexity against file size.
 ``summary.kernel`` names the int4 kernel that ran.
