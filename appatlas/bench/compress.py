@@ -417,6 +417,7 @@ def _decision_floor(base, fp32: GreedyDecoder, prompt: list[int], options: list[
     """
     from torch.profiler import profile
 
+    from appatlas.compression.errors import KernelError
     from appatlas.compression.packed.ceiling import KERNEL_PROBE, decision_floor, peak_rates
     from appatlas.compression.packed.vnni import select_kernel
 
@@ -428,7 +429,10 @@ def _decision_floor(base, fp32: GreedyDecoder, prompt: list[int], options: list[
     per_token = sum(p.numel() for n, p in base.named_parameters() if n.startswith("model.layers.") and p.dim() == 2)
     option_tokens = sum(len(o) for o in options)
     macs = (len(prompt) + option_tokens) * per_token + (1 + option_tokens) * base.get_output_embeddings().weight.numel()
-    rates = peak_rates()
+    try:
+        rates, why = peak_rates(), ""
+    except KernelError as exc:  # no compiler: the decision is measured, its floor is not
+        rates, why = {}, f" ({exc})"
     floors = {kernel: {f"{digits}_digit{'s' if digits > 1 else ''}": decision_floor(
                   fp32_s=fp32_s, fp32_matmul_s=share * fp32_s, macs=macs, int8_gmac_s=rates[probe], threads=threads,
                   digits=digits) for digits in (2, 1)}
@@ -437,7 +441,7 @@ def _decision_floor(base, fp32: GreedyDecoder, prompt: list[int], options: list[
     line = (f"decision floor: fp32 spends {share:.0%} of {fp32_s * 1e3:.0f} ms in matmuls ({macs / 1e9:.1f} GMAC at "
             f"{macs / max(share * fp32_s, 1e-9) / 1e9:.0f} GMAC/s); at peak, the {chosen} kernel could reach "
             + (f"{floors[chosen]['2_digits']:.2f} x fp32 with two activation digits, {floors[chosen]['1_digit']:.2f} "
-               "with one" if chosen in floors else "(no int8 kernel of ours runs)")
+               "with one" if chosen in floors else f"nothing measurable (no probe of an int8 kernel of ours ran{why})")
             + f"; measured {packed_s / fp32_s:.2f}")
     return {"fp32_matmul_share": share, "macs": macs, "threads": threads, "peak_gmac_s_one_thread": rates,
             "packed_over_fp32_floor": floors, "kernel": chosen, "line": line}

@@ -41,3 +41,22 @@ def test_peak_rates_measure_each_loop_this_cpu_can_run():
     # vpmaddubsw (+ its vpaddw) carries 32 products where vfmadd231ps carries 8: more products per second on any
     # AVX2 core — the margin that lets int8 prompts beat fp32 at all (a loop timing the wrong thing breaks this)
     assert rates["int8_maddubs_ymm"] > 1.3 * rates["fp32_fma_ymm"]
+
+
+def test_bench_floor_without_a_compiler_still_reports_the_decision(tiny_model, calib_ids, monkeypatch):
+    """No compiler for the probe: the bench keeps the decision and says why there is no floor (it used to crash)."""
+    from appatlas.bench.compress import _decision_floor
+    from appatlas.compression.decode import GreedyDecoder
+    from appatlas.compression.errors import KernelError
+
+    def no_compiler(**_kw):
+        raise KernelError("the throughput probe could not be built (no g++); install g++ and ninja")
+
+    monkeypatch.setattr(ceiling, "peak_rates", no_compiler)
+    dec = GreedyDecoder(tiny_model, kernels=False, max_len=64)
+    prompt, options = calib_ids[0, :24].tolist(), [calib_ids[1, :4].tolist(), calib_ids[2, :6].tolist()]
+    floor = _decision_floor(tiny_model, dec, prompt, options, 0.01, threads=2, packed_s=0.02)
+    assert floor["packed_over_fp32_floor"] == {} and "no g++" in floor["line"] and "measured 2.00" in floor["line"]
+    assert 0 < floor["fp32_matmul_share"] <= 1
+    per_token = sum(p.numel() for n, p in tiny_model.named_parameters() if n.startswith("model.layers.") and p.dim() == 2)
+    assert floor["macs"] == 34 * per_token + 11 * tiny_model.get_output_embeddings().weight.numel()
