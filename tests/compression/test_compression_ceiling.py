@@ -35,7 +35,7 @@ def test_probes_follow_the_cpu_flags(monkeypatch):
 def test_peak_rates_measure_each_loop_this_cpu_can_run():
     if not cpu_kernels():
         pytest.skip("this CPU has not even AVX2: no loop to measure")
-    rates = ceiling.peak_rates(seconds=0.01, repeats=2)
+    rates = ceiling.peak_rates(seconds=0.02, repeats=3)  # best of 3: a preempted run does not count
     assert set(rates) == set(ceiling.available_probes())
     assert all(r > 0 for r in rates.values())
     # vpmaddubsw (+ its vpaddw) carries 32 products where vfmadd231ps carries 8: more products per second on any
