@@ -79,8 +79,17 @@ class RecordedApp:
                     self._scrolled.setdefault((above, "down"), below)
                     self._scrolled.setdefault((below, "up"), above)
         if not self.launch:
-            launches = Counter(e.target for e in self.edges if e.action.kind is ActionKind.LAUNCH)
-            self.launch = [s for s, _ in launches.most_common()] or ([min(self.states)] if self.states else [])
+            # The app opens on the screen it was most often launched onto: launches counted by observation (an
+            # edge seen 28 times is 28 launches, not one) and per screen (structure key), then per state.
+            launches: Counter[int] = Counter()
+            for e in self.edges:
+                if e.action.kind is ActionKind.LAUNCH:
+                    launches[e.target] += max(e.count, 1)
+            per_screen: Counter[str] = Counter()
+            for s, n in launches.items():
+                per_screen[self.keys.get(s, str(s))] += n
+            self.launch = sorted(launches, key=lambda s: (-per_screen[self.keys.get(s, str(s))], -launches[s])) \
+                or ([min(self.states)] if self.states else [])
 
     def edges_from(self, state: int) -> list[RecordedEdge]:
         return self._out.get(state, [])

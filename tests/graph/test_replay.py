@@ -217,3 +217,18 @@ def test_a_view_tapped_at_another_scroll_position_of_the_page_has_its_recorded_o
     device = ReplayDevice(_page_app([]), screenshots=False, start=1)  # no recording re-enacted
     device.perform(Action(ActionKind.TAP, target=Selector(resource_id="com.x:id/snooze")))
     assert device.state == 3
+
+
+def test_the_app_opens_on_the_screen_it_was_launched_onto_most_often_by_observation() -> None:
+    # One launch edge seen 28 times onto the list, against three edges (one launch each) onto a permission
+    # dialog and a list with other contents: the list is where the app opens.
+    main = _screen("com.x.Main", ROW)
+    other_rows = _screen("com.x.Main", ROW.with_text("Milk"))
+    dialog = _screen("com.android.permission.Grant")
+    launch = Action(ActionKind.LAUNCH, app="com.x")
+    edges = [RecordedEdge(0, launch, 3, id=1), RecordedEdge(0, launch, 3, id=2), RecordedEdge(0, launch, 3, id=3),
+             RecordedEdge(0, launch, 2, id=4), RecordedEdge(0, launch, 1, count=28, id=5)]
+    app = RecordedApp(package="com.x", states={1: main, 2: other_rows, 3: dialog}, edges=edges,
+                      keys={1: "main", 2: "main", 3: "dialog"})
+    assert list(app.launch)[0] == 1
+    assert ReplayDevice(app, screenshots=False).state == 1
