@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from appatlas.agent.knowledge import Knowledge
-from appatlas.agent.options import Option, describe_option
+from appatlas.agent.options import Option, describe_option, is_dialog
 from appatlas.agent.valuing import same_option
 from appatlas.types import ActionKind
 
@@ -49,6 +49,13 @@ def element_text(o: Option) -> str:
     return "; ".join(dict.fromkeys(p for p in parts if p))
 
 
+def _identity(resource_id: str, content_desc: str, text: str) -> tuple[str, str, str] | None:
+    """A control's identity across screens: its id and words; None for one that says nothing of itself."""
+    if not (resource_id or content_desc):
+        return None  # a plain text row ('Bob') is content, not a control that means the same everywhere
+    return resource_id, content_desc.strip(), text.strip()
+
+
 class Meaning:
     """Semantic similarity between an intent and the options of a screen, over one app's knowledge."""
 
@@ -57,6 +64,8 @@ class Meaning:
         self._embedder = embedder
         self._memory: dict[tuple[str, str], str] = {}
         self._places: dict[str, str] = {}
+        self._reach: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._by_control: dict[tuple[str, tuple[str, str, str]], set[str]] | None = None
 
     @property
     def embedder(self) -> Any:
@@ -74,10 +83,69 @@ class Meaning:
             return ""
         ident = (key, describe_option(o) + "|" + (o.widget.resource_id if o.widget else ""))
         if ident not in self._memory:
-            targets = sorted({t.target_key for t in self.knowledge.out(key)
-                              if t.target_key != key and same_option(t.action, o)})
-            self._memory[ident] = "; ".join(self._place(k) for k in targets[:2])
+            self._memory[ident] = "; ".join(self._place(k) for k in self.targets(key, o)[:2])
         return self._memory[ident]
+
+    def targets(self, key: str, o: Option) -> list[str]:
+        """The screens `o` leads to from `key`. A control never taken on this screen leads where the same
+        control (the same resource id, description and text) led from another screen of the same activity: a
+        toolbar's overflow icon opens the same menu on every tab of it, and the crawl pressed it on some."""
+        if o.kind is ActionKind.BACK or o.widget is None:
+            return []
+        seen = sorted({t.target_key for t in self.knowledge.out(key) if t.target_key != key
+                       and same_option(t.action, o)})
+        if seen:
+            return seen
+        ident = _identity(o.widget.resource_id, o.widget.content_desc, o.widget.text)
+        info = self.knowledge.screens.get(key)
+        if ident is None or info is None:
+            return []
+        return sorted(self._controls().get((info.activity, ident), set()) - {key})
+
+    def _controls(self) -> dict[tuple[str, tuple[str, str, str]], set[str]]:
+        """(activity, control identity) -> the screens that control was seen to open (`targets`)."""
+        if self._by_control is None:
+            table: dict[tuple[str, tuple[str, str, str]], set[str]] = {}
+            for t in self.knowledge.transitions:
+                info = self.knowledge.screens.get(t.source_key)
+                sel = t.action.target
+                if info is None or sel is None or t.target_key == t.source_key \
+                        or t.action.kind not in (ActionKind.TAP, ActionKind.LONG_TAP):
+                    continue
+                ident = _identity(sel.resource_id, sel.content_desc, sel.text)
+                # Behind a dialog the activity's toolbar is still in the tree, but a tap there only closes it.
+                if ident is not None and not self._dialog(t.source_key):
+                    table.setdefault((info.activity, ident), set()).add(t.target_key)
+            self._by_control = table
+        return self._by_control
+
+    def _dialog(self, key: str) -> bool:
+        info = self.knowledge.screens.get(key)
+        screen = self.knowledge.state_screens.get(info.states[0]) if info else None
+        return screen is not None and is_dialog(screen)
+
+    def reach(self, key: str, o: Option, *, per_screen: int = 40) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What `o` opens the way to: (the labels of the screens it leads to, the labels of the screens those
+        lead to in one more step), so "see the frequently asked questions" meets 'More options' -> 'About' ->
+        'Frequently asked questions' by meaning, where no word of the control says so."""
+        ident = (key, describe_option(o) + "|" + (o.widget.resource_id if o.widget else ""))
+        if ident in self._reach:
+            return self._reach[ident]
+        first = self.targets(key, o)
+        near = self._labels(first, per_screen)
+        second = sorted({t.target_key for k in first for t in self.knowledge.out(k)
+                         if t.target_key not in (k, key) and t.target_key not in first})
+        far = tuple(x for x in self._labels(second, per_screen) if x not in near)
+        self._reach[ident] = (near, far)
+        return near, far
+
+    def _labels(self, keys: Sequence[str], per_screen: int) -> tuple[str, ...]:
+        out: dict[str, None] = {}
+        for k in keys:
+            info = self.knowledge.screens.get(k)
+            if info is not None:
+                out |= dict.fromkeys(label for label, ws in info.labels[:per_screen] if ws)
+        return tuple(out)
 
     def _place(self, key: str) -> str:
         if key not in self._places:
@@ -100,6 +168,8 @@ class Meaning:
         Returns how many texts were new."""
         texts = [self.describe(key, o) for key, info in self.knowledge.screens.items()
                  for sid in info.states[:per_screen] for o in self.knowledge.options_of(sid)]
+        # and every label a screen offers: what an option opens the way to (`reach`) is compared label by label
+        texts += [label for info in self.knowledge.screens.values() for label, ws in info.labels if ws]
         with _LOCK:
             new = len({t for t in texts if t not in _CACHE})
         self.vectors(texts)

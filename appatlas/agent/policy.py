@@ -28,7 +28,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
 from appatlas.agent.meaning import Meaning
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
-from appatlas.agent.oracle import AppWords, realised
+from appatlas.agent.oracle import _CLAUSES, AppWords, realised
 from appatlas.agent.progress import Progress, Taken, all_texts, names_slot, shows_value
 from appatlas.agent.prompt import choice_context
 from appatlas.agent.ranker import Candidate, Query
@@ -78,6 +78,7 @@ class PolicyConfig:
     # left out (`appatlas.agent.train.fit_margin`).
     ask_margin: float = 0.0
     ask_below: float = 0.0
+    ask_start: bool = False  # a trained ranker picks where the graph would say "done" before any step was taken
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ class Policy:
         if hasattr(llm, "ask") and not (config.ask_margin or config.ask_below):
             # A trained ranker carries when to ask it, chosen when it was trained (`appatlas.agent.train.fit`).
             margin, below = llm.ask  # type: ignore[union-attr]
-            config = replace(config, ask_margin=margin, ask_below=below)
+            start = bool(getattr(llm, "meta", {}).get("ask_start", False))
+            config = replace(config, ask_margin=margin, ask_below=below, ask_start=config.ask_start or start)
         self.config = config
         self.warnings: list[str] = []
         app_words = {stem(w) for w in re.split(r"[._]", knowledge.package.lower()) if w}
@@ -167,6 +169,10 @@ class Policy:
             ranked.remove(typing)
             ranked.insert(0, typing)
             ruled = True
+        # A value the intent gives, typed into the field that fits it best (the higher of two that fit as well: forms
+        # are filled top to bottom), is the form-filling rule's choice too, not a near tie for a model (measured: a
+        # ranker asked there typed a surname before the first name, or picked a list type before typing the name).
+        ruled = ruled or (typing is not None and bool(ranked) and ranked[0] is typing)
         # Confirm last: while something else here is worth doing, OK / Save wait — on a form or a dialog;
         # elsewhere a button that reads "Delete" is the action itself.
         form = is_dialog(screen) or any(o.kind is ActionKind.TYPE for o in options(screen, scroll=False))
@@ -258,6 +264,14 @@ class Policy:
             if asked is not None:
                 return asked
         left = progress.uncovered()
+        # Nothing done yet and the graph sees nothing to do: "done" before any step is never the intent's end, so a
+        # trained ranker picks among what is here (the words may be on a page only its meaning reaches).
+        if cfg.ask_start and not history and left and hasattr(self.llm, "rank"):
+            among = [v for v in ranked if v.option.kind is not ActionKind.BACK][:cfg.llm_top]
+            if len({describe_option(v.option, text=v.text) for v in among}) > 1:
+                asked = self._rank(intent, progress, screen, among)
+                if asked is not None:
+                    return asked
         reason = ("every part of the intent was acted on" if not left else
                   f"nothing here or ahead advances the rest ({', '.join(left)})")
         return Decision(None, reason, "oracle", scores=scores, stuck=bool(left))
@@ -325,8 +339,15 @@ class Policy:
             said = self.meaning.describe(progress.current, v.option)
             if v.text:
                 said = f"type '{v.text}' into {said}"
-            cands.append(Candidate(said, v.option.kind.value, v.value, v.own, v.memory, option=v.option))
-        return Query(intent.text, left or intent.text, tuple(cands), tuple(t.describe() for t in progress.history))
+            near, far = self.meaning.reach(progress.current, v.option)
+            cands.append(Candidate(said, v.option.kind.value, v.value, v.own, v.memory, option=v.option,
+                                   near=near, far=far))
+        # The first clause with words still to act on ("create a note called 'test', …, and search for '234'":
+        # the note first): what a person does next.
+        nxt = next((" ".join(w for w in re.findall(r"[A-Za-z]+", c) if stem(w) in uncovered)
+                    for c in _CLAUSES.split(intent.text) if any(stem(w) in uncovered for w in re.findall(r"[A-Za-z]+", c))), "")
+        return Query(intent.text, left or intent.text, tuple(cands), tuple(t.describe() for t in progress.history),
+                     next=nxt if nxt != left else "")
 
     def _rank(self, intent: Intent, progress: Progress, screen: Screen, among: list[_Valued]) -> Decision | None:
         try:

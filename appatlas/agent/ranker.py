@@ -33,11 +33,12 @@ import numpy as np
 
 from appatlas.errors import LLMError, ModelMissing
 
-__all__ = ["KINDS", "N_FEATURES", "SHIPPED", "Candidate", "Query", "Ranker", "features", "text_vectors"]
+__all__ = ["KINDS", "N_FEATURES", "SHIPPED", "Candidate", "Query", "Ranker", "features", "reach_cosines", "text_vectors"]
 
 KINDS = ("tap", "long_tap", "type", "scroll", "back")
 SHIPPED = Path(__file__).with_name("models") / "ranker.npz"  # what `--llm local` loads (`llm.make_llm`)
-N_FEATURES = 10 + len(KINDS)
+N_BASE = 16  # the graph's numbers and the cosines (`features`), before the kind one-hot
+N_FEATURES = N_BASE + len(KINDS)
 DIM = 384  # all-MiniLM-L6-v2
 _MATRICES = ("w1", "w2", "aq", "al", "b")  # what `Ranker.quantized` stores as integer codes
 
@@ -52,6 +53,8 @@ class Candidate:
     own: float = 0.0  # the part of the value its own label / slot earns
     memory: float = 0.0  # the part recorded tasks vouch for
     option: Any = field(default=None, compare=False, repr=False)  # the policy's Option, for matching answers
+    near: tuple[str, ...] = ()  # the labels of the screens it leads to (`Meaning.reach`)
+    far: tuple[str, ...] = ()  # the labels one step further
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Query:
     left: str
     candidates: tuple[Candidate, ...]
     history: tuple[str, ...] = ()
+    next: str = ""  # the words left of the first clause not yet done ("create a note, then search": the note)
 
 
 def text_vectors(texts: Sequence[str]) -> np.ndarray:
@@ -71,11 +75,30 @@ def text_vectors(texts: Sequence[str]) -> np.ndarray:
     return Meaning(None).vectors(list(texts))  # type: ignore[arg-type] - only the shared cache is used
 
 
-def features(query: Query, vectors: np.ndarray) -> np.ndarray:
+def reach_cosines(query: Query, left: np.ndarray) -> np.ndarray:
+    """Per candidate, how well what it opens the way to matches what is left of the intent: the best cosine
+    of the left words' vector `left` with a label of the screens it leads to, and one step further (0 where
+    the atlas knows none). Labels are embedded one by one (short texts, cached per text)."""
+    labels = list(dict.fromkeys(x for c in query.candidates for x in (*c.near, *c.far)))
+    out = np.zeros((len(query.candidates), 2), dtype=np.float32)
+    if not labels:
+        return out
+    sims = dict(zip(labels, (text_vectors(labels) @ left).tolist(), strict=True))
+    for i, c in enumerate(query.candidates):
+        out[i] = (max((sims[x] for x in c.near), default=0.0), max((sims[x] for x in c.far), default=0.0))
+    return out
+
+
+def features(query: Query, vectors: np.ndarray, reach: np.ndarray | None = None,
+             nxt: np.ndarray | None = None) -> np.ndarray:
     """The graph's numbers and the cosines of each candidate, one row each (N_FEATURES columns).
 
-    `vectors` holds the intent's, the left words' and then each candidate's unit vector."""
+    `vectors` holds the intent's, the left words' and then each candidate's unit vector; `reach` the
+    candidates' `reach_cosines` (zeros when not given); `nxt` the vector of `query.next` (else the left words').
+    """
     q, left, opts = vectors[0], vectors[1], vectors[2:]
+    cos_n = opts @ (left if nxt is None else nxt)
+    reach = np.zeros((len(query.candidates), 2), np.float32) if reach is None else reach
     values = np.array([c.value for c in query.candidates], dtype=np.float32)
     best = float(values.max()) if len(values) else 0.0
     cos_q, cos_l = opts @ q, opts @ left
@@ -83,10 +106,11 @@ def features(query: Query, vectors: np.ndarray) -> np.ndarray:
     rows = np.zeros((n, N_FEATURES), dtype=np.float32)
     for i, c in enumerate(query.candidates):
         ahead = c.value - c.own - c.memory
-        rows[i, :10] = (np.tanh(c.value / 4), np.tanh((c.value - best) / 2), np.tanh(c.own / 4), np.tanh(ahead / 4),
-                        np.tanh(c.memory / 2), i / 5, float(i == 0), cos_q[i], cos_l[i],
-                        cos_l[i] - cos_l.max())
-        rows[i, 10 + (KINDS.index(c.kind) if c.kind in KINDS else 0)] = 1.0
+        rows[i, :N_BASE] = (np.tanh(c.value / 4), np.tanh((c.value - best) / 2), np.tanh(c.own / 4),
+                            np.tanh(ahead / 4), np.tanh(c.memory / 2), i / 5, float(i == 0), cos_q[i], cos_l[i],
+                            cos_l[i] - cos_l.max(), reach[i, 0], reach[i, 1], reach[i, 0] - reach[:, 0].max(),
+                            reach[i, 1] - reach[:, 1].max(), cos_n[i], cos_n[i] - cos_n.max())
+        rows[i, N_BASE + (KINDS.index(c.kind) if c.kind in KINDS else 0)] = 1.0
     return rows
 
 
@@ -126,7 +150,8 @@ class Ranker:
         if not query.candidates:
             return []
         vecs = text_vectors([query.intent, query.left or query.intent, *(c.text for c in query.candidates)])
-        feats = features(query, vecs)
+        nxt = text_vectors([query.next])[0] if query.next else vecs[1]
+        feats = features(query, vecs, reach_cosines(query, vecs[1]), nxt)
         return [float(s) for s in self.scores(feats, vecs[0], vecs[1], vecs[2:])]
 
     # --- the LLM protocol -------------------------------------------------------------------------

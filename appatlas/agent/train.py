@@ -38,7 +38,7 @@ import numpy as np
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.policy import Policy, PolicyConfig
 from appatlas.agent.progress import Taken, taken
-from appatlas.agent.ranker import DIM, N_FEATURES, Query, Ranker, features, text_vectors
+from appatlas.agent.ranker import DIM, N_FEATURES, Query, Ranker, features, reach_cosines, text_vectors
 from appatlas.agent.valuing import same_option
 from appatlas.types import Action, Screen
 
@@ -46,10 +46,12 @@ __all__ = ["MARGINS", "Row", "TrainConfig", "app_rows", "cache_dir", "extra_rows
            "rows_hash", "train_ranker"]
 
 Progress = Callable[[str], None]
-VERSION = "ranker-1"  # bump when rows or features change meaning: cached models are then retrained
+VERSION = "ranker-2"
+_GRAPH_COLUMNS = 7  # the leading feature columns that are the graph's numbers (value, margin, own, ahead, memory, rank)  # bump when rows or features change meaning: cached models are then retrained
 # (ask_margin, ask_below) candidates, "exact ties only" first: the simpler wins a tie.
 MARGINS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.25, 0.0), (0.5, 0.0), (1.0, 0.0), (2.0, 0.0),
-                                            (4.0, 0.0), (0.0, 2.0), (0.5, 2.0), (1.0, 2.0), (1.0, 4.0))
+                                            (4.0, 0.0), (float("inf"), 0.0), (0.0, 2.0), (0.5, 2.0), (1.0, 2.0),
+                                            (1.0, 4.0))
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Row:
     origin: str  # synth | task
     query: Query
     answer: int  # index of the right option among query.candidates
+    start: bool = False  # asked where the graph says "done" before any step (`PolicyConfig.ask_start`)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     task_weight: float = 4.0  # weight of a recorded task's decision against a synthetic one (measured: 4 > 1, out of fold)
+    blind: float = 1.0  # weight of a copy of every decision with the graph's numbers hidden (0 = none): the meaning
+    # part must then rank alone, so it learns more than to follow the graph (measured out of fold, inner folds of
+    # each of the 7 leave-one-app-out folds: best step accuracy 94.2-96.4% with 1 vs 93.7-95.4% with 0, never lower)
 
 
 def cache_dir() -> Path:
@@ -97,7 +103,7 @@ class _Recorder:
 def _collector(knowledge: Knowledge) -> tuple[Policy, _Recorder]:
     recorder = _Recorder()
     # Wide open: every decision the graph would act on is put to the model, as a margin would put it.
-    return Policy(knowledge, llm=recorder, config=PolicyConfig(ask_margin=float("inf"))), recorder
+    return Policy(knowledge, llm=recorder, config=PolicyConfig(ask_margin=float("inf"), ask_start=True)), recorder
 
 
 def _row(policy: Policy, recorder: _Recorder, app: str, origin: str, intent: str, screen: Screen,
@@ -109,7 +115,12 @@ def _row(policy: Policy, recorder: _Recorder, app: str, origin: str, intent: str
     if query is None:
         return None
     index = next((i for i, c in enumerate(query.candidates) if same_option(answer, c.option)), None)
-    return None if index is None else Row(app, origin, query, index)
+    # The graph acts on its best option only when it is worth taking (`Policy.decide`): otherwise the ranker was
+    # asked because nothing was, at the start.
+    top = query.candidates[0]
+    theta = policy.config.theta
+    start = not history and (top.value < theta or top.value - top.memory < theta)
+    return None if index is None else Row(app, origin, query, index, start)
 
 
 def synth_rows(app: str, knowledge: Knowledge, *, limit: int = 400, seed: int = 0) -> list[Row]:
@@ -217,7 +228,8 @@ def _tensors(rows: Sequence[Row], *, task_weight: float = 1.0) -> _Batch:
     for i, r in enumerate(rows):
         m = len(r.query.candidates)
         v = np.stack([table[r.query.intent], table[r.query.left], *(table[c.text] for c in r.query.candidates)])
-        b.feats[i, :m] = features(r.query, v)
+        nxt = text_vectors([r.query.next])[0] if r.query.next else v[1]
+        b.feats[i, :m] = features(r.query, v, reach_cosines(r.query, v[1]), nxt)
         b.q[i], b.left[i], b.opts[i, :m], b.mask[i, :m] = v[0], v[1], v[2:], True
     return b
 
@@ -229,8 +241,8 @@ def rows_hash(rows: Sequence[Row], config: TrainConfig) -> str:
     """What a trained model depends on: its rows (texts, values, answers) and settings, and VERSION."""
     h = hashlib.sha256(f"{VERSION}|{config}".encode())
     for r in rows:
-        h.update(json.dumps([r.app, r.origin, r.query.intent, r.query.left, r.answer,
-                             [(c.text, c.kind, round(c.value, 4), round(c.own, 4), round(c.memory, 4))
+        h.update(json.dumps([r.app, r.origin, r.query.intent, r.query.left, r.query.next, r.answer,
+                             [(c.text, c.kind, round(c.value, 4), round(c.own, 4), round(c.memory, 4), c.near, c.far)
                               for c in r.query.candidates]]).encode())
     return h.hexdigest()
 
@@ -249,10 +261,15 @@ def train_ranker(rows: Sequence[Row], config: TrainConfig = TrainConfig(), *, ca
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     b = _tensors(rows, task_weight=config.task_weight)
+    if config.blind:
+        hidden = replace(b, feats=b.feats.copy(), weight=b.weight * config.blind)
+        hidden.feats[:, :, :_GRAPH_COLUMNS] = 0.0
+        b = _Batch(*(np.concatenate([getattr(b, k), getattr(hidden, k)]) for k in
+                     ("feats", "q", "left", "opts", "mask", "answer", "weight")))
     net = _Net(config)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     t = {k: torch.from_numpy(getattr(b, k)) for k in ("feats", "q", "left", "opts", "mask", "answer", "weight")}
-    n, batch = len(rows), config.batch
+    n, batch = len(b.answer), config.batch
     loss_value = 0.0
     for epoch in range(config.epochs):
         order = rng.permutation(n)
@@ -270,7 +287,7 @@ def train_ranker(rows: Sequence[Row], config: TrainConfig = TrainConfig(), *, ca
         loss_value = total / n
         if progress is not None:
             progress(epoch + 1, config.epochs, loss_value)
-    meta = {"hash": digest, "version": VERSION, "config": config.__dict__, "rows": n, "loss": round(loss_value, 4),
+    meta = {"hash": digest, "version": VERSION, "config": config.__dict__, "rows": len(rows), "loss": round(loss_value, 4),
             "apps": sorted({r.app for r in rows}),
             "origins": {o: sum(r.origin == o for r in rows) for o in sorted({r.origin for r in rows})}}
     ranker = Ranker(net.weights(), meta)
@@ -319,13 +336,17 @@ def _subset(query: Query, margin: float, below: float) -> list[int]:
     return [i for i, v in enumerate(values) if best - v <= max(near, 1e-6)]
 
 
-def offline_accuracy(ranker: Ranker | None, rows: Iterable[Row], margin: float, below: float) -> float:
+def offline_accuracy(ranker: Ranker | None, rows: Iterable[Row], margin: float, below: float, *,
+                     start: bool = True) -> float:
     """Share of `rows` decided right when the ranker is asked among the options within (`margin`, `below`)
-    of the graph's best (as `Policy.decide` asks it), and the graph's best is taken elsewhere."""
+    of the graph's best (as `Policy.decide` asks it), and the graph's best is taken elsewhere; where the graph
+    says "done" before any step (`Row.start`), the ranker picks among all when `start`, else that "done" is wrong."""
     rows = list(rows)
     right = 0
     for r in rows:
-        idx = _subset(r.query, margin, below)
+        if r.start and not (start and ranker is not None):
+            continue  # "done" before any step is never the answer
+        idx = list(range(len(r.query.candidates))) if r.start else _subset(r.query, margin, below)
         choice = 0
         if ranker is not None and len({r.query.candidates[i].text for i in idx}) > 1:
             sub = replace(r.query, candidates=tuple(r.query.candidates[i] for i in idx))
@@ -363,7 +384,7 @@ class Trained:
     margins: dict[str, float] | None = None  # out-of-fold accuracy of every MARGINS candidate
 
     def config(self, base: PolicyConfig | None = None) -> PolicyConfig:
-        return replace(base or PolicyConfig(), ask_margin=self.ask_margin, ask_below=self.ask_below)
+        return replace(base or PolicyConfig(), ask_margin=self.ask_margin, ask_below=self.ask_below, ask_start=True)
 
 
 def collect_rows(data: Path | None, apps: Sequence[str] = (), *, budget: int = 1000, generated: int = 2,
@@ -404,5 +425,6 @@ def fit(rows: dict[str, list[Row]], held_out: str | None = None, config: TrainCo
         progress(f"{'all' if held_out is None else 'without ' + held_out}: the final model")
     ranker = train_ranker(_training(rows, (held_out,)), config, cache=cache)
     (margin, below), scored = fit_margin(predict) if predict else ((0.0, 0.0), {})
-    ranker.meta.update({"ask_margin": margin, "ask_below": below, "held_out": held_out, "margins": scored})
+    ranker.meta.update({"ask_margin": margin, "ask_below": below, "ask_start": True, "held_out": held_out,
+                        "margins": scored})
     return Trained(ranker, margin, below, held_out, scored)

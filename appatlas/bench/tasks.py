@@ -120,7 +120,8 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
                                     progress=None if progress is None else lambda m: progress("training", m))
                 model, config = trained.ranker, trained.config()
                 folds[folder.name] = {"model": trained.ranker.name, "ask_margin": trained.ask_margin,
-                                      "ask_below": trained.ask_below, "margins": trained.margins,
+                                      "ask_below": trained.ask_below, "ask_start": config.ask_start,
+                                      "margins": trained.margins,
                                       "trained_on": trained.ranker.meta.get("apps")}
             asked: Counter[str] = Counter()
             app_rows, ms = score_app(folder.name, tasks, replay=replay, full=full, base=full, llm=model,

@@ -112,3 +112,97 @@ def test_the_int8_ranker_stores_codes_and_decides_as_fp32_does(rows, tmp_path) -
     same = sum(int(np.argmax(ranker.rank(r.query))) == int(np.argmax(loaded.rank(r.query))) for r in rows)
     assert same >= 0.95 * len(rows)
     assert path.stat().st_size < ranker.save(tmp_path / "r32.npz").stat().st_size / 2
+
+
+def _option(knowledge, key: str, label: str):
+    info = knowledge.screens[key]
+    return next(o for sid in info.states for o in knowledge.options_of(sid) if o.label == label)
+
+
+def test_a_control_never_taken_on_a_screen_leads_where_it_led_on_another_of_its_activity(demo_knowledge) -> None:
+    from appatlas.agent.knowledge import Knowledge
+    from appatlas.agent.meaning import Meaning
+    from appatlas.agent.options import is_dialog
+
+    k = demo_knowledge
+    taken = next(t for t in k.transitions if t.action.target is not None and t.action.target.content_desc == "Settings"
+                 and t.target_key != t.source_key and not is_dialog(k.state_screens[t.source]))
+    main, settings = taken.source_key, taken.target_key
+    # Another screen of the same activity (here a second tab showing the same toolbar): the crawl pressed
+    # 'Settings' there, never here.
+    other, sid = "another-tab", max(k.state_screens) + 1
+    moved = [replace(t, source_key=other, source=sid) if t == taken else t for t in k.transitions
+             if not (t.source_key == main and t.action.key == taken.action.key and t != taken)]
+    elsewhere = Knowledge.build(package=k.package, screens=k.state_screens | {sid: k.state_screens[taken.source]},
+                                state_key=k.state_key | {sid: other}, content=k.content, transitions=moved, tasks=[],
+                                origins=k.origins)
+    option = _option(k, main, "Settings")
+    assert Meaning(k).targets(main, option) == [settings]
+    assert Meaning(elsewhere).targets(main, option) == [settings]  # inferred from the other screen
+    assert "leads to" in Meaning(elsewhere).describe(main, option)
+    # Nothing is inferred for a control that says nothing of itself (a plain row is content, not a control).
+    without = Knowledge.build(package=k.package, screens=k.state_screens, state_key=k.state_key, content=k.content,
+                              transitions=[t for t in k.transitions if t != taken and not (
+                                  t.source_key == main and t.action.key == taken.action.key)],
+                              tasks=[], origins=k.origins)
+    assert Meaning(without).targets(main, option) == []
+
+
+def test_reach_is_what_an_option_opens_the_way_to_and_the_ranker_reads_it(demo_knowledge) -> None:
+    from appatlas.agent.meaning import Meaning
+    from appatlas.agent.ranker import Candidate, Query, reach_cosines, text_vectors
+
+    k = demo_knowledge
+    t = next(t for t in k.transitions if t.action.target is not None and t.action.target.content_desc == "Settings"
+             and t.target_key != t.source_key)
+    near, far = Meaning(k).reach(t.source_key, _option(k, t.source_key, "Settings"))
+    assert set(near) == {label for label, ws in k.screens[t.target_key].labels if ws}
+    beyond = {x.target_key for x in k.out(t.target_key)} - {t.source_key, t.target_key}
+    assert far and not set(far) & set(near)
+    assert set(far) <= {label for key in beyond for label, _ in k.screens[key].labels}
+    # The goal two screens away, not on the control: the candidate that opens the way to it reads closest.
+    goal = far[0]
+    query = Query(goal, goal, (Candidate("tap 'Search'", "tap", near=("Search notes",)),
+                               Candidate("tap 'Settings'", "tap", near=near, far=far), Candidate("press back", "back")))
+    cos = reach_cosines(query, text_vectors([goal])[0])
+    assert cos[1, 1] > 0.99 and cos[1, 1] > cos[0, 1] and cos[2].tolist() == [0.0, 0.0]
+
+
+def test_the_ranker_is_told_the_first_clause_still_to_do(demo_knowledge) -> None:
+    from appatlas.agent.policy import _Valued
+    from appatlas.agent.progress import Progress
+
+    policy = Policy(demo_knowledge)
+    key = next(iter(demo_knowledge.screens))
+    opts = demo_knowledge.options_of(demo_knowledge.screens[key].states[0])[:2]
+    from appatlas.agent.intent import parse_intent
+
+    intent = parse_intent("create a text note called 'test', and search for 'trip'")
+    query = policy.query(intent, Progress(intent, [], current=key), [_Valued(o, 1.0) for o in opts])
+    assert query.next == "create text note" and "search" in query.left
+    single = parse_intent("search for 'trip'")
+    assert policy.query(single, Progress(single, [], current=key), [_Valued(o, 1.0) for o in opts]).next == ""
+
+
+def test_where_the_graph_would_say_done_before_any_step_a_ranker_picks(demo_knowledge) -> None:
+    from appatlas.agent.progress import taken
+
+    key = demo_knowledge.state_key[min(demo_knowledge.state_key)]
+    screen = demo_knowledge.state_screens[demo_knowledge.screens[key].states[0]]
+    intent = "see the frequently asked questions"  # no word of it on any screen: the graph sees nothing to do
+    graph = Policy(demo_knowledge).decide(intent, screen, [])
+    assert graph.done and graph.stuck
+    recorder = train._Recorder()
+    assert Policy(demo_knowledge, llm=recorder).decide(intent, screen, []).done  # off unless asked for
+    asking = Policy(demo_knowledge, llm=recorder, config=PolicyConfig(ask_start=True))
+    decision = asking.decide(intent, screen, [])
+    assert decision.by_model and decision.action is not None and recorder.asked is not None
+    assert all(c.kind != "back" for c in recorder.asked.candidates)
+    # Once a step was taken, "done" is the graph's again.
+    recorder.asked = None
+    assert asking.decide(intent, screen, [taken(decision.action, screen)]).done and recorder.asked is None
+    # Rows collected there say so: offline, the graph's "done" is wrong and the ranker is asked among all.
+    policy, rec = train._collector(demo_knowledge)
+    row = train._row(policy, rec, "demo", "task", intent, screen, [], decision.action)
+    assert row is not None and row.start
+    assert train.offline_accuracy(None, [row], 0.0, 0.0) == 0.0
