@@ -24,12 +24,12 @@ from appatlas.agent.options import options, shown_texts
 from appatlas.agent.progress import Progress
 from appatlas.types import Screen
 
-__all__ = ["AppWords", "realised"]
+__all__ = ["CLAUSES", "AppWords", "realised"]
 
 _PLACE = re.compile(r"\b(?:in|on|at|inside)\s+the\s+(?:(?!\b(?:in|on|at|by|to|with|for)\b)[^'\"])*$",
                     re.IGNORECASE)
 _TARGET = re.compile(r"\b(?:to|by)\b", re.IGNORECASE)
-_CLAUSES = re.compile(r",|;|\band\b|\bthen\b", re.IGNORECASE)
+CLAUSES = re.compile(r",|;|\band\b|\bthen\b", re.IGNORECASE)  # an intent's clauses: the oracle checks each, the ranker hears the next
 
 
 class AppWords(frozenset[str]):
@@ -63,7 +63,7 @@ def realised(intent: Intent, progress: Progress, screen: Screen, knowledge: Know
         knowledge.weight(t) < knowledge.default_idf or any(same_term(t, w) for w in seen))]
     if not known:
         return ""
-    for clause in _CLAUSES.split(intent.text):
+    for clause in CLAUSES.split(intent.text):
         # A closing "in the list view" / "on the main screen" says where, not what: it need not be acted on.
         place = _PLACE.search(clause)
         ws = set(words(clause[:place.start()] if place else clause))

@@ -28,7 +28,7 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
 from appatlas.agent.meaning import Meaning
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
-from appatlas.agent.oracle import _CLAUSES, AppWords, realised
+from appatlas.agent.oracle import CLAUSES, AppWords, realised
 from appatlas.agent.progress import Progress, Taken, all_texts, names_slot, shows_value
 from appatlas.agent.prompt import choice_context
 from appatlas.agent.ranker import Candidate, Query
@@ -345,7 +345,7 @@ class Policy:
         # The first clause with words still to act on ("create a note called 'test', …, and search for '234'":
         # the note first): what a person does next.
         nxt = next((" ".join(w for w in re.findall(r"[A-Za-z]+", c) if stem(w) in uncovered)
-                    for c in _CLAUSES.split(intent.text) if any(stem(w) in uncovered for w in re.findall(r"[A-Za-z]+", c))), "")
+                    for c in CLAUSES.split(intent.text) if any(stem(w) in uncovered for w in re.findall(r"[A-Za-z]+", c))), "")
         return Query(intent.text, left or intent.text, tuple(cands), tuple(t.describe() for t in progress.history),
                      next=nxt if nxt != left else "")
 
