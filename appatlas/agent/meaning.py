@@ -56,6 +56,11 @@ def _identity(resource_id: str, content_desc: str, text: str) -> tuple[str, str,
     return resource_id, content_desc.strip(), text.strip()
 
 
+def _option_key(key: str, o: Option) -> tuple[str, str]:
+    """An option of the screen `key` as the caches know it: what it says and its resource id."""
+    return key, describe_option(o) + "|" + (o.widget.resource_id if o.widget else "")
+
+
 class Meaning:
     """Semantic similarity between an intent and the options of a screen, over one app's knowledge."""
 
@@ -81,7 +86,7 @@ class Meaning:
         """The functional memory of `o` on the screen `key`: where the atlas says it leads ("" if nowhere)."""
         if o.widget is None and o.kind is not ActionKind.BACK or o.kind is ActionKind.BACK:
             return ""
-        ident = (key, describe_option(o) + "|" + (o.widget.resource_id if o.widget else ""))
+        ident = _option_key(key, o)
         if ident not in self._memory:
             self._memory[ident] = "; ".join(self._place(k) for k in self.targets(key, o)[:2])
         return self._memory[ident]
@@ -128,7 +133,7 @@ class Meaning:
         """What `o` opens the way to: (the labels of the screens it leads to, the labels of the screens those
         lead to in one more step), so "see the frequently asked questions" meets 'More options' -> 'About' ->
         'Frequently asked questions' by meaning, where no word of the control says so."""
-        ident = (key, describe_option(o) + "|" + (o.widget.resource_id if o.widget else ""))
+        ident = _option_key(key, o)
         if ident in self._reach:
             return self._reach[ident]
         first = self.targets(key, o)

@@ -98,18 +98,22 @@ def scripted():
     return ScriptedLLM
 
 
-@pytest.fixture(scope="session")
-def demo_atlas(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An atlas of the built-in demo app, crawled from its virtual device (no phone, ~1 s)."""
+def _crawl_demo(out: Path, *, budget: int) -> Path:
+    """Crawl the built-in demo app's virtual device into a new atlas at `out` with `budget` actions."""
     from appatlas.devices.virtual import open_app
     from appatlas.graph.atlas import Atlas
     from appatlas.graph.crawler import CrawlConfig, crawl
 
     device = open_app("demo", screenshots=False)
-    out = tmp_path_factory.mktemp("demo") / "demo.atlas"
     with Atlas.create(out, app=device.spec.package) as atlas:
-        crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=300))
+        crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=budget))
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_atlas(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An atlas of the built-in demo app, crawled from its virtual device (no phone, ~1 s)."""
+    return _crawl_demo(tmp_path_factory.mktemp("demo") / "demo.atlas", budget=300)
 
 
 @pytest.fixture(scope="session")
@@ -124,15 +128,10 @@ def demo_knowledge(demo_atlas: Path):
 @pytest.fixture(scope="session")
 def _crawled_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo app crawled (600 actions) and captioned, once per session: copy it before use."""
-    from appatlas.devices.virtual import open_app
     from appatlas.graph.atlas import Atlas
-    from appatlas.graph.crawler import CrawlConfig, crawl
     from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
 
-    device = open_app("demo", screenshots=False)
-    folder = tmp_path_factory.mktemp("demo-template") / "demo.atlas"
-    with Atlas.create(folder, app=device.spec.package) as atlas:
-        crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=600))
+    folder = _crawl_demo(tmp_path_factory.mktemp("demo-template") / "demo.atlas", budget=600)
     with Atlas.open(folder) as atlas:
         caption_atlas(atlas, HeuristicCaptioner())
     return folder
