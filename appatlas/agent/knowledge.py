@@ -2,24 +2,36 @@
 
 Per screen (structure key): its states, the words on its options and on its static texts, its
 structure tokens (for finding the nearest known screen), and its outgoing transitions. Also the
-recorded tasks (experience) and an IDF weight per word, so rare words ("autosave") steer more
-than common ones ("note").
+recorded tasks (experience).
+
+What the agent knows of each element — its functional memory (what it says and where it leads) and
+its vector — and the weight of each word (rare words such as "autosave" steer more than common ones
+such as "note") come from the atlas's retrieval store (`appatlas.rag.store`, its `elements`
+collection), the index the planner and the retriever read: `from_atlas` opens it, or builds it when
+it is missing or was made without these elements. Knowledge made without an atlas (`build`) weighs
+words with the same function over its own labels.
 
 `without(task)` is the same knowledge minus one recorded task *and its demonstration*: each hop
 it made loses one observation of the transition it took (by the step's action; dropped when none
 is left), and the states seen only in that demonstration are forgotten
 (`appatlas.graph.demonstration.removal`). The tasks benchmark uses
-it so that no task is evaluated with its own answer in the atlas.
+it so that no task is evaluated with its own answer in the atlas. The store stays shared: word
+weights are read from the elements of the states still known only, and an element's memory is
+made from the transitions still known (a memory the store holds for a removed edge is a sentence
+no remaining element says, so it is never looked up).
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter, defaultdict
+import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
+import numpy as np
 
 from appatlas.agent.intent import label_words, words
 from appatlas.agent.options import Option, options
@@ -27,9 +39,16 @@ from appatlas.graph.atlas import Atlas, RecordedTask, StoredTransition
 from appatlas.graph.demonstration import Demonstration, removal
 from appatlas.graph.fingerprint import content_key, structure_tokens
 from appatlas.graph.inputs import field_kind
+from appatlas.rag.store import ElementDoc, word_weights
 from appatlas.types import Action, Screen, view_kind
 
+if TYPE_CHECKING:
+    from appatlas.rag.store import RagStore
+
 __all__ = ["Knowledge", "ScreenInfo"]
+
+log = logging.getLogger(__name__)
+Progress = Any  # (what, done, total) -> None, as `appatlas.rag.store.build_index` reports
 
 _VERTICAL = ("ScrollView", "ListView", "RecyclerView")
 MAX_STATES_PER_SCREEN = 12  # enough examples to know a screen's words; a long crawl has hundreds
@@ -79,6 +98,8 @@ class Knowledge:
     transitions: list[StoredTransition]
     tasks: list[RecordedTask]
     origins: dict[int, str] = field(default_factory=dict)  # state id -> the recording's own id
+    store: RagStore | None = field(default=None, repr=False)  # the atlas's retrieval store (module docstring)
+    store_states: frozenset[int] | None = field(default=None, repr=False)  # of its elements, those still known
 
     def __post_init__(self) -> None:
         self._graph: nx.MultiDiGraph | None = None
@@ -87,28 +108,24 @@ class Knowledge:
         self._pages: dict[str, list[str]] | None = None
         self._options: dict[int, list[Option]] = {}
         self._labels: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
-        df: Counter[str] = Counter()
-        seen: set[str] = set()
-        for info in self.screens.values():
-            for label, ws in info.labels:
-                if label not in seen:
-                    seen.add(label)
-                    df.update(set(ws))
-        n = max(len(seen), 1)
-        self.idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
-        self.default_idf = math.log(n + 1)
+        self._weights: tuple[dict[str, float], float] | None = None
 
     @classmethod
-    def from_atlas(cls, atlas: Atlas) -> Knowledge:
-        """Read everything the agent uses from `atlas`."""
+    def from_atlas(cls, atlas: Atlas, *, store: bool = True, embedder: Any = None, cache: Path | None = None,
+                   progress: Progress | None = None) -> Knowledge:
+        """Read everything the agent uses from `atlas`, with its retrieval store (module docstring): opened, or
+        built beside the atlas when missing (`cache`: a shared embedding cache folder). `store=False`: none."""
         states = list(atlas.states())
         screens = {s.id: atlas.screen(s.id, with_screenshot=False) for s in states}
         state_key = {s.id: s.structure_key for s in states}
         package = atlas.get_meta("package") or next((s.package for s in screens.values()), "")
-        return cls.build(package=package, screens=screens, state_key=state_key,
-                         content={s.content_key: s.id for s in states},
-                         transitions=list(atlas.transitions()), tasks=list(atlas.tasks()),
-                         origins={s.id: s.origin for s in states if s.origin})
+        knowledge = cls.build(package=package, screens=screens, state_key=state_key,
+                              content={s.content_key: s.id for s in states},
+                              transitions=list(atlas.transitions()), tasks=list(atlas.tasks()),
+                              origins={s.id: s.origin for s in states if s.origin})
+        if store:
+            knowledge.store = _open_store(atlas, knowledge, embedder=embedder, cache=cache, progress=progress)
+        return knowledge
 
     @classmethod
     def build(cls, *, package: str, screens: dict[int, Screen], state_key: dict[int, str], content: dict[str, int],
@@ -124,7 +141,39 @@ class Knowledge:
     # --- reading ------------------------------------------------------------------------------
 
     def weight(self, word: str) -> float:
-        return self.idf.get(word, self.default_idf)
+        """How much `word` steers: its inverse document frequency over the labels of the app's elements."""
+        idf, default = self._word_weights()
+        return idf.get(word, default)
+
+    @property
+    def default_idf(self) -> float:
+        """The weight of a word no element's label has (more than any word some label has)."""
+        return self._word_weights()[1]
+
+    def _word_weights(self) -> tuple[dict[str, float], float]:
+        if self._weights is None:
+            if self.store is not None and self.store.has_elements:
+                self._weights = self.store.word_weights(self.store_states)
+            else:  # no store (knowledge made in memory): the same weights over its own labels
+                self._weights = word_weights(x for info in self.screens.values() for x in info.labels)
+        return self._weights
+
+    def stored_vectors(self, sentences: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors the store holds for those of `sentences` it indexed (element memories)."""
+        return self.store.element_vectors(sentences) if self.store is not None else {}
+
+    def element_docs(self) -> list[ElementDoc]:
+        """Every labelled element (not a field) of the known screens' first states, as the store keeps it:
+        its functional memory (`appatlas.agent.meaning.Meaning.describe`) and the words of its label."""
+        from appatlas.agent.meaning import Meaning
+
+        meaning = Meaning(self)
+        out = []
+        for key, info in self.screens.items():
+            for sid in info.states[:MAX_STATES_PER_SCREEN]:
+                for o, (label, ws) in zip(self.options_of(sid), self.labels_of(sid), strict=True):
+                    out.append(ElementDoc(key, meaning.describe(key, o), label, ws, (sid,)))
+        return out
 
     def out(self, key: str) -> list[StoredTransition]:
         """Transitions leaving the screen `key` (any of its states)."""
@@ -210,8 +259,35 @@ class Knowledge:
         kept = [replace(t, count=cut.kept_count(t)) for t in self.transitions
                 if cut.kept_count(t) > 0 and t.source not in cut.states and t.target not in cut.states]
         screens = {sid: s for sid, s in self.state_screens.items() if sid not in cut.states}
-        return Knowledge.build(package=self.package, screens=screens,
+        less = Knowledge.build(package=self.package, screens=screens,
                                state_key={k: v for k, v in self.state_key.items() if k in screens},
                                content={c: sid for c, sid in self.content.items() if sid in screens},
                                transitions=kept, tasks=others,
                                origins={k: v for k, v in self.origins.items() if k in screens})
+        # The same store, read only for the states still known (the module docstring).
+        less.store = self.store
+        less.store_states = frozenset(screens) if self.store_states is None else self.store_states & set(screens)
+        return less
+
+
+def _open_store(atlas: Atlas, knowledge: Knowledge, *, embedder: Any = None, cache: Path | None = None,
+                progress: Progress | None = None) -> RagStore | None:
+    """`atlas`'s retrieval store holding `knowledge`'s elements: opened when it does, else (re)built (only
+    what changed is embedded). None, with a warning, where the atlas folder cannot take an index."""
+    from appatlas.errors import IndexMissing, IndexStale
+    from appatlas.rag.store import RagStore, build_index, element_subject
+
+    docs = knowledge.element_docs()
+    wanted = {element_subject(d.key, d.sentence) for d in docs}
+    try:
+        store = RagStore.open(atlas, embedder=embedder)
+        if store.has_elements and {d.subject for d in store.collections["elements"].docs} == wanted:
+            return store
+    except (IndexMissing, IndexStale):
+        pass
+    try:
+        build_index(atlas, screenshots="off", embedder=embedder, elements=docs, cache=cache, progress=progress)
+        return RagStore.open(atlas, embedder=embedder)
+    except OSError as exc:
+        log.warning("no retrieval store for %s (%s): word weights and memories are made in memory", atlas.folder, exc)
+        return None

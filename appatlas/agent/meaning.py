@@ -34,19 +34,11 @@ _LOCK = threading.Lock()
 
 
 def element_text(o: Option) -> str:
-    """Everything an element says about itself, in one line (without where it leads)."""
-    from appatlas.rag.text import id_words
+    """Everything an element says about itself, in one line (without where it leads): the captioner's
+    recipe (`appatlas.rag.captioner.element_text`), the one the retrieval store indexes elements with."""
+    from appatlas.rag.captioner import element_text as said
 
-    if o.kind is ActionKind.BACK:
-        return "go back to the previous screen"
-    parts = [describe_option(o)]
-    for w in (o.widget, o.receiver):
-        if w is None:
-            continue
-        parts += [w.content_desc.strip(), w.hint.strip(), " ".join(id_words(w.resource_id))]
-    if o.checkable:
-        parts.append("switch")
-    return "; ".join(dict.fromkeys(p for p in parts if p))
+    return said(describe_option(o), (o.widget, o.receiver), checkable=o.checkable, back=o.kind is ActionKind.BACK)
 
 
 def _identity(resource_id: str, content_desc: str, text: str) -> tuple[str, str, str] | None:
@@ -68,7 +60,7 @@ class Meaning:
         self.knowledge = knowledge
         self._embedder = embedder
         self._memory: dict[tuple[str, str], str] = {}
-        self._places: dict[str, str] = {}
+        self._places: dict[str, Any] = {}
         self._reach: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._by_control: dict[tuple[str, tuple[str, str, str]], set[str]] | None = None
 
@@ -88,7 +80,9 @@ class Meaning:
             return ""
         ident = _option_key(key, o)
         if ident not in self._memory:
-            self._memory[ident] = "; ".join(self._place(k) for k in self.targets(key, o)[:2])
+            from appatlas.rag.captioner import functional_memory
+
+            self._memory[ident] = functional_memory([f for f in map(self._facts, self.targets(key, o)[:2]) if f])
         return self._memory[ident]
 
     def targets(self, key: str, o: Option) -> list[str]:
@@ -152,20 +146,22 @@ class Meaning:
                 out |= dict.fromkeys(label for label, ws in info.labels[:per_screen] if ws)
         return tuple(out)
 
-    def _place(self, key: str) -> str:
+    def _facts(self, key: str) -> Any:
+        """What the screen `key` shows (`appatlas.rag.describe.ScreenFacts`), None when it is not known."""
         if key not in self._places:
-            from appatlas.rag.captioner import leads_to
             from appatlas.rag.describe import screen_facts
 
             info = self.knowledge.screens.get(key)
             screen = self.knowledge.state_screens.get(info.states[0]) if info else None
-            self._places[key] = leads_to(screen_facts(screen)) if screen is not None else ""
+            self._places[key] = screen_facts(screen) if screen is not None else None
         return self._places[key]
 
     def describe(self, key: str, o: Option) -> str:
-        """The sentence embedded for `o`: what it says and where it leads."""
-        lead = self.memory(key, o)
-        return f"{element_text(o)}; {lead}" if lead else element_text(o)
+        """The sentence embedded for `o`: what it says and where it leads (`rag.captioner.element_sentence`,
+        the sentence the retrieval store holds for the elements of the atlas)."""
+        from appatlas.rag.captioner import element_sentence
+
+        return element_sentence(element_text(o), self.memory(key, o))
 
     def prepare(self, *, per_screen: int = 2) -> int:
         """Embed, ahead of any decision, what the options of the known screens say and lead to (the first
@@ -183,8 +179,13 @@ class Meaning:
     # --- comparing --------------------------------------------------------------------------------
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors of `texts`, embedding only those not seen before."""
+        """Unit vectors of `texts`: those the knowledge's store indexed as read from it, the others embedded
+        (once: only texts not seen before)."""
         with _LOCK:
+            unseen = [t for t in texts if t not in _CACHE]
+        stored = self.knowledge.stored_vectors(unseen) if unseen and self.knowledge is not None else {}
+        with _LOCK:
+            _CACHE.update(stored)
             new = list(dict.fromkeys(t for t in texts if t not in _CACHE))
         if new:
             rows = self.embedder.encode(new)

@@ -276,7 +276,7 @@ def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: Tex
 
     keys = {s.id: s.structure_key for s in atlas.states()}
     pages = recorded_pages(folder, atlas)
-    demos = {t.name: demonstration(t) for t in read_tasks(folder, Knowledge.from_atlas(atlas))}
+    demos = {t.name: demonstration(t) for t in read_tasks(folder, Knowledge.from_atlas(atlas, store=False))}
     tasks = list(atlas.tasks())
     for task in tasks:  # a task the tasks reader could not resolve is still left out, by its first states
         demos.setdefault(task.name, Demonstration(task.name, tuple((s.state,) for s in task.steps),

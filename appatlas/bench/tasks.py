@@ -111,8 +111,11 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
             if progress is not None:
                 progress(folder.name, "importing")
             recording = Path(tmp) / f"{folder.name}.atlas"
-            full, replay, tasks = prepare_app(folder, keep=recording)
-            explore = Explorer(replay, crawl_budget, keep=Path(tmp)) if atlas == "explore" else None
+            # Knowledge comes with the atlas's retrieval store (its elements); one embedding cache serves every
+            # atlas of the run (crawls of one app share most texts), the planner's too.
+            full, replay, tasks = prepare_app(folder, keep=recording, store=atlas == "import", cache=planner.cache)
+            explore = Explorer(replay, crawl_budget, keep=Path(tmp), cache=planner.cache) \
+                if atlas == "explore" else None
             test_for = _planned(planner, recording, explore)
             config = None
             if leave_app_out:
@@ -265,14 +268,17 @@ def _from_choice(rec: dict[str, Any], group: list[tuple[str, int]], full: Knowle
     return BenchStep(group[-1][0], group[-1][1], states, None, label=label)
 
 
-def prepare_app(folder: Path, *, keep: Path | None = None) -> tuple[Knowledge, RecordedApp, list[BenchTask]]:
+def prepare_app(folder: Path, *, keep: Path | None = None, store: bool = False,
+                cache: Path | None = None) -> tuple[Knowledge, RecordedApp, list[BenchTask]]:
     """A DroidTask app folder imported: its full knowledge, its replayed phone (with the task steps) and tasks.
-    With `keep`, the imported atlas is kept there (the `import` setting plans over it, less each task)."""
+    With `keep`, the imported atlas is kept there (the `import` setting plans over it, less each task). With
+    `store`, the knowledge comes with the recording's retrieval store (`Knowledge.from_atlas`; `cache`: the
+    embedding cache folder), what the `import` setting decides with."""
     with tempfile.TemporaryDirectory() as tmp:
         where = keep if keep is not None else Path(tmp) / "rec.atlas"
         import_droidbot(folder, where)
         with Atlas.open(where) as rec:
-            full = Knowledge.from_atlas(rec)
+            full = Knowledge.from_atlas(rec, store=store, cache=cache)
             replay = recorded_app(rec)
     tasks = read_tasks(folder, full)
     return full, with_task_steps(replay, tasks), tasks
@@ -331,10 +337,12 @@ class Explorer:
     """The knowledge of the `explore` setting, per task: a crawl of the phone with the task's own
     demonstration taken away (`exploration_phone`); no recorded task is known. Crawls of the same
     phone are made once; with `keep`, each crawl's atlas stays in that folder (`atlas`: what the
-    agent's verdict is planned over)."""
+    agent's verdict is planned over). Each knowledge comes with its crawl's retrieval store, embedded
+    through the embedding cache folder `cache` (shared by the crawls of the run)."""
 
-    def __init__(self, replay: RecordedApp, budget: int, *, keep: Path | None = None) -> None:
-        self.replay, self.budget, self.keep = replay, budget, keep
+    def __init__(self, replay: RecordedApp, budget: int, *, keep: Path | None = None,
+                 cache: Path | None = None) -> None:
+        self.replay, self.budget, self.keep, self.cache = replay, budget, keep, cache
         self._made: dict[tuple[frozenset[int], frozenset[int], frozenset[tuple[int, int]]], Knowledge] = {}
         self._atlases: dict[tuple[frozenset[int], frozenset[int], frozenset[tuple[int, int]]], Path] = {}
 
@@ -351,11 +359,11 @@ class Explorer:
                 where = self.keep / f"{self.replay.package}-explore-{len(self._atlases) + 1}.atlas"
                 self._atlases[key] = explored_atlas(phone, where, budget=self.budget)
                 with Atlas.open(where) as atlas:
-                    self._made[key] = Knowledge.from_atlas(atlas)
+                    self._made[key] = Knowledge.from_atlas(atlas, cache=self.cache)
             else:
                 with tempfile.TemporaryDirectory() as tmp, \
                         Atlas.open(explored_atlas(phone, Path(tmp) / "explore.atlas", budget=self.budget)) as atlas:
-                    self._made[key] = Knowledge.from_atlas(atlas)
+                    self._made[key] = Knowledge.from_atlas(atlas, cache=self.cache)
         return self._made[key]
 
     def atlas(self, task: BenchTask) -> Path:

@@ -99,13 +99,14 @@ def run_cmd(
     from appatlas.agent.knowledge import Knowledge
     from appatlas.agent.llm import make_llm
     from appatlas.agent.loop import Agent, RunConfig, record_experience
+    from appatlas.cli.rag import _progress
     from appatlas.graph.atlas import Atlas
 
     try:
         from appatlas.devices.select import device_options
 
-        with Atlas.open(atlas) as a:
-            knowledge = Knowledge.from_atlas(a)
+        with Atlas.open(atlas) as a, _progress() as progress:
+            knowledge = Knowledge.from_atlas(a, progress=progress)  # with its retrieval store, built if missing
             options = device_options(a)
         lm = make_llm(llm, model=model)
         dev = _connect(device, adb_port, knowledge.package, options)
@@ -179,14 +180,15 @@ def campaign_cmd(
     from appatlas.agent.campaign import load_suite, run_campaign
     from appatlas.agent.knowledge import Knowledge
     from appatlas.agent.llm import make_llm
+    from appatlas.cli.rag import _progress
     from appatlas.graph.atlas import Atlas
 
     try:
         from appatlas.devices.select import device_options
 
         cases = load_suite(suite)
-        with Atlas.open(atlas) as a:
-            knowledge = Knowledge.from_atlas(a)
+        with Atlas.open(atlas) as a, _progress() as progress:
+            knowledge = Knowledge.from_atlas(a, progress=progress)  # with its retrieval store, built if missing
             options = device_options(a)
         if not device and not farm:
             raise ValueError("a campaign needs at least one device (--device SERIAL) or a farm (--farm ADDRESS)")

@@ -88,9 +88,12 @@ def index(
 ) -> None:
     """Build or update the retrieval index beside an atlas (ATLAS/index: FAISS + BM25).
 
-    Only what changed since the last run is embedded again.
+    It holds the screens, transitions and recorded tasks (for planning) and every element of every
+    screen with what it leads to (what the agent decides with). Only what changed since the last run
+    is embedded again.
     Example: appatlas index notes.atlas
     """
+    from appatlas.agent.knowledge import Knowledge
     from appatlas.graph.atlas import Atlas
     from appatlas.rag.store import build_index
 
@@ -98,7 +101,11 @@ def index(
         _fail(typer.BadParameter("--screenshots must be auto, render or off"))
     try:
         with Atlas.open(atlas) as a, _progress() as progress:
-            report = build_index(a, captioner=captioner, screenshots=screenshots, rebuild=rebuild, progress=progress)
+            # The elements as the agent reads them (its options, and where each leads), made here: rag may not
+            # import the agent's option reader.
+            elements = Knowledge.from_atlas(a, store=False).element_docs()
+            report = build_index(a, captioner=captioner, screenshots=screenshots, rebuild=rebuild, progress=progress,
+                                 elements=elements)
     except AppatlasError as exc:
         _fail(exc)
     table = Table(title=f"index of {atlas}")

@@ -13,13 +13,14 @@ One interface (`Captioner`), several kinds, chosen by name with `make_captioner`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from appatlas.errors import CaptionerError
 from appatlas.graph.atlas import Atlas
 from appatlas.rag.describe import ScreenFacts
+from appatlas.rag.text import id_words
 from appatlas.rag.views import (
     AtlasViews,
     ScreenView,
@@ -28,9 +29,11 @@ from appatlas.rag.views import (
     screen_subject,
     transition_subject,
 )
+from appatlas.types import Widget
 
-__all__ = ["Caption", "CaptionReport", "Captioner", "HeuristicCaptioner", "caption_atlas", "leads_to",
-           "make_captioner", "register_captioner", "screen_caption", "transition_caption"]
+__all__ = ["BACK_SENTENCE", "Caption", "CaptionReport", "Captioner", "HeuristicCaptioner", "caption_atlas",
+           "element_sentence", "element_text", "functional_memory", "leads_to", "make_captioner",
+           "register_captioner", "screen_caption", "transition_caption"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -82,6 +85,37 @@ def leads_to(facts: ScreenFacts, *, limit: int = 6) -> str:
                                              *facts.texts) if x))
     about = f"leads to the {facts.place}"
     return f"{about} about {', '.join(offered[:limit])}" if offered else about
+
+
+def functional_memory(places: Sequence[ScreenFacts], *, limit: int = 2) -> str:
+    """What an element leads to, from the facts of the screens it opens (the first `limit`): "leads to the
+    'About' screen about 'Frequently asked questions', …; leads to …" ("" when it leads nowhere known)."""
+    return "; ".join(leads_to(f) for f in places[:limit])
+
+
+BACK_SENTENCE = "go back to the previous screen"
+
+
+def element_text(said: str, widgets: Sequence[Widget | None], *, checkable: bool = False, back: bool = False) -> str:
+    """Everything an element says about itself, in one line (without where it leads): `said` (how acting on it
+    reads: "tap 'More options'"), then the content description, hint and resource-id words of each of
+    `widgets` (the element and the view that gets the touch, e.g. the row around a label), and "switch"."""
+    if back:
+        return BACK_SENTENCE
+    parts = [said]
+    for w in widgets:
+        if w is None:
+            continue
+        parts += [w.content_desc.strip(), w.hint.strip(), " ".join(id_words(w.resource_id))]
+    if checkable:
+        parts.append("switch")
+    return "; ".join(dict.fromkeys(p for p in parts if p))
+
+
+def element_sentence(text: str, memory: str) -> str:
+    """The functional memory of an element as one sentence (what the store embeds and the agent compares with
+    an intent): what it says (`element_text`) and where it leads (`functional_memory`)."""
+    return f"{text}; {memory}" if memory else text
 
 
 def transition_caption(view: TransitionView, views: AtlasViews) -> str:

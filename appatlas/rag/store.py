@@ -5,18 +5,28 @@
       screens.faiss/.json  one document per screen (structure key): caption + every word it shows
       transitions.faiss/.json  one per graph edge: caption of what the action does
       tasks.faiss/.json    recorded tasks and executed tests: intent -> path (experience)
+      elements.faiss/.json one per element of a screen: its functional memory (what it says and where it
+                           leads, `rag.captioner.element_sentence`) and the words of its label
       shots.faiss/.json    screenshots of states (with scrolled variants), when the atlas has or renders them
       cache/               embeddings by content key (.npy + .json)
 
 `build_index` creates or incrementally updates it; `RagStore.open` refuses an index the atlas
 has outgrown (`IndexStale`, with the command that fixes it). Search is hybrid: cosine of
 all-MiniLM-L6-v2 embeddings and BM25 over captions and screen texts.
+
+The elements are what the agent decides with (`appatlas.agent.knowledge`): which elements a screen offers
+and what each leads to is read by the agent's own option reader, which rag may not import, so whoever
+builds the index passes them (`ElementDoc`; `appatlas index` and `Knowledge.from_atlas` do). Their vectors
+are kept exact (float32), and the agent's word weights are the inverse document frequencies of their
+labels (`RagStore.word_weights`): the store is the one lexical and semantic index of the app.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import math
+from collections import Counter
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +43,43 @@ from appatlas.rag.shots import scrolled_variants
 from appatlas.rag.text import camel_words
 from appatlas.rag.views import AtlasViews, atlas_views, screen_subject, transition_subject
 
-__all__ = ["INDEX_DIR", "RagStore", "atlas_signature", "build_index"]
+__all__ = ["ELEMENTS", "INDEX_DIR", "ElementDoc", "RagStore", "atlas_signature", "build_index", "element_subject",
+           "word_weights"]
 
 INDEX_DIR = "index"
 VERSION = 1
 Progress = Callable[[str, int, int], None]
 TEXT_COLLECTIONS = ("screens", "transitions", "tasks")
+ELEMENTS = "elements"
+
+
+@dataclass(frozen=True)
+class ElementDoc:
+    """One element of one screen, as the store keeps it."""
+
+    key: str  # the screen (structure key)
+    sentence: str  # what it says and where it leads (`rag.captioner.element_sentence`): what is embedded
+    label: str  # what a person reads on it
+    words: tuple[str, ...]  # the words of its label, as the agent reads them: the terms of the word weights
+    states: tuple[int, ...]  # the states of the screen that show it
+
+
+def element_subject(key: str, sentence: str) -> str:
+    return f"element:{key}:{content_id(sentence)[:16]}"
+
+
+def word_weights(labels: Iterable[tuple[str, Sequence[str]]]) -> tuple[dict[str, float], float]:
+    """Inverse document frequency of words over distinct labels, BM25's idf (log((n + 1) / (df + 0.5)), n
+    labels), so rare words ("autosave") steer more than common ones ("note"); and the weight of a word no
+    label has (log(n + 1))."""
+    df: Counter[str] = Counter()
+    seen: set[str] = set()
+    for label, ws in labels:
+        if label not in seen:
+            seen.add(label)
+            df.update(set(ws))
+    n = max(len(seen), 1)
+    return {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}, math.log(n + 1)
 
 
 def atlas_signature(atlas: Atlas, captioner: str = "heuristic") -> dict[str, Any]:
@@ -104,10 +145,46 @@ class RagStore:
                 cols[name] = Collection.load(folder, name, emb.dim)
             if (folder / "shots.faiss").is_file():
                 cols["shots"] = Collection.load(folder, "shots", ScreenshotEmbedder().dim)
+            # elements made from another state of the atlas (an index updated without them) are not its own
+            if (folder / f"{ELEMENTS}.faiss").is_file() and manifest.get(ELEMENTS) == manifest.get("atlas"):
+                cols[ELEMENTS] = Collection.load(folder, ELEMENTS, emb.dim)
         except (OSError, RuntimeError, ValueError, KeyError, json.JSONDecodeError) as exc:
             raise IndexStale(f"the index of {atlas.folder} is incomplete or damaged ({exc}); run "
                              f"`appatlas index {atlas.folder} --rebuild`") from exc
         return cls(folder=folder, collections=cols, manifest=manifest, embedder=emb)
+
+    def __post_init__(self) -> None:
+        self._by_sentence: dict[str, int] | None = None
+
+    # --- the elements (what the agent reads) ----------------------------------------------------------
+
+    @property
+    def has_elements(self) -> bool:
+        return ELEMENTS in self.collections
+
+    def element_docs(self, states: Container[int] | None = None) -> list[Doc]:
+        """The element documents, only those shown by one of `states` when given (knowledge less a task)."""
+        col = self.collections.get(ELEMENTS)
+        if col is None:
+            return []
+        if states is None:
+            return list(col.docs)
+        return [d for d in col.docs if any(s in states for s in d.meta.get("states", ()))]
+
+    def word_weights(self, states: Container[int] | None = None) -> tuple[dict[str, float], float]:
+        """`word_weights` over the labels of the elements (of `states` only, when given)."""
+        return word_weights((d.meta.get("label", ""), d.words.split()) for d in self.element_docs(states))
+
+    def element_vectors(self, sentences: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those `sentences` the elements collection holds (embedded when indexed)."""
+        col = self.collections.get(ELEMENTS)
+        if col is None:
+            return {}
+        if self._by_sentence is None:
+            self._by_sentence = {d.text: i for i, d in enumerate(col.docs)}
+        found = list(dict.fromkeys(t for t in sentences if t in self._by_sentence))
+        vecs = col.vectors_of([col.docs[self._by_sentence[t]] for t in found])
+        return dict(zip(found, vecs, strict=True))
 
     # --- searching ---------------------------------------------------------------------------
 
@@ -204,12 +281,29 @@ def _shot_docs(atlas: Atlas, views: AtlasViews, render: bool) -> tuple[list[Doc]
     return docs, images
 
 
+def _element_docs(elements: Iterable[ElementDoc]) -> list[Doc]:
+    docs: dict[str, Doc] = {}
+    for e in elements:
+        subject = element_subject(e.key, e.sentence)
+        if subject in docs:  # the same element on several states of the screen
+            states = docs[subject].meta["states"]
+            states += [s for s in e.states if s not in states]
+            continue
+        docs[subject] = Doc(subject=subject, text=e.sentence, words=" ".join(e.words),
+                            meta={"key": e.key, "label": e.label, "states": list(e.states)})
+    return list(docs.values())
+
+
 def build_index(atlas: Atlas, *, captioner: str = "heuristic", screenshots: str = "auto", rebuild: bool = False,
-                embedder: TextEmbedder | None = None, progress: Progress | None = None) -> dict[str, Any]:
+                embedder: TextEmbedder | None = None, progress: Progress | None = None,
+                elements: Iterable[ElementDoc] | None = None, cache: Path | None = None) -> dict[str, Any]:
     """Create or update `atlas`'s index; only what changed is embedded again.
 
     `screenshots`: "auto" indexes the screenshots the atlas has, "render" also renders wireframes
-    for states without one, "off" skips them. Returns per-collection counts.
+    for states without one, "off" skips them. `elements`: the elements of its screens (module
+    docstring); None leaves the elements collection as it was (it is then not opened once the atlas
+    has changed). `cache`: the embedding cache folder (default `index/cache`; one folder may serve
+    many atlases). Returns per-collection counts.
     """
     folder = atlas.folder / INDEX_DIR
     emb = embedder or text_embedder()
@@ -217,25 +311,33 @@ def build_index(atlas: Atlas, *, captioner: str = "heuristic", screenshots: str 
         for path in folder.glob("*"):
             if path.is_file():
                 path.unlink()
+    previous: dict[str, Any] = {}
+    if (folder / "manifest.json").is_file() and not rebuild:
+        try:
+            previous = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            previous = {}
     views = atlas_views(atlas)
     captions = _captions(atlas, views, captioner)
-    cache = EmbeddingCache(folder / "cache", f"text-{emb.name}", emb.dim)
+    cache_store = EmbeddingCache(cache if cache is not None else folder / "cache", f"text-{emb.name}", emb.dim)
 
     def encode_text(docs: list[Doc]) -> list[np.ndarray]:
-        vecs = cache.embed([d.text for d in docs], emb.encode)
+        vecs = cache_store.embed([d.text for d in docs], emb.encode)
         return [v[None, :] for v in vecs]
 
     wanted = {"screens": _screen_docs(views, captions), "transitions": _transition_docs(views, captions),
               "tasks": _task_docs(atlas)}
+    if elements is not None:
+        wanted[ELEMENTS] = _element_docs(elements)
     report: dict[str, Any] = {}
     manifest_ok = (folder / "manifest.json").is_file() and not rebuild
     for i, (name, docs) in enumerate(wanted.items()):
         if progress is not None:
             progress("index", i + 1, len(wanted) + 1)
-        col = _load_or_new(folder, name, emb.dim, manifest_ok)
+        col = _load_or_new(folder, name, emb.dim, manifest_ok, exact=name == ELEMENTS)
         report[name] = col.sync(docs, encode_text)
         col.save(folder)
-    cache.save()
+    cache_store.save()
     if screenshots != "off":
         shots = ScreenshotEmbedder()
         docs, images = _shot_docs(atlas, views, render=screenshots == "render")
@@ -244,18 +346,21 @@ def build_index(atlas: Atlas, *, captioner: str = "heuristic", screenshots: str 
         col.save(folder)
     if progress is not None:
         progress("index", len(wanted) + 1, len(wanted) + 1)
+    signature = atlas_signature(atlas, captioner)
     manifest = {"version": VERSION, "embedder": emb.name, "screenshot_embedder": ScreenshotEmbedder.name,
-                "captioner": captioner, "atlas": atlas_signature(atlas, captioner), "launch": views.launch}
+                "captioner": captioner, "atlas": signature, "launch": views.launch,
+                # the atlas the elements were made from: opened only while it is the atlas indexed
+                ELEMENTS: signature if elements is not None else previous.get(ELEMENTS)}
     tmp = folder / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     tmp.replace(folder / "manifest.json")  # written last: a half-built index is never taken for a whole one
     return report
 
 
-def _load_or_new(folder: Path, name: str, dim: int, existing: bool) -> Collection:
+def _load_or_new(folder: Path, name: str, dim: int, existing: bool, *, exact: bool = False) -> Collection:
     if existing and (folder / f"{name}.faiss").is_file():
         try:
             return Collection.load(folder, name, dim)
         except (OSError, RuntimeError, ValueError, KeyError, json.JSONDecodeError):
             pass  # damaged: start this collection over
-    return Collection(name, dim)
+    return Collection(name, dim, exact=exact)

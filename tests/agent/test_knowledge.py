@@ -74,3 +74,62 @@ def test_states_of_one_scrolling_page_are_pages_of_each_other_but_not_of_another
     k = Knowledge.build(package="com.x", screens=screens, state_key={1: "top", 2: "down", 3: "main"}, content={},
                         transitions=[], tasks=[])
     assert k.pages("top") == ["down"] and k.pages("down") == ["top"] and k.pages("main") == []
+
+
+def test_the_agent_weighs_words_with_the_retrieval_store(demo_knowledge) -> None:
+    store = demo_knowledge.store
+    assert store is not None and store.has_elements  # from_atlas built it beside the atlas
+    # Knowledge of fewer screens that reads the same store weighs words as the store does, not by its own labels.
+    def labels(k: str) -> set[str]:
+        return {label for label, _ in demo_knowledge.screens[k].labels}
+
+    key = next(k for k in demo_knowledge.screens if labels(k) - set().union(*(labels(x) for x in demo_knowledge.screens
+                                                                                if x != k)))
+    sids = {s: v for s, v in demo_knowledge.state_screens.items() if demo_knowledge.state_key[s] != key}
+    fewer = Knowledge.build(package="x", screens=sids, state_key={s: demo_knowledge.state_key[s] for s in sids},
+                            content={}, transitions=[], tasks=[])
+    fewer.store = store
+    idf, default = store.word_weights()
+    words = {w for _, ws in demo_knowledge.screens[key].labels for w in ws}
+    assert all(fewer.weight(w) == idf.get(w, default) for w in words) and fewer.default_idf == default
+
+
+def test_the_agent_reads_element_vectors_from_the_store_without_embedding_them(demo_knowledge) -> None:
+    from appatlas.agent import meaning as m
+
+    class Refuses:
+        def encode(self, texts):  # noqa: ANN001, ANN202
+            raise AssertionError(f"embedded {texts!r}: the store has it")
+
+    key, info = next((k, i) for k, i in demo_knowledge.screens.items() if demo_knowledge.options_of(i.states[0]))
+    meaning = m.Meaning(demo_knowledge, embedder=Refuses())
+    sentences = [meaning.describe(key, o) for o in demo_knowledge.options_of(info.states[0])]
+    m._CACHE.clear()
+    vecs = meaning.vectors(sentences)
+    assert vecs.shape == (len(sentences), 384)
+
+
+def test_a_task_left_out_takes_the_words_only_its_screens_showed_out_of_the_weights(demo_knowledge) -> None:
+    k = demo_knowledge
+    for b in k.state_screens:  # a state the crawl entered once and left once, showing a word no other state shows
+        touching = [t for t in k.transitions if b in (t.source, t.target)]
+        ins = [t for t in touching if t.target == b and t.source != b]
+        outs = [t for t in touching if t.source == b and t.target != b]
+        if len(touching) != 2 or len(ins) != 1 or len(outs) != 1 or ins[0].count + outs[0].count != 2:
+            continue
+        elsewhere = {w for s in k.state_screens if s != b for _, ws in k.labels_of(s) for w in ws}
+        own = sorted({w for _, ws in k.labels_of(b) for w in ws} - elsewhere)
+        if own:
+            break
+    else:
+        raise AssertionError("the demo atlas has no state only one visit shows")
+    (t_in,), (t_out,) = ins, outs
+    steps = (RecordedStep(t_in.source, t_in.action), RecordedStep(b, t_out.action), RecordedStep(t_out.target, None))
+    task = RecordedTask("task1", "do it", steps, "droidtask")
+    with_task = Knowledge.build(package=k.package, screens=k.state_screens, state_key=k.state_key,
+                                content=k.content, transitions=k.transitions, tasks=[task])
+    with_task.store = k.store
+    less = with_task.without("task1")
+    assert b not in less.state_screens and less.store is k.store
+    assert with_task.weight(own[0]) < with_task.default_idf  # the store has the word
+    assert less.weight(own[0]) == less.default_idf  # but not for the knowledge less the task

@@ -69,3 +69,15 @@ def test_plan_with_the_agent_planner_says_each_step_is_the_agents(notes_atlas, t
 def test_an_unknown_planner_is_refused(notes_atlas) -> None:
     result = CliRunner().invoke(_app(), ["plan", str(notes_atlas), "show word count", "--planner", "magic"])
     assert result.exit_code == 2 and "words or agent" in result.output
+
+
+def test_index_holds_every_element_the_agent_decides_with(notes_atlas, embedder) -> None:
+    from appatlas.graph.atlas import Atlas
+    from appatlas.rag.store import RagStore
+
+    assert CliRunner().invoke(_app(), ["index", str(notes_atlas)]).exit_code == 0
+    with Atlas.open(notes_atlas) as atlas:
+        store = RagStore.open(atlas, embedder=embedder)
+        assert store.has_elements
+        said = {d.meta["label"]: d.text for d in store.element_docs()}
+    assert "leads to" in said["Settings"]  # the menu item's functional memory: where it leads

@@ -79,3 +79,39 @@ def test_a_changed_screenshot_finds_its_screen(open_atlas, embedder, change: str
         screen = atlas.screen(state.id)
         query = CHANGES[change](render_png(screen.root, width=screen.width, height=screen.height))
         assert store.search_screenshot(query, k=1)[0].meta["key"] == state.structure_key
+
+
+def _elements() -> list:
+    from appatlas.rag.store import ElementDoc
+
+    return [ElementDoc("main", "tap 'Autosave notes' (on); switch", "Autosave notes", ("autosave", "note"), (1,)),
+            ElementDoc("main", "tap 'Settings'; leads to the 'Settings' screen about 'Autosave notes'", "Settings",
+                       ("setting",), (1,)),
+            ElementDoc("menu", "tap 'New note'", "New note", ("new", "note"), (2,))]
+
+
+def test_elements_are_indexed_with_exact_vectors_and_word_weights(open_atlas, embedder) -> None:
+    atlas = open_atlas()
+    report = build_index(atlas, screenshots="off", embedder=embedder, elements=_elements())
+    assert report["elements"]["added"] == 3
+    store = RagStore.open(atlas, embedder=embedder)
+    sentence = _elements()[1].sentence
+    stored = store.element_vectors([sentence, "a sentence no element says"])
+    assert list(stored) == [sentence]  # only what was indexed is read back
+    # float32, the embedder's own vector: the agent's cosines are the same whether it reads or embeds
+    assert abs(stored[sentence] - embedder.encode([sentence])[0]).max() < 1e-6
+    idf, default = store.word_weights()
+    assert idf["autosave"] > idf["note"] and default > idf["autosave"]  # a word of one label of three vs two
+    assert store.word_weights(states={2})[0].keys() == {"new", "note"}  # only the elements those states show
+    assert store.search("elements", "write a new note", k=1)[0].meta["label"] == "New note"  # searchable too
+
+
+def test_elements_made_for_an_atlas_that_has_since_changed_are_not_read(open_atlas, embedder) -> None:
+    atlas = open_atlas()
+    build_index(atlas, screenshots="off", embedder=embedder, elements=_elements())
+    build_index(atlas, screenshots="off", embedder=embedder)  # unchanged atlas: the elements stay its own
+    assert RagStore.open(atlas, embedder=embedder).has_elements
+    state = atlas.add_state(main_screen("Diary", "Shopping", "Books"))
+    atlas.add_transition(state, Action(ActionKind.BACK), state)
+    build_index(atlas, screenshots="off", embedder=embedder)  # updated without them (as `bench retrieval` does)
+    assert not RagStore.open(atlas, embedder=embedder).has_elements
