@@ -156,6 +156,17 @@ class RagStore:
     def __post_init__(self) -> None:
         self._by_sentence: dict[str, int] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to other processes with the agent's knowledge (a Ray farm's phone actors): the embedder is a
+        # loaded model behind a lock, so each process loads its own when it first embeds something.
+        state = dict(self.__dict__)
+        state["embedder"] = _LazyEmbedder(self.embedder.name, self.embedder.dim)
+        state["_by_sentence"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     # --- the elements (what the agent reads) ----------------------------------------------------------
 
     @property
@@ -215,6 +226,16 @@ class RagStore:
                 break
         return [Hit(screen_subject(key), s, s, 0.0, col.docs[i].meta, col.docs[i].text) for key, (s, i) in
                 best.items()]
+
+
+class _LazyEmbedder:
+    """The process-wide text embedder, loaded on the first `encode` (an unpickled store's)."""
+
+    def __init__(self, name: str, dim: int) -> None:
+        self.name, self.dim = name, dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return text_embedder().encode(texts)
 
 
 # --- building -------------------------------------------------------------------------------------

@@ -133,3 +133,12 @@ def test_a_task_left_out_takes_the_words_only_its_screens_showed_out_of_the_weig
     assert b not in less.state_screens and less.store is k.store
     assert with_task.weight(own[0]) < with_task.default_idf  # the store has the word
     assert less.weight(own[0]) == less.default_idf  # but not for the knowledge less the task
+
+
+def test_the_knowledge_travels_to_another_process_with_its_store(demo_knowledge) -> None:
+    from copy import deepcopy
+
+    copy = deepcopy(demo_knowledge)  # through __getstate__, as Ray serializes it for each phone's actor
+    assert copy.store is not None and copy.store.has_elements
+    assert copy.weight("quiet") == demo_knowledge.weight("quiet")
+    assert copy.store.search("screens", "quiet hours", k=1)  # its embedder is loaded where it is used
