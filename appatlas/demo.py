@@ -125,8 +125,12 @@ def _plan(out: Path, say: Callable[[str], None]) -> dict[str, Any]:
         from appatlas.rag.demo import demo_retrieval
     except ImportError:
         return {"skipped": "the retrieval stage is not installed in this build"}
+    try:  # the agent's own decisions rehearsed on the atlas plan first (`appatlas plan`'s default planner)
+        from appatlas.agent.rehearse import rehearser
+    except ImportError:
+        rehearser = None
     say("planning tests for intents from the atlas alone")
-    return demo_retrieval(out / "demo.atlas", out / "tests", list(DEMO_INTENTS))
+    return demo_retrieval(out / "demo.atlas", out / "tests", list(DEMO_INTENTS), rehearse_with=rehearser)
 
 
 def _campaign(out: Path, say: Callable[[str], None]) -> dict[str, Any]:

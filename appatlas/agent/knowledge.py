@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
-from appatlas.agent.intent import label_words, words
 from appatlas.agent.options import Option, options
 from appatlas.graph.atlas import Atlas, RecordedTask, StoredTransition
 from appatlas.graph.demonstration import Demonstration, removal
 from appatlas.graph.fingerprint import content_key, structure_tokens
 from appatlas.graph.inputs import field_kind
+from appatlas.rag.intent import label_words, words
 from appatlas.rag.store import ElementDoc, word_weights
 from appatlas.types import Action, Screen, view_kind
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from appatlas.agent.intent import Slot, terms_in
 from appatlas.agent.knowledge import MAX_STATES_PER_SCREEN, Knowledge
 from appatlas.agent.options import Option
 from appatlas.agent.valuing import pick_value, same_option
+from appatlas.rag.intent import Slot, terms_in
 from appatlas.types import ActionKind, view_kind
 
 __all__ = ["VERTICAL", "LookAhead"]

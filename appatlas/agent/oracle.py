@@ -8,7 +8,8 @@ An intent is done by its actions, never because a screen looks like the end. `re
   was acted on (words no screen shows cannot be acted on; the app's name and a closing "in the list
   view" say which app and where, not what);
 - the first two known words after a clause's last "to" / "by" — its target, "… to *light*",
-  "sort by *year*" — are covered.
+  "sort by *year*" — are covered;
+- the words saying what a named value is made as ("a new *task* called 'X'") are covered.
 
 The policy then says "done" once the last change was committed, or confirms it first.
 """
@@ -18,10 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from appatlas.agent.intent import Intent, label_words, same_term, stem, words
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.options import options, shown_texts
 from appatlas.agent.progress import Progress
+from appatlas.rag.intent import Intent, label_words, same_term, stem, words
 from appatlas.types import Screen
 
 __all__ = ["CLAUSES", "AppWords", "realised"]
@@ -29,6 +30,7 @@ __all__ = ["CLAUSES", "AppWords", "realised"]
 _PLACE = re.compile(r"\b(?:in|on|at|inside)\s+the\s+(?:(?!\b(?:in|on|at|by|to|with|for)\b)[^'\"])*$",
                     re.IGNORECASE)
 _TARGET = re.compile(r"\b(?:to|by)\b", re.IGNORECASE)
+_NAMING = frozenset({"named", "called", "titled"})
 CLAUSES = re.compile(r",|;|\band\b|\bthen\b", re.IGNORECASE)  # an intent's clauses: the oracle checks each, the ranker hears the next
 
 
@@ -76,4 +78,9 @@ def realised(intent: Intent, progress: Progress, screen: Screen, knowledge: Know
         wanted = set(words(target[-1])[:2]) if len(target) > 1 else set()
         if any(t in wanted and t not in progress.covered for t in terms):
             return ""
+    # What a named value is made as ("a new *task* called 'X'", "a *checklist* named 'X'") is made only by acting
+    # on it: typing the name into another kind of thing's form makes that thing.
+    made = {c for s in intent.slots if s.cue in _NAMING for c in s.context}
+    if any(t in made and t not in progress.covered for t in known):
+        return ""
     return f"its words ({', '.join(t for t in known if t in progress.covered)}) and values were acted on"

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from statistics import median
 
-from appatlas.agent.intent import Intent, Slot, label_words, parse_intent, same_term, stem, terms_in, words
 from appatlas.agent.interrupts import interruption
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
@@ -45,6 +44,7 @@ from appatlas.agent.valuing import (
 )
 from appatlas.errors import LLMError
 from appatlas.graph.fingerprint import structure_key
+from appatlas.rag.intent import Intent, Slot, label_words, parse_intent, same_term, stem, terms_in, words
 from appatlas.types import Action, ActionKind, Screen, view_kind
 
 MAX_SCROLLS = 8  # scrolls in a row looking for an item the intent names

@@ -10,11 +10,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appatlas.agent.intent import Intent, Slot, label_words, same_term, words
 from appatlas.agent.options import Option, is_dialog, options, shown_texts
 from appatlas.devices.base import locate
 from appatlas.errors import SelectorNotFound
 from appatlas.graph.fingerprint import structure_key
+from appatlas.rag.intent import Intent, Slot, label_words, same_term, words
+from appatlas.rag.text import keeps
 from appatlas.types import Action, ActionKind, Screen, view_kind
 
 __all__ = ["Progress", "Taken", "names_slot", "taken"]
@@ -37,6 +38,7 @@ class Taken:
     shown: frozenset[str] = frozenset()  # the texts the screen showed (lower case), fields' contents included
     fields: frozenset[str] = frozenset()  # what its text fields held (lower case)
     texts: frozenset[str] = frozenset()  # every text the screen showed, lower case (did a scroll move anything?)
+    keeps: bool = False  # the screen has a button that keeps what it holds (Save, OK): a toggle there waits for it
 
     def describe(self) -> str:
         if self.kind is ActionKind.TYPE:
@@ -55,14 +57,15 @@ def taken(action: Action, screen: Screen) -> Taken:
     dialog = is_dialog(screen)
     shown = frozenset(shown_texts(screen, fields=True))  # what the screen shows as itself, fields' contents too
     fields = frozenset(w.text.strip().lower() for w in screen.widgets() if w.editable and w.text.strip())
+    kept = _keeps(screen)
     if action.target is None:
         return Taken(action.kind, screen=key, toggles=toggles, dialog=dialog, shown=shown, fields=fields,
-                     texts=all_texts(screen))
+                     texts=all_texts(screen), keeps=kept)
     try:
         widget = locate(action.target, screen)
     except SelectorNotFound:
         return Taken(action.kind, label=action.target.text or action.target.content_desc, text=action.text, screen=key,
-                     toggles=toggles, dialog=dialog, shown=shown, fields=fields, texts=all_texts(screen))
+                     toggles=toggles, dialog=dialog, shown=shown, fields=fields, texts=all_texts(screen), keeps=kept)
     opt = _option_for(widget, screen)
     label = opt.label if opt is not None else (widget.label or "")
     title = opt.name if opt is not None else label
@@ -71,7 +74,14 @@ def taken(action: Action, screen: Screen) -> Taken:
     button = action.kind is ActionKind.TAP and view_kind(widget.class_name) == "Button" and not checkable
     return Taken(action.kind, label=label, text=action.text, screen=key, title=title,
                  changed=action.kind is ActionKind.TYPE or checkable, confirm=positive, toggles=toggles, dialog=dialog,
-                 button=button, shown=shown, fields=fields, texts=all_texts(screen))
+                 button=button, shown=shown, fields=fields, texts=all_texts(screen), keeps=kept)
+
+
+def _keeps(screen: Screen) -> bool:
+    """Whether a screen has a button that keeps what it holds (`appatlas.rag.text.keeps`: Save, OK, Done, Apply),
+    as the planner's expectations read it: a switch flipped there is kept once that is pressed."""
+    return any(o.kind is ActionKind.TAP and o.widget is not None and view_kind(o.widget.class_name) == "Button"
+               and keeps(o.label) for o in options(screen, scroll=False))
 
 
 def all_texts(screen: Screen) -> frozenset[str]:
@@ -184,7 +194,8 @@ class Progress:
     def last_commit(self, *, dialog_now: bool) -> int:
         """Index of the latest step that committed a change, or -1.
 
-        A commit is a confirming or submitting button; a toggle outside a dialog (saved at once); a
+        A commit is a confirming or submitting button; a toggle outside a dialog (saved at once, unless its
+        screen has a button that keeps it: then that button); a
         choice in a dialog that closed it; the pick of an item the intent names.
         """
         dialog_after = [t.dialog for t in self.history[1:]] + [dialog_now]
@@ -192,8 +203,8 @@ class Progress:
         for i, t in enumerate(self.history):
             if t.confirm or (t.button and (t.dialog or any(x.changed for x in self.history[:i]))):
                 last = i  # a plain button commits on a dialog or after a change (a form's submit), else it navigates
-            elif t.changed and t.kind is not ActionKind.TYPE and not (t.dialog and dialog_after[i]):
-                last = i
+            elif t.changed and t.kind is not ActionKind.TYPE and not (t.dialog and dialog_after[i]) and not t.keeps:
+                last = i  # a toggle is saved at once, unless its screen has its own Save / OK
             elif t.kind in (ActionKind.TAP, ActionKind.LONG_TAP) and not t.changed and any(_names(s, t.label.lower())
                                                                           for s in self.intent.slots):
                 last = i

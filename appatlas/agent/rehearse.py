@@ -10,6 +10,11 @@ other route; each step carries the policy's reason, and each typed value what th
 
 A rehearsal that stops before "done" (the atlas never saw the chosen action taken, or the steps loop)
 is no plan: retrieval then keeps its own routes. Nothing here touches a device.
+
+A switch is as the crawl last left it in the atlas, not as a run will find it: where the agent would stop
+because a switch the intent names already reads as wanted (and the rehearsal never touched it), it goes on
+from a state of the same screen where the switch is the other way, so the plan flips it (and keeps it with
+the screen's Save, as the agent does: `Progress.last_commit`).
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from collections.abc import Callable
 import networkx as nx
 
 from appatlas.agent.knowledge import Knowledge
+from appatlas.agent.options import options
 from appatlas.agent.policy import Decision, Policy
 from appatlas.agent.progress import Taken, taken
 from appatlas.agent.valuing import same_option
 from appatlas.graph.atlas import Atlas, StoredTransition
 from appatlas.rag.describe import screen_facts
+from appatlas.rag.intent import Intent, label_words, parse_intent, terms_in
 from appatlas.rag.retrieve import Rehearsal
 from appatlas.rag.views import closes_dialog, dialog_opener
 from appatlas.types import Action, ActionKind, Screen
@@ -76,6 +83,29 @@ def _opener(knowledge: Knowledge, trail: list[tuple[str, int, Action]], dialog: 
     return next(((k, s) for k, s, _ in reversed(trail) if k == key), None) if key is not None else None
 
 
+def _unset(knowledge: Knowledge, intent: Intent, key: str, state: int, history: list[Taken],
+           done: set[tuple[str, str]]) -> int | None:
+    """Another state of the screen `key` where a switch the intent names is not yet as it wants it, when this state
+    shows it so without the rehearsal having touched it.
+
+    The atlas keeps a switch as the crawl last left it (it flipped it while exploring); a run finds it as the app
+    keeps it. A switch the intent says to turn on that the atlas happens to show on is still a step to plan."""
+    if not intent.wants:
+        return None
+    touched = {t.label for t in history if t.changed}  # flipped by the rehearsal itself
+    for o in options(knowledge.state_screens[state], scroll=False):
+        if not o.checkable or o.radio or o.checked != (intent.wants == "on") or o.label in touched \
+                or (key, o.label) in done or 2 * len(terms_in(intent.terms, label_words(o.label))) < len(intent.terms):
+            continue
+        for sid in knowledge.screens[key].states:
+            flipped = next((x for x in options(knowledge.state_screens[sid], scroll=False)
+                            if x.checkable and x.label == o.label), None) if sid in knowledge.state_screens else None
+            if flipped is not None and flipped.checked != o.checked:
+                done.add((key, o.label))
+                return sid
+    return None
+
+
 def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: str, *,
              policy: Policy | None = None, limit: int = MAX_STEPS) -> Rehearsal | None:
     """The agent's decisions for `intent` from the screen `start`, played on the atlas (module docstring)."""
@@ -89,9 +119,15 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
     trail: list[tuple[str, int, Action]] = []  # (screen, state, the action taken there) of each step
     out = Rehearsal(start=start)
     seen: set[tuple[int, str]] = set()  # (state, edge): the same step from the same state again is a loop
+    read = parse_intent(intent)
+    unset: set[tuple[str, str]] = set()  # (screen, toggle) already rehearsed from a state where it was not set
     for _ in range(limit):
-        decision = policy.decide(intent, screen, history, known_as=key)
+        decision = policy.decide(read, screen, history, known_as=key)
         if decision.done:  # realised, or stuck: nothing the atlas knows advances the rest
+            other = _unset(knowledge, read, key, state, history, unset)
+            if other is not None:  # the crawl left it set; a run finds it as the app keeps it: rehearse the flip
+                state, screen = other, knowledge.state_screens[other]
+                continue
             out.done, out.reason = not decision.stuck, decision.reason
             return out
         if decision.option is None or decision.action is None:

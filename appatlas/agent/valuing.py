@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from appatlas.agent.intent import Intent, Slot, words
 from appatlas.agent.options import CONFIRM_WORDS, Option
 from appatlas.agent.progress import names_slot
 from appatlas.graph.inputs import field_kind
+from appatlas.rag.intent import Intent, Slot, words
 from appatlas.types import Action, ActionKind, Screen, view_kind
 
 __all__ = ["confirming", "digit", "field_fit", "is_keypad", "pick_value", "precision", "same_option", "submits",

@@ -172,6 +172,7 @@ def plan_suite(work: Path, *, budget: int = 600, say: Callable[[str], None] = la
     """Crawl the correct demo app into `work`, and plan the suite from that atlas alone (module doc, 1):
     (test cases, intents that could not be planned with why, the agent's knowledge)."""
     from appatlas.agent.knowledge import Knowledge
+    from appatlas.agent.rehearse import rehearser
     from appatlas.demo import DEMO_INTENTS
     from appatlas.devices.apps import builtin_apps
     from appatlas.devices.spec import load_spec
@@ -184,6 +185,7 @@ def plan_suite(work: Path, *, budget: int = 600, say: Callable[[str], None] = la
     from appatlas.rag.plan import coverage_tests, plan_from_retrieval
     from appatlas.rag.retrieve import Retriever
     from appatlas.rag.store import RagStore, build_index
+    from appatlas.rag.views import atlas_views
 
     base = load_spec(builtin_apps()["demo"])
     say(f"crawling the correct app ({budget} actions)")
@@ -194,8 +196,8 @@ def plan_suite(work: Path, *, budget: int = 600, say: Callable[[str], None] = la
     with Atlas.open(work / "demo.atlas") as atlas:
         caption_atlas(atlas, HeuristicCaptioner())
         build_index(atlas, screenshots="off")
-        retriever = Retriever(atlas, RagStore.open(atlas))
-        views = retriever.views
+        views = atlas_views(atlas)  # planned as `appatlas plan` plans: the agent's rehearsal first
+        retriever = Retriever(atlas, RagStore.open(atlas), views=views, rehearse=rehearser(atlas, views.plan_graph))
         intents = list(DEMO_INTENTS) + _switch_intents(views) + _form_intents(views) + _delete_intents(views)
         say(f"planning {len(intents)} intents and the coverage suite")
         for intent in intents:

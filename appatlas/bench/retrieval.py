@@ -251,7 +251,7 @@ def _app_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _captioned_index(atlas: Atlas, folder: Path, captions: str, emb: TextEmbedder, *, screenshots: bool,
-                     planner: str = "words") -> Retriever:
+                     planner: str = "agent") -> Retriever:
     caption_atlas(atlas, HeuristicCaptioner())
     if captions == "reference":
         from appatlas.rag.reference import ReferenceCaptioner
@@ -260,7 +260,7 @@ def _captioned_index(atlas: Atlas, folder: Path, captions: str, emb: TextEmbedde
     build_index(atlas, captioner=captions, screenshots="render" if screenshots else "off", embedder=emb)
     views = atlas_views(atlas)
     rehearse = None
-    if planner == "agent":  # what `appatlas plan --planner agent` plans with
+    if planner == "agent":  # what `appatlas plan` plans with
         from appatlas.agent.rehearse import rehearser
 
         rehearse = rehearser(atlas, views.plan_graph)
@@ -268,7 +268,7 @@ def _captioned_index(atlas: Atlas, folder: Path, captions: str, emb: TextEmbedde
 
 
 def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: TextEmbedder, tmp: Path,
-               crawl_budget: int, planner: str = "words") -> list[dict[str, Any]]:
+               crawl_budget: int, planner: str = "agent") -> list[dict[str, Any]]:
     """Every task of one app (the whole recording in `atlas`) scored in `setting`: each task against
     knowledge that holds nothing of it (`appatlas.bench.settings`)."""
     from appatlas.agent.knowledge import Knowledge
@@ -314,13 +314,13 @@ def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: Tex
 
 def run_retrieval_bench(*, data: Path, out: Path, captions: str = "heuristic", apps: Sequence[str] | None = None,
                         screenshots: bool = True, real_screenshots: Path | None = None, scale: int = 0,
-                        setting: str = "explore", crawl_budget: int = 1000, planner: str = "words",
+                        setting: str = "explore", crawl_budget: int = 1000, planner: str = "agent",
                         embedder: TextEmbedder | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Run the retrieval benchmark over every app of `data`; write the JSON to `out` and return it.
 
     `setting`: explore or import (`appatlas.bench.settings`). `scale` > 0 also times queries on a
-    synthetic index of that many screens (`summary.scale`). `planner`: words, or agent (`appatlas plan
-    --planner agent`: the agent's decisions rehearsed on the atlas first).
+    synthetic index of that many screens (`summary.scale`). `planner`: agent (`appatlas plan`'s default: the
+    agent's decisions rehearsed on the atlas first), or words (caption-matched routes only).
     """
     setting = check_setting(setting)
     if planner not in ("words", "agent"):

@@ -144,8 +144,10 @@ def _plan(atlas: Path, intent: str, dev):  # noqa: ANN001, ANN202 - a Device; Te
         from appatlas.rag.plan import plan_intent
     except ImportError:
         return None
-    try:
-        return plan_intent(atlas, intent, start=structure_key(dev.snapshot())).test
+    from appatlas.agent.rehearse import rehearser
+
+    try:  # planned as `appatlas plan` plans by default: the agent's decisions rehearsed on the atlas first
+        return plan_intent(atlas, intent, start=structure_key(dev.snapshot()), rehearse_with=rehearser).test
     except IntentNotGrounded:
         raise
     except (AppatlasError, ValueError, KeyError) as exc:

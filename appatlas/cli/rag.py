@@ -125,14 +125,14 @@ def plan(
     start: str = typer.Option(None, help="Structure key of the start screen (default: retrieved)."),
     screenshot: Path = typer.Option(None, help="A screenshot of where the test starts."),
     alternatives: int = typer.Option(3, "-k", help="How many alternative routes to plan."),
-    planner: str = typer.Option("words", help="words: routes through the transitions whose captions match the "
-                                "intent; agent: the agent's own decisions rehearsed on the atlas first (its "
-                                "route when it finishes there), the word routes as alternatives."),
+    planner: str = typer.Option("agent", help="agent (default): the agent's own decisions rehearsed on the atlas "
+                                "first (its route when it finishes there), the word routes as alternatives; "
+                                "words: only routes through the transitions whose captions match the intent."),
 ) -> None:
     """Plan a test from an intent (or a coverage suite), print it and save it as YAML.
 
     Example: appatlas plan notes.atlas "Create a text note named 'Groceries'" --out groceries.yaml
-    Example: appatlas plan notes.atlas "disable autosave notes" --planner agent
+    Example: appatlas plan notes.atlas "disable autosave notes" --planner words
     Example: appatlas plan notes.atlas --suite coverage --out coverage.yaml
     """
     from appatlas.graph.atlas import Atlas
@@ -213,8 +213,8 @@ def bench_retrieval(
         "explore (the headline: the index of a crawl of the app with no task's demonstration on it) or import "
         "(the recording, each task and its demonstration left out).")),
     crawl_budget: int = typer.Option(1000, "--crawl-budget", help="Actions of the crawl for --atlas explore."),
-    planner: str = typer.Option("words", help="The planner measured: words, or agent (`appatlas plan --planner "
-                                "agent`: the agent's decisions rehearsed on the atlas first)."),
+    planner: str = typer.Option("agent", help="The planner measured: agent (`appatlas plan`'s default: the agent's "
+                                "decisions rehearsed on the atlas first), or words (caption-matched routes only)."),
 ) -> None:
     """Measure retrieval: start/end screens, plan validity, screenshots, query time (BENCHMARKS.md §3).
 

@@ -29,8 +29,9 @@ from appatlas.devices.base import locate
 from appatlas.errors import AppatlasError
 from appatlas.graph.expectations import screen_errors
 from appatlas.graph.planner import Edge, Route, Waypoint, edge_cost, route
+from appatlas.rag.intent import OFF_CUES
 from appatlas.rag.slots import Slot, extract_slots, field_affinity
-from appatlas.rag.text import tokens
+from appatlas.rag.text import keeps, tokens
 from appatlas.rag.views import AtlasViews
 from appatlas.types import ActionKind, Expectation, Screen, Selector, TestCase, Widget, view_kind
 
@@ -39,8 +40,6 @@ __all__ = ["compose_route", "derive_expectations", "grounding", "named_rows", "p
 
 _CREATE = re.compile(r"\b(create|add|new|make|save|write|rename|compose|insert|register)\b", re.I)
 _DELETE = re.compile(r"\b(delete|remove|erase|discard|trash)\b", re.I)
-_OFF = re.compile(r"\b(turn off|switch off|disable|deactivate|uncheck|untick|stop|hide|do not|don't|dont|never|"
-                  r"no longer)\b", re.I)
 _SWITCH = re.compile(r"\b(turn|switch|enable|disable|activate|deactivate|check|uncheck|tick|untick|toggle|show|hide|"
                      r"display|use|allow|prevent|do not|don't|set)\b", re.I)
 _OPEN = re.compile(r"\b(open|go to|show|view|navigate|see|display|unlock|enter|check|look at)\b", re.I)
@@ -60,8 +59,7 @@ _ABANDON = frozenset(tokens("cancel discard back close delete remove dismiss no 
 _HOW = frozenset(tokens("turn switch on off enable disable activate deactivate open go create add make delete "
                         "remove toggle"))
 _PHRASE = re.compile(r"[\w@.+-]+")
-_STOP = frozenset(tokens("a an the to in on of for with and or my me this that it its is be by at from as into "
-                         "called named titled please then all"))
+_STOP = frozenset(tokens("called named titled"))  # words that name a value (the tokenizer drops the stop words)
 
 
 def _words(text: str) -> set[str]:
@@ -106,7 +104,7 @@ def named_rows(views: AtlasViews, intent: str) -> list[tuple[str, str]]:
     A value the intent types ("a note named 'Groceries'") names what is made, not a row to pick."""
     said = intent
     for s in extract_slots(intent):
-        if s.typed:
+        if s.is_typed:
             said = said[:s.start] + " " * (s.end - s.start) + said[s.end:]
     said = " " + " ".join(_PHRASE.findall(said.casefold())) + " "
     found: dict[str, str] = {}
@@ -224,7 +222,7 @@ def _toggle_goal(views: AtlasViews, intent: str) -> tuple[str, str, Edge | None]
             edge = flips.get((key, _norm_label(label)))
             # of equal matches, the one the atlas saw flipped, in the state the intent changes
             score = (share, hit, (0.5 if edge is not None else 0.0)
-                     + (0.25 if bool(w.checked) == bool(_OFF.search(intent)) else 0.0))
+                     + (0.25 if bool(w.checked) == bool(OFF_CUES.search(intent)) else 0.0))
             if best is None or score > best[0]:
                 best = (score, key, label, edge)
     return None if best is None else (best[1], best[2], best[3])
@@ -254,7 +252,7 @@ def _strip_values(intent: str) -> str:
     """The intent without the values it types (they name what is made, not a setting)."""
     out = intent
     for s in extract_slots(intent):
-        if s.typed:
+        if s.is_typed:
             out = out.replace(s.value, " ")
     return out
 
@@ -314,7 +312,7 @@ def _value_goal(views: AtlasViews, intent: str, slots: Sequence[Slot]) -> Expect
     m = _SET_TO.search(intent)
     if m is None:
         return None
-    quoted = [s for s in slots if s.kind == "quoted" and s.start >= m.start("value")]
+    quoted = [s for s in slots if s.kind == "quoted" and s.name != "file" and s.start >= m.start("value")]
     value = quoted[0].value if quoted else _value_text(m.group("value"))
     what = _words(m.group("what")) - {"~not"}
     if not value or len(value) > 40 or not what:
@@ -439,7 +437,7 @@ def _derive(views: AtlasViews, intent: str, test: TestCase,
             slots: Sequence[Slot] | None = None) -> tuple[Expectation, ...]:
     slots = list(slots) if slots is not None else extract_slots(intent)
     out: list[Expectation] = []
-    typed = [s for s in slots if s.typed]
+    typed = [s for s in slots if s.is_typed]
     if _CREATE.search(intent) and typed:
         listed = _list_before_form(views, test)
         # a list whose rows are days or numbers (a month view) does not show a name: nothing is claimed there
@@ -459,7 +457,7 @@ def _derive(views: AtlasViews, intent: str, test: TestCase,
     toggle = _toggle_goal(views, intent)
     if toggle is not None and not typed:
         key, label, _ = toggle
-        off = bool(_OFF.search(intent))
+        off = bool(OFF_CUES.search(intent))
         out.append(Expectation("unchecked" if off else "checked", label, where=key,
                                note=f"{label!r} is {'off' if off else 'on'} on the {views.screens[key].facts.place}"))
     if not out and not typed:
@@ -478,9 +476,6 @@ def _derive(views: AtlasViews, intent: str, test: TestCase,
     return tuple(out)
 
 
-_KEEP = frozenset(tokens("save ok done apply confirm"))
-
-
 def _kept_by_confirm(views: AtlasViews, expect: list[Expectation], intent: str = "") -> list[Expectation]:
     """A choice made on a screen with its own Save or OK is kept only once that is pressed ("sort by year":
     the options of a Sort dialog checked and the dialog still open is no sort), and so is a value the
@@ -493,14 +488,12 @@ def _kept_by_confirm(views: AtlasViews, expect: list[Expectation], intent: str =
         view = views.screens.get(e.where)
         if e.kind not in ("shown", "checked", "unchecked") or view is None or not g.has_node(e.where):
             continue
-        keeps = any(_words(b) and _words(b) <= _KEEP for b in view.facts.buttons)
-        if not keeps and not re.search(r"\bsave\b", intent, re.I):
+        if not any(keeps(b) for b in view.facts.buttons) and not re.search(r"\bsave\b", intent, re.I):
             continue
         after = ""
         for _, t, d in g.out_edges(e.where, data=True):
-            label = _words(_step_label(views, e.where, d["action"]))
             target = views.screens.get(t)
-            if t != e.where and d["action"].kind is ActionKind.TAP and label and label <= _KEEP \
+            if t != e.where and d["action"].kind is ActionKind.TAP and keeps(_step_label(views, e.where, d["action"])) \
                     and target is not None and not screen_errors(target.example):
                 after = t
                 break
@@ -602,7 +595,7 @@ def plan_problems(views: AtlasViews, test: TestCase, intent: str, slots: Sequenc
     slots = list(slots) if slots is not None else extract_slots(intent)
     problems: list[str] = []
     passes = set(_screens_of(views, test))
-    typed_any = any(s.typed for s in slots)
+    typed_any = any(s.is_typed for s in slots)
     toggle = _toggle_goal(views, intent) if not typed_any else None
     for e in derive_expectations(views, intent, test, slots):
         # a switch the intent names and a screen it opens are places a plan must go; a choice in a dialog
@@ -628,9 +621,9 @@ def plan_problems(views: AtlasViews, test: TestCase, intent: str, slots: Sequenc
         here = s.expect or here
     for s in slots:
         v = s.value.strip().casefold()
-        if s.typed and v not in typed_texts:
+        if s.is_typed and v not in typed_texts:
             problems.append(f"it never types {s.value!r}, which the intent names")
-        elif not s.typed and not any(re.search(rf"(^|\W){re.escape(v)}(\W|$)", t) for t in typed_texts | picked):
+        elif not s.is_typed and not any(re.search(rf"(^|\W){re.escape(v)}(\W|$)", t) for t in typed_texts | picked):
             problems.append(f"it never picks {s.value!r}, which the intent names")
     names = dict(named_rows(views, intent))
     here = test.start
@@ -801,7 +794,7 @@ def compose_route(views: AtlasViews, intent: str, start: str,
             waypoints.append(Waypoint(edge=edges[0]))
             if _DELETE.search(intent):  # then the Delete that item's screen offers, and its confirmation
                 waypoints += [Waypoint(edge=e) for e in _delete_edges(views, edges[0][1])]
-    typed = [s for s in slots if s.typed]
+    typed = [s for s in slots if s.is_typed]
     toggle = _toggle_goal(views, intent) if not typed else None
     if toggle is not None and toggle[2] is not None:
         waypoints.append(Waypoint(edge=toggle[2]))

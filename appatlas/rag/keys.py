@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from appatlas.graph.expectations import screen_errors
 from appatlas.graph.planner import Edge
 from appatlas.rag.slots import FIELD_WORDS, Slot, field_affinity
-from appatlas.rag.text import id_words, tokens
+from appatlas.rag.text import CONFIRM_WORDS, id_words, tokens
 from appatlas.rag.views import AtlasViews, TransitionView
 from appatlas.rag.walk import Decisions, Walker, latest_choice
 from appatlas.types import ActionKind
@@ -34,7 +34,6 @@ __all__ = ["Evidence", "KeyPicker", "Pick", "number_fits"]
 
 LAMBDA = 0.06  # value of one unit of route cost (a plain step costs ~1)
 MIN_GAIN = 0.02  # a waypoint must raise the value by this much to be worth adding
-_CONFIRM = frozenset(tokens("ok save done yes apply create add send delete confirm allow update submit"))
 _SAVE = frozenset(tokens("save done apply"))
 _NAV = (ActionKind.BACK, ActionKind.LAUNCH)
 _QUOTED = re.compile(r"[\"\u201c\u2018'][^\"\u201d\u2019']*[\"\u201d\u2019']")
@@ -134,7 +133,7 @@ class KeyPicker:
         for t, share in self._keyed(edges, ev).items():  # "call 911" on a keypad: 9, 1, 1
             credit[t] = max(credit.get(t, 0.0), share)
         for slot in bound.values():
-            for t in set(tokens(slot.cue)) & FIELD_WORDS:  # "mobile number 123…": the field explains them
+            for t in set(tokens(slot.clause)) & FIELD_WORDS:  # "mobile number 123…": the field explains them
                 credit[t] = 1.0
         covered = set(credit)
         coverage = sum(w * credit[t] for t, w in ev.weights.items() if t in credit)
@@ -370,7 +369,7 @@ class KeyPicker:
                 continue
             label = set(tokens(t.facts.label))
             strong = bool(label & _SAVE)
-            if not label or not label <= _CONFIRM:
+            if not label or not label <= CONFIRM_WORDS:
                 continue  # a confirm button says only that: OK, Save, Delete, Send
             if not (end.facts.kind in ("dialog", "form") or strong):
                 continue

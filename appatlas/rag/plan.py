@@ -58,7 +58,7 @@ def bind_inputs(views: AtlasViews, r: Route, retrieval: Retrieval) -> dict[Edge,
         if kt.slot is not None and kt.edge in r.edges:
             inputs[kt.edge] = kt.slot.value
             used.add(id(kt.slot))
-    left: list[Slot] = [s for s in retrieval.slots if s.typed and id(s) not in used]
+    left: list[Slot] = [s for s in retrieval.slots if s.is_typed and id(s) not in used]
     for e in r.edges:
         if e in inputs or not left:
             continue
@@ -148,7 +148,7 @@ def _unique_slots(slots: list[Slot]) -> tuple[tuple[str, str], ...]:
     """(name, value) of the typed slots, names made unique ("name", "name_2")."""
     out, seen = [], {}
     for s in slots:
-        if not s.typed:
+        if not s.is_typed:
             continue
         seen[s.name] = seen.get(s.name, 0) + 1
         out.append((s.name if seen[s.name] == 1 else f"{s.name}_{seen[s.name]}", s.value))

@@ -182,7 +182,7 @@ class Retriever:
             out[name] = {d.meta["id"] if name == "transitions" else d.meta["key"]: float(s)
                          for d, s in zip(col.docs, best, strict=True)}
         bm25 = self.store.collections["transitions"].bm25
-        field_cues = {w for s in slots if s.typed for w in tokens(s.cue)} & FIELD_WORDS
+        field_cues = {w for s in slots if s.is_typed for w in tokens(s.clause)} & FIELD_WORDS
         descriptors = _descriptors(query)
         # the old value of "from 'a' to 'b'" says what changes, not where to go: its words are left out,
         # unless the intent also says them outside it ("change the event type 'regular event' to …")
@@ -278,7 +278,7 @@ class Retriever:
         order = {t: i for i, t in reversed(list(enumerate(tokens(query))))}
         ev = Evidence(weights=scores.weights, edges=scores.edges, screens=scores.screens,
                       experience=[(sim, self._task_path.get(subject, [])) for _, sim, subject in experience[:2]],
-                      slots=[s for s in slots if s.typed], order=order, near=Evidence.neighbours(tokens(query)),
+                      slots=[s for s in slots if s.is_typed], order=order, near=Evidence.neighbours(tokens(query)),
                       followed=followed, latest=latest, after=after)
         picks = self.picker.pick(start, ev)
         return [KeyTransition(p.transition, p.edge, 1.0, p.reason, p.slot) for p in picks]
@@ -288,7 +288,7 @@ class Retriever:
         out = []
         for edge in rehearsed.edges:
             text = rehearsed.typed.get(edge, "")
-            slot = next((s for s in slots if s.typed and text and s.value.casefold() == text.casefold()), None)
+            slot = next((s for s in slots if s.is_typed and text and s.value.casefold() == text.casefold()), None)
             out.append(KeyTransition(self.views.plan_graph.edges[edge]["transition"], edge, 1.0,
                                      f"the agent, rehearsed on the atlas: {rehearsed.notes.get(edge, '')}", slot))
         return out

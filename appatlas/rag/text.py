@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["STOP_WORDS", "camel_words", "id_words", "stem", "tokens"]
+__all__ = ["CONFIRM_WORDS", "KEEP_WORDS", "STOP_WORDS", "camel_words", "id_words", "keeps", "stem", "tokens"]
 
 STOP_WORDS = frozenset("""
 a an the and or of to in on at for from by with into onto as is are be it its this that these those
@@ -17,6 +17,11 @@ i me my we our you your he him his she her they them their please then also so d
 will would should just all any some only up down out over under about after before via
 app application screen page
 """.split())
+
+# Buttons that keep what a screen or dialog holds (a choice stays made once one is pressed), and every button
+# that confirms: those, and the ones that carry out an act of their own (Delete, Send, Add).
+_KEEP = "ok save done apply confirm"
+_CONFIRM = _KEEP + " yes create add send delete allow update submit"
 
 # Resource-id parts that say how a view is built, not what it is for.
 _ID_NOISE = frozenset({"id", "holder", "layout", "view", "wrapper", "container", "txt", "tv", "iv", "img",
@@ -87,3 +92,14 @@ def id_words(resource_id: str) -> list[str]:
     for part in re.split(r"[_\W]+", name):
         words.extend(camel_words(part) if part and not part.islower() else [part.lower()] if part else [])
     return [w for w in words if w and w not in _ID_NOISE]
+
+
+KEEP_WORDS = frozenset(tokens(_KEEP))
+CONFIRM_WORDS = frozenset(tokens(_CONFIRM))
+
+
+def keeps(label: str) -> bool:
+    """Whether a button reading `label` keeps what its screen holds (Save, OK, Done, Apply): a choice made on a
+    screen that has one is made once it is pressed."""
+    said = set(tokens(label))
+    return bool(said) and said <= KEEP_WORDS

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from appatlas.agent.intent import words
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import LookAhead
 from appatlas.agent.options import BACK_OPTION, options
 from appatlas.graph.atlas import StoredTransition
+from appatlas.rag.intent import words
 from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
 
 W, H = 1080, 2280

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from appatlas.agent.intent import parse_intent
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.oracle import AppWords, realised
 from appatlas.agent.progress import Progress, Taken
+from appatlas.rag.intent import parse_intent
 from appatlas.types import ActionKind, Bounds, Screen, Widget
 
 
@@ -35,3 +35,16 @@ def test_each_clause_must_be_acted_on() -> None:
 
 def test_a_value_to_type_that_no_field_holds_keeps_the_intent_open() -> None:
     assert not _realised("create a note called 'Groceries'", ["Create note"], _screen("Create note"))
+
+
+def test_what_a_named_value_is_made_as_must_be_acted_on() -> None:
+    # "a new task called 'X'": typing X into a checklist's form makes no task, though "add" and "new" were acted on
+    history = [Taken(ActionKind.TAP, label="New note", title="New note"), Taken(ActionKind.TAP, label="Add item"),
+               Taken(ActionKind.TYPE, label="Add an item", text="Call the bank", changed=True)]
+    intent = parse_intent("add a new task called 'Call the bank'")
+    k = Knowledge.build(package="com.x", screens={}, state_key={}, content={}, transitions=[], tasks=[])
+    assert not realised(intent, Progress(intent, history), _screen("Save", "Tasks"), k, app_words=AppWords({"com", "x"}),
+                        weight=k.weight, finish=0.65)
+    history[0] = Taken(ActionKind.TAP, label="New task", title="New task")
+    assert realised(intent, Progress(intent, history), _screen("Save", "Tasks"), k, app_words=AppWords({"com", "x"}),
+                    weight=k.weight, finish=0.65)

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from appatlas.agent.intent import parse_intent
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.options import options
 from appatlas.agent.policy import Policy
 from appatlas.agent.progress import Progress, Taken, taken
 from appatlas.devices.virtual import open_app
+from appatlas.rag.intent import parse_intent
 from appatlas.types import ActionKind, Bounds, Screen, Widget
 
 W, H = 1080, 2280

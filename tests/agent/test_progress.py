@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from appatlas.agent.intent import parse_intent
 from appatlas.agent.progress import Progress, Taken
+from appatlas.rag.intent import parse_intent
 from appatlas.types import ActionKind
 
 SNOOZE_ON = Taken(ActionKind.SCROLL, label="settings", toggles=(("Always use same snooze time", True, False),))
@@ -22,3 +22,27 @@ def test_a_switch_already_as_the_intent_wants_it_covers_its_words() -> None:
 def test_a_switch_in_the_other_state_covers_nothing() -> None:
     progress = Progress(parse_intent("turn off always use same snooze time"), [SNOOZE_ON])
     assert "snooze" in progress.uncovered()
+
+
+def test_a_switch_flipped_on_a_screen_with_its_own_save_is_committed_by_save_not_at_once() -> None:
+    intent = parse_intent("turn on quiet hours")
+    flip = Taken(ActionKind.TAP, label="Quiet hours", changed=True, keeps=True)
+    assert Progress(intent, [flip]).last_commit(dialog_now=False) == -1
+    assert Progress(intent, [flip, Taken(ActionKind.TAP, label="Save", confirm=True)]).last_commit(dialog_now=False) == 1
+    settings = Taken(ActionKind.TAP, label="Quiet hours", changed=True)  # a settings list saves a switch at once
+    assert Progress(intent, [settings]).last_commit(dialog_now=False) == 0
+
+
+def test_a_screen_keeps_its_switches_when_it_has_a_save_button() -> None:
+    from appatlas.agent.progress import taken
+    from appatlas.types import Action, Bounds, Screen, Selector, Widget
+
+    def screen(*buttons: str) -> Screen:
+        kids = (Widget("android.widget.Switch", Bounds(0, 0, 1080, 150), text="Quiet hours", clickable=True,
+                       checkable=True, package="com.x", resource_id="com.x:id/pref_quiet"),
+                *(Widget("android.widget.Button", Bounds(0, 200 * (i + 1), 1080, 200 * (i + 1) + 150), text=b,
+                         clickable=True, package="com.x") for i, b in enumerate(buttons)))
+        return Screen("com.x", "com.x.Main", Widget("hierarchy", Bounds(0, 0, 1080, 2280), children=kids), 1080, 2280)
+
+    tap = Action(ActionKind.TAP, Selector(resource_id="com.x:id/pref_quiet"))
+    assert taken(tap, screen("Save")).keeps and not taken(tap, screen("Quiet hours help")).keeps

@@ -175,7 +175,7 @@ def test_the_ranker_is_told_the_first_clause_still_to_do(demo_knowledge) -> None
     policy = Policy(demo_knowledge)
     key = next(iter(demo_knowledge.screens))
     opts = demo_knowledge.options_of(demo_knowledge.screens[key].states[0])[:2]
-    from appatlas.agent.intent import parse_intent
+    from appatlas.rag.intent import parse_intent
 
     intent = parse_intent("create a text note called 'test', and search for 'trip'")
     query = policy.query(intent, Progress(intent, [], current=key), [_Valued(o, 1.0) for o in opts])

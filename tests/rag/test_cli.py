@@ -58,12 +58,17 @@ def test_the_demo_hook_plans_and_saves_each_intent(notes_atlas, tmp_path, embedd
         assert load_tests(row["file"]).tests[0].intent == row["intent"] and row["steps"] > 0
 
 
-def test_plan_with_the_agent_planner_says_each_step_is_the_agents(notes_atlas, tmp_path, embedder) -> None:
+def test_plan_by_default_rehearses_the_agent_and_says_each_step_is_the_agents(notes_atlas, tmp_path, embedder) -> None:
     out = tmp_path / "autosave.yaml"
-    result = CliRunner().invoke(_app(), ["plan", str(notes_atlas), "disable autosave notes", "--planner", "agent",
-                                         "--out", str(out)])
+    result = CliRunner().invoke(_app(), ["plan", str(notes_atlas), "disable autosave notes", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.output.count("key step: the agent, rehearsed") == 3 and out.is_file()
+
+
+def test_plan_with_the_words_planner_routes_by_captions_alone(notes_atlas, embedder) -> None:
+    result = CliRunner().invoke(_app(), ["plan", str(notes_atlas), "disable autosave notes", "--planner", "words"])
+    assert result.exit_code == 0, result.output
+    assert "key step:" in result.output and "the agent, rehearsed" not in result.output
 
 
 def test_an_unknown_planner_is_refused(notes_atlas) -> None:

@@ -89,3 +89,25 @@ def test_a_rehearsal_goes_on_from_the_opener_after_an_ok_the_crawl_saw_do_nothin
     assert r is not None and r.done, r and r.reason
     assert policy.shown == [k["main"], k["dialog"], k["dialog"], k["main"], k["menu"]]
     assert views.expected_screens(k["main"], r.edges) == [k["dialog"], k["dialog"], k["main"], k["menu"]]
+
+
+def test_a_switch_the_crawl_left_as_the_intent_wants_is_still_flipped(tmp_path) -> None:
+    # The crawl turned autosave off while exploring and last reached Settings that way: a run finds it as the app
+    # keeps it (on), so "disable autosave" is not done by opening Settings; the rehearsal flips it from a state
+    # where it is on.
+    from appatlas.graph.atlas import Atlas
+    from tests.rag.conftest import main_screen, menu, settings, tap
+
+    with Atlas.create(tmp_path / "s.atlas", app="s") as atlas:
+        main, opts = atlas.add_state(main_screen("Diary")), atlas.add_state(menu())
+        off, on = atlas.add_state(settings(autosave=False)), atlas.add_state(settings(autosave=True))
+        atlas.add_transition(main, tap(desc="More options"), opts)
+        atlas.add_transition(opts, tap(rid="title", text="Settings"), off)
+        atlas.add_transition(off, tap(rid="autosave", text="Autosave notes"), on)
+        atlas.add_transition(on, tap(rid="autosave", text="Autosave notes"), off)
+    with Atlas.open(tmp_path / "s.atlas") as atlas:
+        views = atlas_views(atlas)
+        r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "disable autosave notes", main.structure_key)
+    assert r is not None and r.done, r and r.reason
+    labels = [views.transitions[views.plan_graph.edges[e]["transition"]].facts.label for e in r.edges]
+    assert labels == ["More options", "Settings", "Autosave notes"]

@@ -4,7 +4,7 @@ from appatlas.rag.slots import extract_slots, field_affinity, masked_query
 
 
 def _typed(intent: str) -> dict[str, str]:
-    return {s.name: s.value for s in extract_slots(intent) if s.typed}
+    return {s.name: s.value for s in extract_slots(intent) if s.is_typed}
 
 
 def test_a_new_contact_yields_first_name_surname_and_phone() -> None:
@@ -18,7 +18,7 @@ def test_a_quoted_name_after_named_is_typed() -> None:
 
 def test_a_quoted_label_of_something_on_screen_is_not_typed() -> None:
     slots = extract_slots("disable 'start week on sunday'")
-    assert [(s.value, s.typed) for s in slots] == [("start week on sunday", False)]
+    assert [(s.value, s.is_typed) for s in slots] == [("start week on sunday", False)]
 
 
 def test_only_the_new_value_of_a_rename_is_typed() -> None:
