@@ -111,3 +111,11 @@ def test_a_switch_the_crawl_left_as_the_intent_wants_is_still_flipped(tmp_path) 
     assert r is not None and r.done, r and r.reason
     labels = [views.transitions[views.plan_graph.edges[e]["transition"]].facts.label for e in r.edges]
     assert labels == ["More options", "Settings", "Autosave notes"]
+
+
+def test_the_demo_plans_with_the_agents_rehearsal_when_given_it(notes_atlas, tmp_path, embedder) -> None:
+    from appatlas.rag.demo import demo_retrieval
+
+    summary = demo_retrieval(notes_atlas, tmp_path / "tests", ["disable autosave notes"], rehearse_with=rehearser)
+    steps = summary["tests"][0]["key_steps"]
+    assert steps and all(s.startswith("the agent, rehearsed") for s in steps)
