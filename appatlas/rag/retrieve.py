@@ -9,6 +9,8 @@ end candidates are where those routes end.
 Evidence, in the order it is weighed:
   experience  recorded tasks / executed tests with a similar intent: their start, their path
   captions    hybrid (cosine + BM25) match of the intent against transition and screen captions
+  elements    the store's elements collection (the functional memory the agent reads): where acting on the
+              elements nearest the intent leaves the user, fused by rank into the ends (`_acted_on`, `_fuse`)
   launch      where the app opens, for the start
 
 Typed values are masked out of the query (they say what to type, not where to go), so a test
@@ -155,6 +157,13 @@ class Retriever:
             routes = [Route(rehearsed.start, list(rehearsed.edges))] + [
                 r for r in routes if r.edges != rehearsed.edges][:max(k - 1, 0)]
         ends = self._ends(routes, scores, experience, starts)
+        if rehearsed is not None and rehearsed.done and rehearsed.edges:
+            # the agent judged the intent realised where its rehearsed route ends: that end comes first, before
+            # the other outcomes its last action has had (hidden state) and the other routes' ends
+            done = self.views.expected_screens(routes[0].start, routes[0].edges)[-1]
+            ends = sorted(ends, key=lambda c: c.key != done)
+        elif starts:  # no finished rehearsal: what acting on the elements that best mean the intent leaves one on
+            ends = _fuse(ends, self._acted_on(query, qvec, starts[0].key))
         told = "" if rehearsed is None else (("finished: " if rehearsed.done and rehearsed.edges else "unfinished: ")
                                               + rehearsed.reason)
         return Retrieval(intent=intent, query=query, slots=slots, starts=starts[:k], key_transitions=keys,
@@ -352,6 +361,42 @@ class Retriever:
         ranked = sorted(score, key=lambda k: -score[k])
         return [Candidate(k, score[k], reason[k]) for k in ranked]
 
+    def _acted_on(self, query: str, qvec: np.ndarray, start: str, *, k: int = 10) -> list[Candidate]:
+        """Where acting on the elements whose functional memory best matches the intent leaves the user, best
+        first: the store's elements collection (what each element says and where it leads, rag.captioner
+        `element_sentence`), searched by meaning and words. An element leads where the atlas saw its action go,
+        read as a route from `start` (`AtlasViews.expected_screens`: a dialog's choice returns to its opener);
+        one whose action was never seen taken, or goes nowhere else (a switch, a field), leaves the user on its
+        own screen. Empty when the store has no elements (an index built without them)."""
+        if not self.store.has_elements:
+            return []
+        g = self.views.plan_graph
+        out: dict[str, Candidate] = {}
+        for hit in self.store.search("elements", query, k=k, qvec=qvec):
+            key, label = hit.meta["key"], str(hit.meta.get("label", "")).casefold()
+            ends = []
+            for edge in (g.out_edges(key, keys=True) if key in g else ()):
+                if label and self._label(edge) == label:
+                    try:
+                        r = route(g, start, [Waypoint(edge=edge)], k=1)[0]
+                    except NoPlan:
+                        continue
+                    ends.append(self._settled([r.start, *self.views.expected_screens(r.start, r.edges)]))
+            for end in dict.fromkeys(ends or [self._settled([key])]):
+                out.setdefault(end, Candidate(end, hit.score, f"acting on '{hit.meta.get('label', '')}', the element "
+                                                             f"nearest the intent in meaning, leads here ({hit.score:.2f})"))
+        return list(out.values())
+
+    def _transient(self, key: str) -> bool:
+        view = self.views.screens.get(key)
+        return view is not None and view.facts.kind in ("dialog", "menu")
+
+    def _settled(self, screens: Sequence[str]) -> str:
+        """Where a user acting along `screens` is left once the way is done: a dialog or menu is not where an
+        intent ends (it closes on a choice, or on OK, onto the screen under it), so the last screen of the
+        way that is neither; the last screen when all are."""
+        return next((k for k in reversed(screens) if not self._transient(k)), screens[-1])
+
     def _label(self, edge: Edge) -> str:
         data = self.views.plan_graph.edges[edge]
         t = self.views.transitions.get(data["transition"])
@@ -360,6 +405,27 @@ class Retriever:
     def _activity(self, key: str) -> str:
         view = self.views.screens.get(key)
         return view.facts.activity if view is not None else ""
+
+
+_RRF_K = 60  # reciprocal rank fusion's standard constant (Cormack et al. 2009): no weight fitted on any app
+
+
+def _fuse(ends: list[Candidate], acted: list[Candidate]) -> list[Candidate]:
+    """The end candidates of the routes and captions fused by rank with those the elements say (reciprocal rank
+    fusion: each list adds 1/(k + rank)). Ties keep the routes' order. Nothing to fuse: `ends` as they were."""
+    if not acted:
+        return ends
+    score: dict[str, float] = defaultdict(float)
+    reason: dict[str, str] = {}
+    for ranked in (ends, acted):
+        for rank, c in enumerate(ranked):
+            score[c.key] += 1.0 / (_RRF_K + rank + 1)
+            reason.setdefault(c.key, c.reason)
+    order: dict[str, int] = {}
+    for i, c in enumerate(ends + acted):
+        order.setdefault(c.key, i)
+    ranked = sorted(score, key=lambda key: (-score[key], order[key]))
+    return [Candidate(key, score[key], reason[key]) for key in ranked]
 
 
 class _AppWords(frozenset[str]):
