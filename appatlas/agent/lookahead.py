@@ -12,7 +12,7 @@ from collections.abc import Callable
 from appatlas.agent.knowledge import MAX_STATES_PER_SCREEN, Knowledge
 from appatlas.agent.options import Option
 from appatlas.agent.valuing import pick_value, same_option
-from appatlas.rag.intent import Slot, terms_in
+from appatlas.rag.intent import Slot, label_words, terms_in
 from appatlas.types import ActionKind, view_kind
 
 __all__ = ["VERTICAL", "LookAhead"]
@@ -28,6 +28,67 @@ class LookAhead:
         self.gamma = gamma
         self.depth = depth
         self.slot_pick = slot_pick
+        self._steps: dict[str, list[tuple[str, tuple[str, ...]]]] = {}  # key -> (target, words of the control)
+
+    def coverage(self, o: Option, key: str, uncovered: list[str], *, been: set[str] = frozenset(),
+                 targets: list[str] | None = None, memo: dict[tuple[str, int], frozenset[int]] | None = None) -> float:
+        """The share of the IDF weight of `uncovered` that one path starting with `o` names along the way: its
+        own label, the control taken on each screen after it, and a label of the last screen (`depth` hops,
+        undiscounted). 'More options' -> 'Settings' -> 'Reminder sound' covers "reminder sound" where no single
+        label of the first screen after it does: `value` credits the best label alone, this the whole path.
+
+        `targets`: where `o` leads (default: where the atlas saw it lead from `key`); `memo` may be shared by the
+        options of one decision (the same `uncovered` and `been`)."""
+        if not uncovered or (o.widget is None and o.kind is not ActionKind.BACK):
+            return 0.0
+        weights = [self.weight(t) for t in uncovered]
+        total = sum(weights)
+        if total <= 0:
+            return 0.0
+        memo = {} if memo is None else memo
+        avoid = set(been) | {key}
+        if targets is None:
+            targets = [t.target_key for t in self.knowledge.out(key) if same_option(t.action, o)]
+        own = self._mask(o.label, uncovered) if o.kind in (ActionKind.TAP, ActionKind.LONG_TAP) else 0
+        masks = {own} | {own | m for k in set(targets) - avoid
+                         for m in self._masks(k, self.depth - 1, uncovered, avoid, memo)}
+        return max(sum(w for i, w in enumerate(weights) if m >> i & 1) for m in masks) / total
+
+    def _mask(self, label: str, uncovered: list[str], ws: tuple[str, ...] | None = None) -> int:
+        hits = set(terms_in(uncovered, ws if ws is not None else tuple(label_words(label))))
+        return sum(1 << i for i, t in enumerate(uncovered) if t in hits)
+
+    def _masks(self, key: str, depth: int, uncovered: list[str], avoid: set[str],
+               memo: dict[tuple[str, int], frozenset[int]]) -> frozenset[int]:
+        """The sets of `uncovered` (bit masks) that one path from the screen `key` can name within `depth` more hops."""
+        if (key, depth) in memo:
+            return memo[(key, depth)]
+        memo[(key, depth)] = frozenset()  # a cycle names nothing new
+        info = self.knowledge.screens.get(key)
+        out = {self._mask(label, uncovered, ws) for label, ws in (info.labels if info else ())}
+        if depth > 0:
+            for target, ws in self._controls(key):
+                if target not in avoid and target != key:
+                    mine = self._mask("", uncovered, ws)
+                    out |= {mine | m for m in self._masks(target, depth - 1, uncovered, avoid, memo)}
+        out.discard(0)
+        kept = frozenset(m for m in out if not any(m != n and m & n == m for n in out))  # the largest only
+        memo[(key, depth)] = kept
+        return kept
+
+    def _controls(self, key: str) -> list[tuple[str, tuple[str, ...]]]:
+        """(target, words of the control) of every recorded step forward from the screen `key` (not back)."""
+        if key not in self._steps:
+            steps = []
+            for t in self.knowledge.out(key):
+                if t.action.kind is ActionKind.BACK or t.target_key == key:
+                    continue
+                words = next((ws for o, (_, ws) in zip(self.knowledge.options_of(t.source),
+                                                       self.knowledge.labels_of(t.source), strict=True)
+                              if same_option(t.action, o)), ())
+                steps.append((t.target_key, words))
+            self._steps[key] = steps
+        return self._steps[key]
 
     def value(self, o: Option, key: str, uncovered: list[str], slots: list[Slot], *, been: set[str],
               here: frozenset[str] | set[str] = frozenset()) -> float:

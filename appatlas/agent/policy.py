@@ -79,6 +79,10 @@ class PolicyConfig:
     ask_margin: float = 0.0
     ask_below: float = 0.0
     ask_start: bool = False  # a trained ranker picks where the graph would say "done" before any step was taken
+    # The ranker also sees the option one path through which names the most of the intent's words left
+    # (`LookAhead.coverage`) when that is none of the close options: an overflow menu whose entries lead to the
+    # page that names the goal, valued below a labelled option by the discounted look-ahead.
+    ask_cover: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,12 +116,27 @@ class _Valued:
     why: list[str] = field(default_factory=list)
     memory: float = 0.0  # the part of `value` that only recorded tasks vouch for
     own: float = 0.0  # the part of `value` the option itself earns (its label, a slot it names or types)
+    cover: float | None = None  # `LookAhead.coverage`, computed only where a ranker is asked
+    named: frozenset[str] = frozenset()  # the intent's words (and slots) its own label names
 
 
 def _harmless_confirm(screen: Screen) -> Option | None:
     """The screen's confirming button, unless it destroys something ("Delete")."""
     confirm = confirming(options(screen, scroll=False), form=False)
     return None if confirm is None or confirm.label.strip().lower() in DESTRUCTIVE_WORDS else confirm
+
+
+def _parts(among: Sequence[_Valued], theta: float) -> bool:
+    """Whether `among` (two or more) each earn their value by naming, on their own label, words or values of the
+    intent that no other of them names."""
+    if len(among) < 2 or any(v.own < theta or not v.named for v in among):
+        return False
+    seen: set[str] = set()
+    for v in among:
+        if seen & v.named:
+            return False
+        seen |= v.named
+    return True
 
 
 class Policy:
@@ -129,8 +148,10 @@ class Policy:
         if hasattr(llm, "ask") and not (config.ask_margin or config.ask_below):
             # A trained ranker carries when to ask it, chosen when it was trained (`appatlas.agent.train.fit`).
             margin, below = llm.ask  # type: ignore[union-attr]
-            start = bool(getattr(llm, "meta", {}).get("ask_start", False))
-            config = replace(config, ask_margin=margin, ask_below=below, ask_start=config.ask_start or start)
+            meta = getattr(llm, "meta", {})
+            config = replace(config, ask_margin=margin, ask_below=below,
+                             ask_start=config.ask_start or bool(meta.get("ask_start", False)),
+                             ask_cover=config.ask_cover or bool(meta.get("ask_cover", False)))
         self.config = config
         self.warnings: list[str] = []
         app_words = {stem(w) for w in re.split(r"[._]", knowledge.package.lower()) if w}
@@ -225,10 +246,16 @@ class Policy:
             # the top options when the best is worth little. A confirming button waits unless it is the best.
             near = max(cfg.tie, cfg.ask_margin) if best.value >= cfg.ask_below else float("inf")
             tied = [v for v in ranked if best.value - v.value <= near and (v is best or not submits(v.option))]
+            among = tied[:cfg.llm_top]
+            # Options that each name a different part of the intent by their own label ('Year' and 'Descending' for
+            # "sort by year in descending order") are all to be done: which first is no question for a model.
+            ruled = ruled or _parts(among, cfg.theta)
+            if cfg.ask_cover and hasattr(self.llm, "rank") and not ruled:
+                among += self._cover_leader(intent, progress, ranked, among)
             # Options that read the same (two 'Create group' buttons) are not a question for a model.
-            distinct = len({describe_option(v.option, text=v.text) for v in tied})
+            distinct = len({describe_option(v.option, text=v.text) for v in among})
             if distinct > 1 and self.llm is not None and not ruled:
-                asked = self._ask(intent, progress, screen, tied[:cfg.llm_top], allow_done=False)
+                asked = self._ask(intent, progress, screen, among, allow_done=False)
                 if asked is not None:
                     return asked
             return self._act(screen, best, "graph", scores)
@@ -268,6 +295,8 @@ class Policy:
         # trained ranker picks among what is here (the words may be on a page only its meaning reaches).
         if cfg.ask_start and not history and left and hasattr(self.llm, "rank"):
             among = [v for v in ranked if v.option.kind is not ActionKind.BACK][:cfg.llm_top]
+            if cfg.ask_cover:
+                among += self._cover_leader(intent, progress, ranked, among)
             if len({describe_option(v.option, text=v.text) for v in among}) > 1:
                 asked = self._rank(intent, progress, screen, among)
                 if asked is not None:
@@ -329,19 +358,50 @@ class Policy:
                         f"{texts[index]}: the model's choice among {len(among)} options", "llm", v.option, v.text,
                         scores)
 
+    def _covers(self, intent: Intent, progress: Progress, valued: Sequence[_Valued]) -> None:
+        """Set `cover` (`LookAhead.coverage`) of each of `valued` that has none yet. A control never pressed here
+        leads where the same control led on another screen of its activity (`Meaning.targets`)."""
+        todo = [v for v in valued if v.cover is None]
+        if not todo:
+            return
+        uncovered = set(progress.uncovered())
+        terms = [t for t in intent.terms if t in uncovered]
+        been = {t.screen for t in progress.history}
+        memo: dict[tuple[str, int], frozenset[int]] = {}
+        for v in todo:
+            targets = None if v.option.kind is ActionKind.BACK else self.meaning.targets(progress.current, v.option)
+            v.cover = self.ahead.coverage(v.option, progress.current, terms, been=been, targets=targets, memo=memo)
+
+    def _cover_leader(self, intent: Intent, progress: Progress, ranked: Sequence[_Valued],
+                      among: Sequence[_Valued]) -> list[_Valued]:
+        """[the option one path through which names the most of the intent left], when none of `among` names as
+        much (`PolicyConfig.ask_cover`); else []. Taps only, not a submit, nor one taken before in this run."""
+        taps = [v for v in ranked if v.option.kind in (ActionKind.TAP, ActionKind.LONG_TAP)
+                and not submits(v.option) and not progress.repeats(v.option.label, v.option.kind)]
+        self._covers(intent, progress, [*taps, *among])
+        if not taps:
+            return []
+        leader = max(taps, key=lambda v: v.cover or 0.0)
+        shown = max((v.cover or 0.0 for v in among), default=0.0)
+        return [leader] if leader not in among and (leader.cover or 0.0) > shown + 1e-6 else []
+
     def query(self, intent: Intent, progress: Progress, among: Sequence[_Valued]) -> Query:
         """What the ranker reads for a choice among `among` (also what `appatlas.agent.train` learns from):
         the intent, its words not yet acted on, and each option's meaning text and graph values."""
         uncovered = set(progress.uncovered())
         left = " ".join(w for w in re.findall(r"[A-Za-z]+", intent.text) if stem(w) in uncovered)
+        terms = [t for t in intent.terms if t in uncovered]
+        self._covers(intent, progress, among)
         cands = []
         for v in among:
             said = self.meaning.describe(progress.current, v.option)
             if v.text:
                 said = f"type '{v.text}' into {said}"
             near, far = self.meaning.reach(progress.current, v.option)
+            named = set(self._matches(v.option.label, terms)) if v.option.kind is not ActionKind.BACK else set()
+            first = next((i / len(terms) for i, t in enumerate(terms) if t in named), 1.0)
             cands.append(Candidate(said, v.option.kind.value, v.value, v.own, v.memory, option=v.option,
-                                   near=near, far=far))
+                                   near=near, far=far, cover=v.cover or 0.0, first=first))
         # The first clause with words still to act on ("create a note called 'test', …, and search for '234'":
         # the note first): what a person does next.
         nxt = next((" ".join(w for w in re.findall(r"[A-Za-z]+", c) if stem(w) in uncovered)
@@ -461,6 +521,7 @@ class Policy:
             own = sum(self._weight(t) * (1.0 if t in titled else 0.5) for t in matched) * precision(o.label, matched)
             if o.checkable and self._satisfied(o, intent):
                 own = 0.0
+            v.named = frozenset(matched) if own else frozenset()
             if self._set_already(o, slots):
                 v.why.append("it shows the wanted value already")
                 return v  # a setting already as wanted, like a toggle already as wanted
@@ -478,6 +539,7 @@ class Policy:
                 # A choice already made is made, except in a list dialog: tapping it is how one answers.
                 if pick and (not (o.checkable and self._satisfied(o, intent)) or (o.in_dialog and pick >= 4)):
                     v.why.append(f"it is '{s.text}'")
+                    v.named |= {f"'{s.text}'"}
                     own += pick
                     break
             keypad = self._keypad_value(o, intent, progress) if is_keypad(screen) else 0.0

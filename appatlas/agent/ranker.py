@@ -37,7 +37,7 @@ __all__ = ["KINDS", "N_FEATURES", "SHIPPED", "Candidate", "Query", "Ranker", "fe
 
 KINDS = ("tap", "long_tap", "type", "scroll", "back")
 SHIPPED = Path(__file__).with_name("models") / "ranker.npz"  # what `--llm local` loads (`llm.make_llm`)
-N_BASE = 16  # the graph's numbers and the cosines (`features`), before the kind one-hot
+N_BASE = 20  # the graph's numbers and the cosines (`features`), before the kind one-hot
 N_FEATURES = N_BASE + len(KINDS)
 DIM = 384  # all-MiniLM-L6-v2
 _MATRICES = ("w1", "w2", "aq", "al", "b")  # what `Ranker.quantized` stores as integer codes
@@ -55,6 +55,9 @@ class Candidate:
     option: Any = field(default=None, compare=False, repr=False)  # the policy's Option, for matching answers
     near: tuple[str, ...] = ()  # the labels of the screens it leads to (`Meaning.reach`)
     far: tuple[str, ...] = ()  # the labels one step further
+    first: float = 1.0  # where in the intent's words left the first one its own label names stands (0 = the first
+    # word, 1 = none): people name what they do in the order they do it ("sort by year in descending order")
+    cover: float = 0.0  # share of the intent's words left that one path through it names (`LookAhead.coverage`)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ def features(query: Query, vectors: np.ndarray, reach: np.ndarray | None = None,
     values = np.array([c.value for c in query.candidates], dtype=np.float32)
     best = float(values.max()) if len(values) else 0.0
     cos_q, cos_l = opts @ q, opts @ left
+    cover = np.array([c.cover for c in query.candidates], dtype=np.float32)
+    first = np.array([c.first for c in query.candidates], dtype=np.float32)
     n = len(query.candidates)
     rows = np.zeros((n, N_FEATURES), dtype=np.float32)
     for i, c in enumerate(query.candidates):
@@ -109,7 +114,8 @@ def features(query: Query, vectors: np.ndarray, reach: np.ndarray | None = None,
         rows[i, :N_BASE] = (np.tanh(c.value / 4), np.tanh((c.value - best) / 2), np.tanh(c.own / 4),
                             np.tanh(ahead / 4), np.tanh(c.memory / 2), i / 5, float(i == 0), cos_q[i], cos_l[i],
                             cos_l[i] - cos_l.max(), reach[i, 0], reach[i, 1], reach[i, 0] - reach[:, 0].max(),
-                            reach[i, 1] - reach[:, 1].max(), cos_n[i], cos_n[i] - cos_n.max())
+                            reach[i, 1] - reach[:, 1].max(), cos_n[i], cos_n[i] - cos_n.max(), cover[i],
+                            cover[i] - cover.max(), first[i], first[i] - first.min())
         rows[i, N_BASE + (KINDS.index(c.kind) if c.kind in KINDS else 0)] = 1.0
     return rows
 
@@ -221,6 +227,9 @@ class Ranker:
         missing = {"w1", "b1", "w2", "b2", "aq", "al", "b"} - set(weights)
         if missing:
             raise ModelMissing(f"{path} is not a ranker (missing {', '.join(sorted(missing))}); train it again")
+        if weights["w1"].shape[0] != N_FEATURES:
+            raise ModelMissing(f"{path} reads {weights['w1'].shape[0]} features per option, this version {N_FEATURES}: "
+                               "train it again with `appatlas train agent --data ../shared/data/droidtask`")
         codes = {}
         for k in _MATRICES:
             if f"{k}_scale" in weights:  # quantized: decode as `quantized` did (code * scale + offset per column)

@@ -46,12 +46,13 @@ __all__ = ["MARGINS", "Row", "TrainConfig", "app_rows", "cache_dir", "extra_rows
            "rows_hash", "train_ranker"]
 
 Progress = Callable[[str], None]
-VERSION = "ranker-2"
+VERSION = "ranker-3"
 _GRAPH_COLUMNS = 7  # the leading feature columns that are the graph's numbers (value, margin, own, ahead, memory, rank)  # bump when rows or features change meaning: cached models are then retrained
-# (ask_margin, ask_below) candidates, "exact ties only" first: the simpler wins a tie.
-MARGINS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.25, 0.0), (0.5, 0.0), (1.0, 0.0), (2.0, 0.0),
-                                            (4.0, 0.0), (float("inf"), 0.0), (0.0, 2.0), (0.5, 2.0), (1.0, 2.0),
-                                            (1.0, 4.0))
+# (ask_margin, ask_below, ask_cover) candidates, "exact ties only" first: the simpler wins a tie.
+_PLAIN = ((0.0, 0.0), (0.25, 0.0), (0.5, 0.0), (1.0, 0.0), (2.0, 0.0), (4.0, 0.0), (float("inf"), 0.0), (0.0, 2.0),
+          (0.5, 2.0), (1.0, 2.0), (1.0, 4.0))
+MARGINS: tuple[tuple[float, float, bool], ...] = tuple((m, b, False) for m, b in _PLAIN) + tuple(
+    (m, b, True) for m, b in _PLAIN[:5])
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ class _Recorder:
 def _collector(knowledge: Knowledge) -> tuple[Policy, _Recorder]:
     recorder = _Recorder()
     # Wide open: every decision the graph would act on is put to the model, as a margin would put it.
-    return Policy(knowledge, llm=recorder, config=PolicyConfig(ask_margin=float("inf"), ask_start=True)), recorder
+    config = PolicyConfig(ask_margin=float("inf"), ask_start=True, ask_cover=True)
+    return Policy(knowledge, llm=recorder, config=config), recorder
 
 
 def _row(policy: Policy, recorder: _Recorder, app: str, origin: str, intent: str, screen: Screen,
@@ -242,7 +244,8 @@ def rows_hash(rows: Sequence[Row], config: TrainConfig) -> str:
     h = hashlib.sha256(f"{VERSION}|{config}".encode())
     for r in rows:
         h.update(json.dumps([r.app, r.origin, r.query.intent, r.query.left, r.query.next, r.answer,
-                             [(c.text, c.kind, round(c.value, 4), round(c.own, 4), round(c.memory, 4), c.near, c.far)
+                             [(c.text, c.kind, round(c.value, 4), round(c.own, 4), round(c.memory, 4), c.near, c.far,
+                               round(c.cover, 4), round(c.first, 4))
                               for c in r.query.candidates]]).encode())
     return h.hexdigest()
 
@@ -329,24 +332,32 @@ class _Net:
 # --- when to ask ------------------------------------------------------------------------------------
 
 
-def _subset(query: Query, margin: float, below: float) -> list[int]:
+def _subset(query: Query, margin: float, below: float, cover: bool = False) -> list[int]:
+    """The candidates `Policy.decide` would ask the ranker among (the graph's order is the candidates' order)."""
     values = [c.value for c in query.candidates]
     best = values[0]
     near = margin if best >= below else float("inf")
-    return [i for i, v in enumerate(values) if best - v <= max(near, 1e-6)]
+    idx = [i for i, v in enumerate(values) if best - v <= max(near, 1e-6)][:PolicyConfig.llm_top]
+    if cover:  # and the option whose path names the most of the intent left (`PolicyConfig.ask_cover`)
+        covers = [c.cover for c in query.candidates]
+        leader = max(range(len(covers)), key=lambda i: covers[i])
+        if leader not in idx and covers[leader] > max(covers[i] for i in idx) + 1e-6:
+            idx.append(leader)
+    return idx
 
 
-def offline_accuracy(ranker: Ranker | None, rows: Iterable[Row], margin: float, below: float, *,
-                     start: bool = True) -> float:
+def offline_accuracy(ranker: Ranker | None, rows: Iterable[Row], margin: float, below: float, cover: bool = False,
+                     *, start: bool = True) -> float:
     """Share of `rows` decided right when the ranker is asked among the options within (`margin`, `below`)
-    of the graph's best (as `Policy.decide` asks it), and the graph's best is taken elsewhere; where the graph
-    says "done" before any step (`Row.start`), the ranker picks among all when `start`, else that "done" is wrong."""
+    of the graph's best (and, with `cover`, the path-coverage leader), as `Policy.decide` asks it, and the graph's
+    best is taken elsewhere; where the graph says "done" before any step (`Row.start`), the ranker picks among
+    all when `start`, else that "done" is wrong."""
     rows = list(rows)
     right = 0
     for r in rows:
         if r.start and not (start and ranker is not None):
             continue  # "done" before any step is never the answer
-        idx = list(range(len(r.query.candidates))) if r.start else _subset(r.query, margin, below)
+        idx = list(range(len(r.query.candidates))) if r.start else _subset(r.query, margin, below, cover)
         choice = 0
         if ranker is not None and len({r.query.candidates[i].text for i in idx}) > 1:
             sub = replace(r.query, candidates=tuple(r.query.candidates[i] for i in idx))
@@ -356,18 +367,18 @@ def offline_accuracy(ranker: Ranker | None, rows: Iterable[Row], margin: float, 
     return right / max(len(rows), 1)
 
 
-def fit_margin(predict: Sequence[tuple[Ranker, Sequence[Row]]]) -> tuple[tuple[float, float], dict[str, float]]:
-    """The (ask_margin, ask_below) of MARGINS with the best accuracy over `predict` — pairs of a ranker and
-    rows of apps it was *not* trained on (out of fold) — and every candidate's accuracy."""
+def fit_margin(predict: Sequence[tuple[Ranker, Sequence[Row]]]) -> tuple[tuple[float, float, bool], dict[str, float]]:
+    """The (ask_margin, ask_below, ask_cover) of MARGINS with the best accuracy over `predict` — pairs of a ranker
+    and rows of apps it was *not* trained on (out of fold) — and every candidate's accuracy."""
     scored: dict[str, float] = {}
     best, best_acc = MARGINS[0], -1.0
     total = sum(len(rows) for _, rows in predict)
-    for margin, below in MARGINS:
-        right = sum(offline_accuracy(ranker, rows, margin, below) * len(rows) for ranker, rows in predict)
+    for margin, below, cover in MARGINS:
+        right = sum(offline_accuracy(ranker, rows, margin, below, cover) * len(rows) for ranker, rows in predict)
         acc = right / max(total, 1)
-        scored[f"{margin}/{below}"] = round(acc, 4)
+        scored[f"{margin}/{below}" + ("/cover" if cover else "")] = round(acc, 4)
         if acc > best_acc + 1e-9:
-            best, best_acc = (margin, below), acc
+            best, best_acc = (margin, below, cover), acc
     return best, scored
 
 
@@ -380,11 +391,13 @@ class Trained:
     ranker: Ranker
     ask_margin: float
     ask_below: float
+    ask_cover: bool = False
     held_out: str | None = None  # the evaluated app nothing here was trained or tuned on
     margins: dict[str, float] | None = None  # out-of-fold accuracy of every MARGINS candidate
 
     def config(self, base: PolicyConfig | None = None) -> PolicyConfig:
-        return replace(base or PolicyConfig(), ask_margin=self.ask_margin, ask_below=self.ask_below, ask_start=True)
+        return replace(base or PolicyConfig(), ask_margin=self.ask_margin, ask_below=self.ask_below, ask_start=True,
+                       ask_cover=self.ask_cover)
 
 
 def collect_rows(data: Path | None, apps: Sequence[str] = (), *, budget: int = 1000, generated: int = 2,
@@ -424,7 +437,7 @@ def fit(rows: dict[str, list[Row]], held_out: str | None = None, config: TrainCo
     if progress is not None:
         progress(f"{'all' if held_out is None else 'without ' + held_out}: the final model")
     ranker = train_ranker(_training(rows, (held_out,)), config, cache=cache)
-    (margin, below), scored = fit_margin(predict) if predict else ((0.0, 0.0), {})
-    ranker.meta.update({"ask_margin": margin, "ask_below": below, "ask_start": True, "held_out": held_out,
-                        "margins": scored})
-    return Trained(ranker, margin, below, held_out, scored)
+    (margin, below, cover), scored = fit_margin(predict) if predict else ((0.0, 0.0, False), {})
+    ranker.meta.update({"ask_margin": margin, "ask_below": below, "ask_start": True, "ask_cover": cover,
+                        "held_out": held_out, "margins": scored})
+    return Trained(ranker, margin, below, cover, held_out, scored)

@@ -124,6 +124,7 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
                 model, config = trained.ranker, trained.config()
                 folds[folder.name] = {"model": trained.ranker.name, "ask_margin": trained.ask_margin,
                                       "ask_below": trained.ask_below, "ask_start": config.ask_start,
+                                      "ask_cover": trained.ask_cover,
                                       "margins": trained.margins,
                                       "trained_on": trained.ranker.meta.get("apps")}
             asked: Counter[str] = Counter()

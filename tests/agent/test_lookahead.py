@@ -57,3 +57,15 @@ def test_no_credit_for_a_detour_to_a_screen_another_option_reaches_directly() ->
     assert _value(_knowledge(detour), "Notes") > 0  # the menu is reached only through the other screen
     assert _value(_knowledge([to_menu, *detour]), "Notes") == 0  # "More options" here reaches it directly
     assert _value(_knowledge([to_menu, *detour]), "More options") > 0
+
+
+def test_coverage_credits_every_word_one_path_names_not_only_its_best_label() -> None:
+    k = _knowledge([(1, _tap("More options"), 3, 1), (3, _tap("Settings"), 4, 1)])
+    ahead = LookAhead(k, gamma=0.5, depth=3, slot_pick=6.0)
+    more = next(o for o in options(SCREENS[1]) if o.label == "More options")
+    left = words("settings autosave")
+    # 'Settings' on the menu and 'Autosave notes' on the page after it: one path names both words.
+    assert ahead.coverage(more, "main", left, been=set()) == 1.0
+    # No single label names both: the share of the best one alone is less.
+    assert ahead.coverage(more, "main", left, been=set(), targets=[]) == 0.0  # leads nowhere known: nothing
+    assert 0 < ahead.coverage(more, "main", words("settings autosave zebra"), been=set()) < 1.0

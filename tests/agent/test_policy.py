@@ -371,3 +371,12 @@ def test_what_an_option_covers_itself_is_not_counted_again_on_the_screens_after_
     decision = Policy(k).decide("open the dial pad", _buttons("Dialpad"), [], known_as="main")
     assert "leads towards" not in decision.reason
 
+
+
+def test_options_that_each_name_a_different_part_of_the_intent_are_no_question_for_the_model(scripted) -> None:
+    llm = scripted(prefer=["Descending"])
+    screen = _buttons("Year", "Descending")
+    decision = Policy(_empty(), llm=llm).decide("sort by year in descending order", screen, [])
+    assert decision.source == "graph" and decision.option.label == "Year" and not llm.asked  # both are to be done
+    # Two options naming the same word of it are a question: "Red apple" or "Red car".
+    assert Policy(_empty(), llm=llm).decide("tap red", _buttons("Red apple", "Red car"), []).source == "llm"

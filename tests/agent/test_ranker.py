@@ -85,7 +85,8 @@ def test_nothing_of_the_held_out_app_is_trained_or_tuned_on(rows) -> None:
               for app in ("a", "b", "c")}
     trained = train.fit(by_app, held_out="a", config=TINY)
     assert trained.ranker.meta["apps"] == ["b", "c"]
-    assert trained.held_out == "a" and set(trained.margins) == {f"{m}/{b}" for m, b in train.MARGINS}
+    assert trained.held_out == "a"
+    assert set(trained.margins) == {f"{m}/{b}" + ("/cover" if c else "") for m, b, c in train.MARGINS}
     assert trained.config().ask_margin == trained.ask_margin
 
 
@@ -206,3 +207,49 @@ def test_where_the_graph_would_say_done_before_any_step_a_ranker_picks(demo_know
     row = train._row(policy, rec, "demo", "task", intent, screen, [], decision.action)
     assert row is not None and row.start
     assert train.offline_accuracy(None, [row], 0.0, 0.0) == 0.0
+
+
+def _menu_app():
+    """main: 'More options' -> menu: 'Settings' -> settings: 'Autosave'; main: 'Notes' -> notes: 'Note settings'."""
+    from appatlas.agent.knowledge import Knowledge
+    from appatlas.graph.atlas import StoredTransition
+    from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
+
+    def screen(activity: str, *labels: str) -> Screen:
+        rows = tuple(Widget("android.widget.TextView", Bounds(0, 100 * i, 1080, 100 * i + 90), text=t, clickable=True,
+                            package="com.x", resource_id=f"com.x:id/{t.lower().replace(' ', '_')}")
+                     for i, t in enumerate(labels))
+        frame = Widget("android.widget.FrameLayout", Bounds(0, 0, 1080, 2280), package="com.x", children=rows)
+        return Screen("com.x", activity, Widget("hierarchy", Bounds(0, 0, 1080, 2280), children=(frame,)), 1080, 2280)
+
+    def tap(label: str) -> Action:
+        return Action(ActionKind.TAP, target=Selector(resource_id=f"com.x:id/{label.lower().replace(' ', '_')}",
+                                                      text=label))
+
+    screens = {1: screen("Main", "More options", "Notes"), 2: screen("Menu", "Settings", "About"),
+               3: screen("Settings", "Autosave"), 4: screen("Notes", "Note settings")}
+    keys = {1: "main", 2: "menu", 3: "settings", 4: "notes"}
+    edges = [(1, "More options", 2), (2, "Settings", 3), (1, "Notes", 4)]
+    transitions = [StoredTransition(i, a, b, keys[a], keys[b], tap(label), 1, 0, "crawl")
+                   for i, (a, label, b) in enumerate(edges)]
+    return Knowledge.build(package="com.x", screens=screens, state_key=keys, content={}, tasks=[],
+                           transitions=transitions), screens[1]
+
+
+def test_the_ranker_also_sees_the_option_whose_path_names_most_of_the_intent() -> None:
+    knowledge, main = _menu_app()
+    intent = "change the autosave setting of notes"
+    asked = {}
+    for cover in (False, True):
+        recorder = train._Recorder()
+        policy = Policy(knowledge, llm=recorder, config=PolicyConfig(ask_margin=1e-6, ask_cover=cover))
+        decision = policy.decide(intent, main, [], known_as="main")
+        asked[cover] = recorder.asked
+        assert decision.option.label == "Notes"  # the graph's best: its label and the page after it
+    assert asked[False] is None  # no close option: the graph decides alone
+    cands = asked[True].candidates
+    assert [c.option.label for c in cands] == ["Notes", "More options"]  # 'Settings' -> 'Autosave' beyond it
+    assert cands[1].value < cands[0].value and cands[1].cover > cands[0].cover
+    # and offline the same candidate is added to those a margin asks about
+    query = replace(asked[True], candidates=cands)
+    assert train._subset(query, 0.0, 0.0, cover=True) == [0, 1] and train._subset(query, 0.0, 0.0) == [0]
