@@ -123,6 +123,7 @@ class Retriever:
         self._followed = self.views.followed_without()
         self._latest = self.views.latest_outcomes()
         self._after = self.views.consequences(self._followed)
+        self._shown_on: dict[str, int] | None = None  # element sentence -> screens showing it (`_acted_on`)
 
     # --- public ------------------------------------------------------------------------------
 
@@ -367,9 +368,16 @@ class Retriever:
         `element_sentence`), searched by meaning and words. An element leads where the atlas saw its action go,
         read as a route from `start` (`AtlasViews.expected_screens`: a dialog's choice returns to its opener);
         one whose action was never seen taken, or goes nowhere else (a switch, a field), leaves the user on its
-        own screen. Empty when the store has no elements (an index built without them)."""
+        own screen — unless the same element is shown on other screens too (a player bar, a row of a page seen
+        scrolled): it then says nothing of which of them the intent ends on, and does not vote. Empty when the
+        store has no elements (an index built without them)."""
         if not self.store.has_elements:
             return []
+        if self._shown_on is None:  # how many screens show each element sentence
+            keys: dict[str, set[str]] = defaultdict(set)
+            for d in self.store.element_docs():
+                keys[d.text].add(d.meta["key"])
+            self._shown_on = {text: len(on) for text, on in keys.items()}
         g = self.views.plan_graph
         out: dict[str, Candidate] = {}
         for hit in self.store.search("elements", query, k=k, qvec=qvec):
@@ -382,7 +390,10 @@ class Retriever:
                     except NoPlan:
                         continue
                     ends.append(self._settled([r.start, *self.views.expected_screens(r.start, r.edges)]))
-            for end in dict.fromkeys(ends or [self._settled([key])]):
+            ends = ends or [self._settled([key])]
+            if set(ends) == {key} and self._shown_on.get(hit.text, 1) > 1:
+                continue
+            for end in dict.fromkeys(ends):
                 out.setdefault(end, Candidate(end, hit.score, f"acting on '{hit.meta.get('label', '')}', the element "
                                                              f"nearest the intent in meaning, leads here ({hit.score:.2f})"))
         return list(out.values())

@@ -105,3 +105,19 @@ def test_the_end_of_a_finished_rehearsal_comes_first(open_atlas, embedder, monke
     monkeypatch.setattr(unfinished, "_ends", lambda *a: [Candidate(settings, 4.0, "captions"),
                                                           Candidate(notes, 3.0, "the planned route")])
     assert [c.key for c in unfinished.retrieve("delete the note", start=notes).ends] == [settings, notes]
+
+
+def test_an_element_shown_alike_on_several_screens_and_leading_nowhere_else_does_not_vote(open_atlas, embedder) -> None:
+    atlas = open_atlas()
+    plain = Retriever(atlas, RagStore.open(atlas, embedder=embedder))
+    menu, settings = _keys(plain, "Settings")
+    _, notes = _keys(plain, "")  # where the launch edge goes
+    bar = "tap 'Autosave notes' (on); switch"  # the same element on two screens, each staying where it is
+    retriever = _with_elements(open_atlas, embedder, [
+        ElementDoc(settings, bar, "Autosave notes", ("autosave", "note"), (1,)),
+        ElementDoc(notes, bar, "Autosave notes", ("autosave", "note"), (2,)),
+        ElementDoc(menu, "tap 'Settings'; leads to the 'Settings' screen", "Settings", ("setting",), (3,))])
+    q = "turn on autosave notes"
+    acted = retriever._acted_on(q, retriever.store.embed_query(q), retriever.views.launch[0])
+    assert [c.key for c in acted] == [settings]
+    assert "acting on 'Settings'" in acted[0].reason  # the settings page is voted for by where 'Settings' leads
