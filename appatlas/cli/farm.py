@@ -214,6 +214,8 @@ def plan_cmd(
     out: Path = typer.Option(Path("suite.yaml"), "--out", "-o", help="Where to save the planned tests (YAML)."),
     alternatives: int = typer.Option(3, "-k", help="Alternative routes to consider per intent."),
     per_host: int = typer.Option(1, "--per-host", help="Planners on each host (each loads the text embedder)."),
+    planner: str = typer.Option("agent", help="agent (default, as `appatlas plan`): the agent's own decisions "
+                                "rehearsed on the atlas first; words: routes through caption-matched transitions."),
 ) -> None:
     """Plan a test for each of many intents, the intents handed out to planners on every host of the farm.
 
@@ -230,13 +232,15 @@ def plan_cmd(
     try:
         if not wanted:
             raise ValueError(f"{intents} holds no intent: write one per line")
+        if planner not in ("agent", "words"):
+            raise ValueError(f"--planner is agent or words, not {planner!r}")
         with Atlas.open(atlas) as a:
             package = a.get_meta("package")
         with joined(farm, (), 0, phones=False) as (address, _):
             from appatlas.farm.plan import plan_on_farm
 
             with console.status(f"planning {len(wanted)} intent(s) on the farm…") as status:
-                done = plan_on_farm(atlas, wanted, address, k=alternatives, per_host=per_host,
+                done = plan_on_farm(atlas, wanted, address, k=alternatives, per_host=per_host, planner=planner,
                                     on_event=lambda m: status.update(escape(m)))
     except (AppatlasError, ValueError, OSError) as exc:
         raise _fail(exc) from None

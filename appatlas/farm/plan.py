@@ -7,7 +7,9 @@ screenshots, which planning does not read), puts it in Ray's object store, and s
 loads the embedder once, then plans intents as the driver hands them out, one at a time, as planners
 free up. A planner whose host leaves the farm has its intent handed to another. The suite comes back
 in the intents' order; an intent that cannot be planned comes back with its typed error's message,
-as `appatlas plan` would print it.
+as `appatlas plan` would print it. Each planner plans as `appatlas plan` does: by default the agent's
+own decisions rehearsed on the atlas first (`appatlas.agent.rehearse`), `planner="words"` for caption
+routes only.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def pack_atlas(folder: Path) -> bytes:
 class Planner:
     """Plans intents on a copy of the atlas, on the host it was placed on."""
 
-    def __init__(self, packed: bytes) -> None:
+    def __init__(self, packed: bytes, planner: str = "agent") -> None:
         import socket
 
         from appatlas.graph.atlas import Atlas
@@ -61,7 +63,15 @@ class Planner:
             kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(folder, **kw)  # noqa: S202 - made by pack_atlas on the driver
         self.atlas = Atlas.open(folder)
-        self.retriever = Retriever(self.atlas, RagStore.open(self.atlas))
+        store = RagStore.open(self.atlas)
+        if planner == "agent":  # the agent's rehearsal, as `appatlas plan` plans by default
+            from appatlas.agent.rehearse import rehearser
+            from appatlas.rag.views import atlas_views
+
+            views = atlas_views(self.atlas)
+            self.retriever = Retriever(self.atlas, store, views=views, rehearse=rehearser(self.atlas, views.plan_graph))
+        else:
+            self.retriever = Retriever(self.atlas, store)
         self.where = {"host": socket.gethostname(), "address": ray.util.get_node_ip_address(),
                       "node": ray.get_runtime_context().get_node_id()[:12]}
 
@@ -86,17 +96,19 @@ class Planner:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _planners(packed_ref: Any, per_host: int) -> list[Any]:
+def _planners(packed_ref: Any, per_host: int, planner: str) -> list[Any]:
     nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     remote = ray.remote(Planner)
     # num_cpus=0: placed by node, not by the CPUs a node declared (a phone host may declare few).
     return [remote.options(num_cpus=0, max_restarts=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-        node, soft=False)).remote(packed_ref) for node in nodes for _ in range(per_host)]
+        node, soft=False)).remote(packed_ref, planner) for node in nodes for _ in range(per_host)]
 
 
 def plan_on_farm(atlas: Path, intents: Sequence[str], ray_address: str, *, k: int = 3, per_host: int = 1,
-                 timeout: float = 600.0, on_event: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 timeout: float = 600.0, on_event: Callable[[str], None] | None = None,
+                 planner: str = "agent") -> dict[str, Any]:
     """Plan every intent on the farm's hosts; returns {"plans": [per intent, in order], "planners": [where]}.
+    `planner`: "agent" (the agent's rehearsal first, as `appatlas plan`) or "words" (caption routes only).
 
     The driver must already be connected. The atlas must be indexed (`appatlas index`); a stale
     index is refused here, before anything is sent.
@@ -106,13 +118,15 @@ def plan_on_farm(atlas: Path, intents: Sequence[str], ray_address: str, *, k: in
     from appatlas.graph.atlas import Atlas
     from appatlas.rag.store import RagStore
 
+    if planner not in ("agent", "words"):
+        raise ValueError(f"planner is 'agent' or 'words', not {planner!r}")
     say = on_event or (lambda _: None)
     with Atlas.open(atlas) as a:
         RagStore.open(a)  # IndexMissing / IndexStale, with what to run
     packed = pack_atlas(Path(atlas))
     say(f"atlas packed: {len(packed) / 1e6:.1f} MB")
     began = time.perf_counter()
-    planners = _planners(ray.put(packed), per_host)
+    planners = _planners(ray.put(packed), per_host, planner)
     if not planners:
         raise FarmError(f"the farm at {ray_address} has no live host to plan on")
     todo: queue.Queue[int] = queue.Queue()

@@ -29,7 +29,9 @@ def indexed(tmp_path_factory):
         crawl(device, atlas, package=device.spec.package, config=CrawlConfig(budget=400))
         caption_atlas(atlas, HeuristicCaptioner())
         build_index(atlas, screenshots="off")
-    return folder, {i: plan_intent(folder, i).test for i in DEMO_INTENTS}
+    from appatlas.agent.rehearse import rehearser
+
+    return folder, {i: plan_intent(folder, i, rehearse_with=rehearser).test for i in DEMO_INTENTS}
 
 
 def test_many_intents_are_planned_by_planners_on_both_hosts_as_they_are_here(farm, indexed) -> None:
