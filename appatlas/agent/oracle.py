@@ -22,7 +22,7 @@ from collections.abc import Callable
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.options import options, shown_texts
 from appatlas.agent.progress import Progress
-from appatlas.rag.intent import Intent, label_words, same_term, stem, words
+from appatlas.rag.intent import NAMING, Intent, label_words, same_term, stem, words
 from appatlas.types import Screen
 
 __all__ = ["CLAUSES", "AppWords", "realised"]
@@ -30,7 +30,6 @@ __all__ = ["CLAUSES", "AppWords", "realised"]
 _PLACE = re.compile(r"\b(?:in|on|at|inside)\s+the\s+(?:(?!\b(?:in|on|at|by|to|with|for)\b)[^'\"])*$",
                     re.IGNORECASE)
 _TARGET = re.compile(r"\b(?:to|by)\b", re.IGNORECASE)
-_NAMING = frozenset({"named", "called", "titled"})
 CLAUSES = re.compile(r",|;|\band\b|\bthen\b", re.IGNORECASE)  # an intent's clauses: the oracle checks each, the ranker hears the next
 
 
@@ -80,7 +79,7 @@ def realised(intent: Intent, progress: Progress, screen: Screen, knowledge: Know
             return ""
     # What a named value is made as ("a new *task* called 'X'", "a *checklist* named 'X'") is made only by acting
     # on it: typing the name into another kind of thing's form makes that thing.
-    made = {c for s in intent.slots if s.cue in _NAMING for c in s.context}
+    made = {c for s in intent.slots if s.cue in NAMING for c in s.context}
     if any(t in made and t not in progress.covered for t in known):
         return ""
     return f"its words ({', '.join(t for t in known if t in progress.covered)}) and values were acted on"

@@ -29,7 +29,7 @@ from appatlas.devices.base import locate
 from appatlas.errors import AppatlasError
 from appatlas.graph.expectations import screen_errors
 from appatlas.graph.planner import Edge, Route, Waypoint, edge_cost, route
-from appatlas.rag.intent import OFF_CUES
+from appatlas.rag.intent import NAMING, OFF_CUES
 from appatlas.rag.slots import Slot, extract_slots, field_affinity
 from appatlas.rag.text import keeps, tokens
 from appatlas.rag.views import AtlasViews
@@ -59,7 +59,7 @@ _ABANDON = frozenset(tokens("cancel discard back close delete remove dismiss no 
 _HOW = frozenset(tokens("turn switch on off enable disable activate deactivate open go create add make delete "
                         "remove toggle"))
 _PHRASE = re.compile(r"[\w@.+-]+")
-_STOP = frozenset(tokens("called named titled"))  # words that name a value (the tokenizer drops the stop words)
+_STOP = frozenset(tokens(" ".join(NAMING)))  # words that name a value (the tokenizer drops the stop words)
 
 
 def _words(text: str) -> set[str]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from appatlas.rag.text import STOP_WORDS
 
-__all__ = ["GENERIC", "OFF_CUES", "ON_CUES", "STOP", "Intent", "Slot", "label_words", "parse_intent", "read_slots",
+__all__ = ["GENERIC", "NAMING", "OFF_CUES", "ON_CUES", "STOP", "Intent", "Slot", "label_words", "parse_intent", "read_slots",
            "same_term", "stem", "terms_in", "wants", "words"]
 
 # Stop words of an intent: the tokenizer's, plus words that say how rather than what ("not" and "off" are
@@ -64,6 +64,9 @@ _INPUT_CUES = {
     "number": "number phone", "phone": "number phone", "mobile": "number phone mobile", "email": "email mail",
     "mail": "email mail", "write": "text", "enter": "", "input": "", "password": "password",
 }
+# Words that give a value as the name of what it is ("a task *called* 'X'"): the planner's expectations and the
+# agent's oracle both read them.
+NAMING = frozenset({"named", "called", "titled"})
 _PERSON = frozenset({"contact", "person", "friend", "named", "called"})  # a name after these is a person's
 _PLACE = frozenset({"the", "in", "by", "on", "at"})  # "check the 'Recordings'", "sort by 'Date'": a label on screen
 _OLD_VALUE = re.compile(r"\s*(?:to|into|->)\s*['\"\u2018\u201c]", re.I)  # "from 'a' to 'b'": 'a' is the old value
