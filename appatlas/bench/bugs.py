@@ -147,7 +147,7 @@ def _delete_intents(views: Any) -> list[str]:
                 and re.search(r"\b(delete|remove)\b", t.facts.label, re.I)}
     out = []
     for key, v in views.screens.items():
-        if v.facts.kind in ("dialog", "menu"):
+        if v.facts.transient:
             continue
         rows = _rows(v.example)
         opens = {t for _, t, d in g.out_edges(key, data=True) if d["action"].target is not None

@@ -41,6 +41,14 @@ class ScreenFacts:
     ids: list[str] = field(default_factory=list)  # readable words of resource ids
 
     @property
+    def transient(self) -> bool:
+        """A dialog or a menu: a window opened over a screen, not a place of its own. Both are there to be
+        answered (a choice taken, or back), and either way the user lands on the screen under them, so
+        they are never a destination, a back into one is exploration history, and a test checks what
+        they leave behind rather than themselves."""
+        return self.kind in ("dialog", "menu")
+
+    @property
     def place(self) -> str:
         """A short name for the screen: its title and kind ("'Add a new note' dialog")."""
         words = " ".join(w for w in camel_words(self.activity) if w != "activity")

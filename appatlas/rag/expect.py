@@ -149,7 +149,7 @@ def _list_before_form(views: AtlasViews, test: TestCase) -> str:
         return ""
     for key in reversed(keys[:first_type + 1]):
         ex = _example(views, key)
-        if ex is not None and len(_rows(ex)) >= 2 and views.screens[key].facts.kind not in ("dialog", "menu"):
+        if ex is not None and len(_rows(ex)) >= 2 and not views.screens[key].facts.transient:
             return key
     return ""
 
@@ -271,7 +271,7 @@ def _open_goal(views: AtlasViews, intent: str) -> str:
     best = ("", 0)
     for key, v in views.screens.items():
         title = _words(v.facts.title)
-        if v.facts.kind in ("dialog", "menu") or not title or not title <= want:
+        if v.facts.transient or not title or not title <= want:
             continue
         ex = v.example
         if screen_errors(ex):
@@ -330,7 +330,7 @@ def _value_goal(views: AtlasViews, intent: str, slots: Sequence[Slot]) -> Expect
         return Expectation("shown", value, where=key, new=True,
                            note=f"{label!r} reads {value!r} on the {views.screens[key].facts.place} (newly)")
     for key, v in views.screens.items():
-        if v.facts.kind not in ("dialog", "menu"):
+        if not v.facts.transient:
             continue
         title_hit = _matched(v.facts.title, what | want_value)[1] if v.facts.title else 0
         for label, _ in _toggles(v.example):
@@ -362,7 +362,7 @@ def _sort_goal(views: AtlasViews, intent: str) -> list[Expectation]:
     # tab choice elsewhere that shares the one word naming what is sorted.
     best: tuple[tuple[int, bool], str, str, dict[str, str]] | None = None
     for key, v in views.screens.items():
-        if v.facts.kind not in ("dialog", "menu"):
+        if not v.facts.transient:
             continue
         options = _toggles(v.example)
         labels = {_norm_label(label): label for label, _ in options}
@@ -510,9 +510,9 @@ def _kept_by_confirm(views: AtlasViews, expect: list[Expectation], intent: str =
                     break
                 after = openers[0][2]
                 seen_keys.add(after)
-                if views.screens[after].facts.kind not in ("dialog", "menu"):
+                if not views.screens[after].facts.transient:
                     break
-            if after and views.screens[after].facts.kind in ("dialog", "menu"):
+            if after and views.screens[after].facts.transient:
                 after = ""
         if after and after in views.screens and not any(x.kind == "screen" and x.where == after for x in out):
             out.append(Expectation("screen", where=after, note=f"the {views.screens[after].facts.place} is open "
@@ -890,7 +890,7 @@ def route_effects(views: AtlasViews, test: TestCase) -> TestCase:
         a = s.action
         if a.kind in (ActionKind.TAP, ActionKind.LONG_TAP) and a.target is not None:
             view = views.screens.get(here)
-            if _is_row_pick(a.target) and view is not None and view.facts.kind not in ("dialog", "menu"):
+            if _is_row_pick(a.target) and view is not None and not view.facts.transient:
                 w = _tapped(views, here, a.target)
                 texts = [x.text.strip() for x in w.walk() if x.text.strip() and not x.editable] if w is not None else []
                 if w is not None and texts and _is_row(views, here, w) and _unique_text(views, here, texts[0]):

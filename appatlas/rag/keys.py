@@ -141,11 +141,12 @@ class KeyPicker:
         context = 0.3 * sum(w for t, w in ev.weights.items() if t in seen and t not in covered)
         end = edges[-1][1] if edges else start
         end_score = 0.0
-        end_kind = self.views.screens[end].facts.kind if end in self.views.screens else ""
+        end_view = self.views.screens.get(end)
+        ends_transient = end_view is not None and end_view.facts.transient
         # An intent is never "stay where you are", and an open dialog or menu is not a destination
         # (its choices are there to be taken): only a real destination earns this.
         passed = {start} | {u for u, _, _ in edges}
-        if end not in passed and end_kind not in ("dialog", "menu"):  # coming back is not arriving
+        if end not in passed and not ends_transient:  # coming back is not arriving
             shown = self.screen_words.get(end, frozenset())
             end_score = 0.1 * ev.screens.get(end, 0.0) + END_OFFERS * sum(
                 w for t, w in ev.weights.items() if t in shown and t not in covered and t not in seen)
@@ -389,7 +390,7 @@ class KeyPicker:
         """A dialog or menu with no confirm button is closed by a choice: the one nearest the intent
         (of those a choice made there leaves possible)."""
         view = self.views.screens.get(dialog)
-        if view is None or view.facts.kind not in ("dialog", "menu"):
+        if view is None or not view.facts.transient:
             return []
         best, best_rel = None, 0.0
         for u, v, key in self.graph.out_edges(dialog, keys=True):

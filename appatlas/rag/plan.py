@@ -229,7 +229,7 @@ def _dialog_tests(views: AtlasViews, taken: set[Edge], first: int, *, every_scre
     g = views.graph
     weight = _usual_outcome(g)
     for key, v in views.screens.items():
-        if not (every_screen or v.facts.kind in ("dialog", "menu")) or not g.has_node(key):
+        if not (every_screen or v.facts.transient) or not g.has_node(key):
             continue
         for u, t, k, d in g.out_edges(key, keys=True, data=True):
             a = d["action"]
@@ -242,7 +242,7 @@ def _dialog_tests(views: AtlasViews, taken: set[Edge], first: int, *, every_scre
                 continue
             taken.update(r.edges)
             test = _dialogs_return(views, to_test_case(
-                g, r, name=f"coverage_{'dialogs' if v.facts.kind in ('dialog', 'menu') else 'buttons'}_{first + len(out) + 1:02d}",
+                g, r, name=f"coverage_{'dialogs' if v.facts.transient else 'buttons'}_{first + len(out) + 1:02d}",
                 intent=f"take {a.describe()} on the {v.facts.place}"))
             expect = [Expectation("route", "every step lands where the atlas saw it land")]
             if test.end in views.screens:

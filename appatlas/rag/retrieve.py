@@ -340,9 +340,8 @@ class Retriever:
             # A screen of the same activity the route passed (settings scrolled to another row)
             activity = self._activity(best.end)
             for earlier in reversed(best.screens[:-1]):
-                kind = self.views.screens[earlier].facts.kind if earlier in self.views.screens else ""
                 if earlier != best.end and activity and self._activity(earlier) == activity and \
-                        kind not in ("dialog", "menu"):
+                        not self._transient(earlier):
                     add(earlier, 1.2, "the same screen as the route's end, seen before it scrolled")
                     break
         for name, sim, subject in experience:
@@ -400,7 +399,7 @@ class Retriever:
 
     def _transient(self, key: str) -> bool:
         view = self.views.screens.get(key)
-        return view is not None and view.facts.kind in ("dialog", "menu")
+        return view is not None and view.facts.transient
 
     def _settled(self, screens: Sequence[str]) -> str:
         """Where a user acting along `screens` is left once the way is done: a dialog or menu is not where an

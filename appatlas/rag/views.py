@@ -128,7 +128,7 @@ class AtlasViews:
         if self._plan_graph is None:
             hidden = [(u, v, k) for u, v, k, d in self.graph.edges(keys=True, data=True)
                       if d["action"].kind is ActionKind.BACK and v in self.screens
-                      and self.screens[v].facts.kind in ("dialog", "menu")]
+                      and self.screens[v].facts.transient]
             self._plan_graph = nx.restricted_view(self.graph, [], hidden) if hidden else self.graph
         return self._plan_graph
 
@@ -145,7 +145,7 @@ class AtlasViews:
 
         def closed(i: int) -> bool:  # the route's step i closed the screen it left
             view, edge = self.screens.get(screens[i]), edges[i]
-            if view is None or view.facts.kind not in ("dialog", "menu"):
+            if view is None or not view.facts.transient:
                 return False
             return view.facts.kind == "menu" or (self.graph.has_edge(*edge) and
                                                   closes_dialog(view.example, self.graph.edges[edge]["action"]))
@@ -160,7 +160,7 @@ class AtlasViews:
                 same = self.screens.get(opener)
                 target = self.screens.get(v)
                 if same is not None and target is not None and opener != v and v != u and \
-                        same.facts.kind not in ("dialog", "menu") and self.scroll_variants(opener, v):
+                        not same.facts.transient and self.scroll_variants(opener, v):
                     expect = opener
             out.append(expect)
             screens.append(expect)

@@ -7,7 +7,7 @@ from appatlas.graph.atlas import Atlas
 from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas, make_captioner, screen_caption
 from appatlas.rag.describe import action_facts, screen_facts
 from appatlas.rag.views import atlas_views
-from tests.rag.conftest import W, _w, add_dialog, build_notes_atlas, screen, settings, tap
+from tests.rag.conftest import W, _w, add_dialog, build_notes_atlas, main_screen, menu, screen, settings, tap
 
 
 def test_a_dialog_caption_names_its_title_field_choices_and_buttons() -> None:
@@ -21,6 +21,12 @@ def test_a_settings_caption_lists_its_toggles() -> None:
     facts = screen_facts(settings())
     assert facts.kind == "settings"
     assert "Autosave notes" in facts.toggles and "Show word count" in facts.toggles
+
+
+def test_only_a_dialog_or_a_menu_is_transient() -> None:
+    kinds = {s: screen_facts(s) for s in (add_dialog(), menu(), settings(), main_screen("Groceries"))}
+    assert [(f.kind, f.transient) for f in kinds.values()] == [
+        ("dialog", True), ("menu", True), ("settings", False), ("list", False)]
 
 
 def test_a_typed_value_does_not_become_the_name_of_its_field() -> None:
