@@ -13,15 +13,13 @@ from dataclasses import dataclass
 
 from appatlas.devices.base import selector_for
 from appatlas.graph.fingerprint import SYSTEM_CHROME, root_windows
+from appatlas.rag.text import CONFIRM_LABELS
 from appatlas.types import Action, ActionKind, Screen, Widget, view_kind
 
 __all__ = ["BACK_OPTION", "Option", "describe_option", "is_dialog", "options", "shown_texts", "widget_label"]
 
 POSITIVE_IDS = ("android:id/button1",)
 NEGATIVE_IDS = ("android:id/button2", "android:id/button3")
-CONFIRM_WORDS = frozenset({"ok", "save", "yes", "done", "apply", "confirm", "send", "create", "delete", "allow",
-                           "set", "select", "add", "continue", "export", "print", "rename", "remove", "finish",
-                           "submit", "accept", "agree", "sign in", "log in", "next"})
 DESTRUCTIVE_WORDS = frozenset({"delete", "remove", "clear", "discard", "erase"})
 _LISTS = ("ListView", "RecyclerView", "GridView")
 CANCEL_WORDS = frozenset({"cancel", "no", "not now", "later", "dismiss", "close", "skip", "deny", "don't allow",
@@ -69,7 +67,7 @@ class Option:
         label = self.label.strip().lower()
         if label in DESTRUCTIVE_WORDS and not self.in_dialog:
             return False
-        return view_kind(self.widget.class_name).endswith("Button") and label in CONFIRM_WORDS
+        return view_kind(self.widget.class_name).endswith("Button") and label in CONFIRM_LABELS
 
     @property
     def radio(self) -> bool:

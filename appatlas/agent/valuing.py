@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from appatlas.agent.options import CONFIRM_WORDS, Option
+from appatlas.agent.options import Option
 from appatlas.agent.progress import names_slot
 from appatlas.graph.inputs import field_kind
 from appatlas.rag.intent import Intent, Slot, words
+from appatlas.rag.text import CONFIRM_LABELS
 from appatlas.types import Action, ActionKind, Screen, view_kind
 
 __all__ = ["confirming", "digit", "field_fit", "is_keypad", "pick_value", "precision", "same_option", "submits",
@@ -25,7 +26,7 @@ __all__ = ["confirming", "digit", "field_fit", "is_keypad", "pick_value", "preci
 
 def submits(o: Option) -> bool:
     """A button that ends a form or a dialog (OK, Save, Done…), whatever kind of view draws it."""
-    return o.positive or (o.kind is ActionKind.TAP and o.label.strip().lower() in CONFIRM_WORDS)
+    return o.positive or (o.kind is ActionKind.TAP and o.label.strip().lower() in CONFIRM_LABELS)
 
 
 def confirming(opts: Sequence[Option], *, form: bool = True) -> Option | None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CONFIRM_WORDS", "KEEP_WORDS", "STOP_WORDS", "camel_words", "id_words", "keeps", "stem", "tokens"]
+__all__ = ["CONFIRM_LABELS", "CONFIRM_WORDS", "KEEP_LABELS", "KEEP_WORDS", "STOP_WORDS", "camel_words", "id_words",
+           "keeps", "stem", "tokens"]
 
 STOP_WORDS = frozenset("""
 a an the and or of to in on at for from by with into onto as is are be it its this that these those
@@ -19,9 +20,14 @@ app application screen page
 """.split())
 
 # Buttons that keep what a screen or dialog holds (a choice stays made once one is pressed), and every button
-# that confirms: those, and the ones that carry out an act of their own (Delete, Send, Add).
-_KEEP = "ok save done apply confirm"
-_CONFIRM = _KEEP + " yes create add send delete allow update submit"
+# that confirms: those, the ones that carry out an act of their own (Delete, Send, Add) and the ones that go on
+# (Next, Continue, Sign in). General UI English, no app's label. One vocabulary, read two ways: the agent
+# matches a button's whole label (lower-cased) against the labels, the planner a label's stemmed words
+# against `KEEP_WORDS` / `CONFIRM_WORDS`.
+KEEP_LABELS = frozenset({"ok", "save", "done", "apply", "confirm"})
+CONFIRM_LABELS = KEEP_LABELS | frozenset({
+    "yes", "create", "add", "send", "delete", "allow", "update", "submit", "set", "select", "continue", "export",
+    "print", "rename", "remove", "finish", "accept", "agree", "sign in", "log in", "next"})
 
 # Resource-id parts that say how a view is built, not what it is for.
 _ID_NOISE = frozenset({"id", "holder", "layout", "view", "wrapper", "container", "txt", "tv", "iv", "img",
@@ -94,8 +100,9 @@ def id_words(resource_id: str) -> list[str]:
     return [w for w in words if w and w not in _ID_NOISE]
 
 
-KEEP_WORDS = frozenset(tokens(_KEEP))
-CONFIRM_WORDS = frozenset(tokens(_CONFIRM))
+KEEP_WORDS = frozenset(w for label in KEEP_LABELS for w in tokens(label))
+# "set" is also the stem of "Settings": read word by word it would take a Settings button for a confirm.
+CONFIRM_WORDS = frozenset(w for label in CONFIRM_LABELS for w in tokens(label)) - {stem("settings")}
 
 
 def keeps(label: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from appatlas.agent.options import describe_option, is_dialog, options
+from appatlas.rag.text import CONFIRM_LABELS, CONFIRM_WORDS, tokens
 from appatlas.types import ActionKind, Bounds, Screen, Widget
 
 W, H = 1080, 2280
@@ -55,6 +56,21 @@ def test_the_dialog_positive_button_confirms_and_cancel_does_not() -> None:
     by_label = {o.label: o for o in options(screen)}
     assert is_dialog(screen)
     assert by_label["OK"].positive and not by_label["Cancel"].positive and by_label["Cancel"].negative
+
+
+def test_the_agent_and_the_planner_read_one_vocabulary_of_confirming_buttons() -> None:
+    # a plain button (no dialog id) in a dialog confirms for the agent exactly when the planner, reading the
+    # label's stemmed words, takes it for a confirm button too (`keys._close`); "Set" shares its stem with
+    # "Settings", so the planner's word-by-word reading leaves it to the agent
+    def button(label: str) -> Widget:
+        return Widget("android.widget.Button", Bounds(700, 1400, 900, 1500), text=label, clickable=True,
+                      package="com.x")
+
+    for label in [*sorted(CONFIRM_LABELS - {"set"}), "Update", "Next", "Sign in", "Settings", "Cancel", "Share"]:
+        agent = options(_screen(button(label.title()), window=Bounds(28, 700, 1052, 1600)))[0].positive
+        assert agent == (set(tokens(label)) <= CONFIRM_WORDS), label
+    assert options(_screen(button("Set"), window=Bounds(28, 700, 1052, 1600)))[0].positive
+    assert not set(tokens("Settings")) <= CONFIRM_WORDS
 
 
 def test_a_menu_item_that_reads_delete_is_not_a_confirmation() -> None:
