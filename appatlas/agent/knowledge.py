@@ -43,6 +43,7 @@ from appatlas.rag.store import ElementDoc, word_weights
 from appatlas.types import Action, Screen, view_kind
 
 if TYPE_CHECKING:
+    from appatlas.agent.meaning import Meaning
     from appatlas.rag.store import RagStore
 
 __all__ = ["Knowledge", "ScreenInfo"]
@@ -109,6 +110,18 @@ class Knowledge:
         self._options: dict[int, list[Option]] = {}
         self._labels: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
         self._weights: tuple[dict[str, float], float] | None = None
+        self._meaning: Meaning | None = None
+
+    @property
+    def meaning(self) -> Meaning:
+        """What its elements mean (`appatlas.agent.meaning.Meaning`), one per knowledge: the store's element
+        sentences are made with it and every policy deciding over this knowledge reads them (and the
+        memories, reaches and targets behind them) from it, so they are made once."""
+        if self._meaning is None:
+            from appatlas.agent.meaning import Meaning
+
+            self._meaning = Meaning(self)
+        return self._meaning
 
     @classmethod
     def from_atlas(cls, atlas: Atlas, *, store: bool = True, embedder: Any = None, cache: Path | None = None,
@@ -165,14 +178,12 @@ class Knowledge:
     def element_docs(self) -> list[ElementDoc]:
         """Every labelled element (not a field) of the known screens' first states, as the store keeps it:
         its functional memory (`appatlas.agent.meaning.Meaning.describe`) and the words of its label."""
-        from appatlas.agent.meaning import Meaning
-
-        meaning = Meaning(self)
         out = []
         for key, info in self.screens.items():
             for sid in info.states[:MAX_STATES_PER_SCREEN]:
-                for o, (label, ws) in zip(self.options_of(sid), self.labels_of(sid), strict=True):
-                    out.append(ElementDoc(key, meaning.describe(key, o), label, ws, (sid,)))
+                for sentence, (label, ws) in zip(self.meaning.state_sentences(key, sid), self.labels_of(sid),
+                                                 strict=True):
+                    out.append(ElementDoc(key, sentence, label, ws, (sid,)))
         return out
 
     def out(self, key: str) -> list[StoredTransition]:

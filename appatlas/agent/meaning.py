@@ -63,6 +63,12 @@ class Meaning:
         self._places: dict[str, Any] = {}
         self._reach: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._by_control: dict[tuple[str, tuple[str, str, str]], set[str]] | None = None
+        self._sentences: dict[int, list[str]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Travels with its knowledge to other processes (a Ray farm's ray.put): the embedder is a loaded model
+        # behind a lock, so each process loads its own when it first embeds something.
+        return {**self.__dict__, "_embedder": None}
 
     @property
     def embedder(self) -> Any:
@@ -163,12 +169,20 @@ class Meaning:
 
         return element_sentence(element_text(o), self.memory(key, o))
 
+    def state_sentences(self, key: str, sid: int) -> list[str]:
+        """`describe` of each of the options of the known state `sid` of the screen `key`
+        (`Knowledge.options_of`), made once: the store's elements are these sentences, and `prepare` embeds
+        those of the first states of each screen."""
+        if sid not in self._sentences:
+            self._sentences[sid] = [self.describe(key, o) for o in self.knowledge.options_of(sid)]
+        return self._sentences[sid]
+
     def prepare(self, *, per_screen: int = 2) -> int:
         """Embed, ahead of any decision, what the options of the known screens say and lead to (the first
         `per_screen` states of each): the functional memory is built offline, not while deciding.
         Returns how many texts were new."""
-        texts = [self.describe(key, o) for key, info in self.knowledge.screens.items()
-                 for sid in info.states[:per_screen] for o in self.knowledge.options_of(sid)]
+        texts = [t for key, info in self.knowledge.screens.items() for sid in info.states[:per_screen]
+                 for t in self.state_sentences(key, sid)]
         # and every label a screen offers: what an option opens the way to (`reach`) is compared label by label
         texts += [label for info in self.knowledge.screens.values() for label, ws in info.labels if ws]
         with _LOCK:

@@ -25,7 +25,6 @@ from statistics import median
 from appatlas.agent.interrupts import interruption
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
-from appatlas.agent.meaning import Meaning
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
 from appatlas.agent.oracle import CLAUSES, AppWords, realised
 from appatlas.agent.progress import Progress, Taken, all_texts, names_slot, shows_value
@@ -158,7 +157,7 @@ class Policy:
         self._app_words = AppWords(app_words | {"app", "application"})
         self.ahead = LookAhead(knowledge, gamma=config.gamma, depth=config.depth, slot_pick=config.slot_pick,
                                weight=self._weight)
-        self.meaning = Meaning(knowledge)
+        self.meaning = knowledge.meaning  # one per knowledge: the store's element sentences were made with it
         if config.meaning or hasattr(llm, "rank"):
             # The embedder is loaded and the known options embedded when the policy is made, not while
             # deciding (measured: the first ranker decision of a fresh process took 7.6 s otherwise).

@@ -135,9 +135,24 @@ def test_a_task_left_out_takes_the_words_only_its_screens_showed_out_of_the_weig
     assert less.weight(own[0]) == less.default_idf  # but not for the knowledge less the task
 
 
+def test_a_policy_reads_the_element_sentences_the_store_was_built_with(demo_knowledge, monkeypatch) -> None:
+    from appatlas.agent.meaning import Meaning
+    from appatlas.agent.policy import Policy, PolicyConfig
+
+    made: list[str] = []
+    describe = Meaning.describe
+    monkeypatch.setattr(Meaning, "describe", lambda self, key, o: made.append(key) or describe(self, key, o))
+    policy = Policy(demo_knowledge, config=PolicyConfig(meaning=0.1))  # prepares: the first states' sentences
+    assert policy.meaning is demo_knowledge.meaning
+    assert not made  # `Knowledge.from_atlas` made them for the store
+
+
 def test_the_knowledge_travels_to_another_process_with_its_store(demo_knowledge) -> None:
     from copy import deepcopy
 
+    from appatlas.agent.policy import Policy, PolicyConfig
+
+    Policy(demo_knowledge, config=PolicyConfig(meaning=0.1))  # its meaning holds the loaded embedder now
     copy = deepcopy(demo_knowledge)  # through __getstate__, as Ray serializes it for each phone's actor
     assert copy.store is not None and copy.store.has_elements
     assert copy.weight("quiet") == demo_knowledge.weight("quiet")
