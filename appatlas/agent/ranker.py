@@ -14,7 +14,9 @@ plus a small MLP over the graph's numbers and the cosines. It is trained listwis
 decision's options) on decisions generated from explored atlases (`appatlas.agent.train`), so it
 learns when the graph's order is right and when what an element means should break it.
 
-It is small (~19k weights: 78 KB as fp32, 23 KB as the int8 that ships; a plain .npz, no pickle) and runs in numpy: a decision costs the
+It is small (~19k weights: 78 KB as fp32; what ships is mixed precision, 17 KB: the three 384-row matrices as 4-bit
+codes that the compression stack's int4 kernel multiplies, the small MLP int8 and fp16, chosen by `agent.mixed`; a
+plain .npz, no pickle) and runs in numpy and that kernel: a decision costs the
 embedding of the intent (cached per text) and a few small matrix products. `choose(context, options)`
 serves the `LLM` protocol for callers that only have text (the graph's numbers are then zero);
 the policy calls `rank(query)` with everything.
@@ -23,8 +25,9 @@ the policy calls `rank(query)` with everything.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +36,19 @@ import numpy as np
 
 from appatlas.errors import LLMError, ModelMissing
 
-__all__ = ["KINDS", "N_FEATURES", "SHIPPED", "Candidate", "Query", "Ranker", "features", "reach_cosines", "text_vectors"]
+__all__ = ["FP16", "FP32", "KERNEL_MATRICES", "KINDS", "MATRICES", "N_FEATURES", "SHIPPED", "Candidate", "Query", "Ranker",
+           "features", "reach_cosines", "text_vectors"]
 
 KINDS = ("tap", "long_tap", "type", "scroll", "back")
+log = logging.getLogger(__name__)
 SHIPPED = Path(__file__).with_name("models") / "ranker.npz"  # what `--llm local` loads (`llm.make_llm`)
 N_BASE = 20  # the graph's numbers and the cosines (`features`), before the kind one-hot
 N_FEATURES = N_BASE + len(KINDS)
 DIM = 384  # all-MiniLM-L6-v2
-_MATRICES = ("w1", "w2", "aq", "al", "b")  # what `Ranker.quantized` stores as integer codes
+MATRICES = ("w1", "w2", "aq", "al", "b")  # what `Ranker.quantized` may store as integer codes (biases stay fp32)
+KERNEL_MATRICES = ("aq", "al", "b")  # the 384-row matrices: at <= 4 bits the compression stack's int4 kernel runs them
+FP32, FP16 = 32, 16  # "bits" of a matrix kept as floats
+_RETRAIN = "train it again with `appatlas train agent --data ../shared/data/droidtask --bits mixed`"
 
 
 @dataclass(frozen=True)
@@ -125,15 +133,30 @@ def _relu(x: np.ndarray) -> np.ndarray:
 
 
 class Ranker:
-    """A trained option scorer (see the module docstring). Load with `Ranker.load(path)`."""
+    """A trained option scorer (see the module docstring). Load with `Ranker.load(path)`.
+
+    `kernel=False` keeps the int4 kernel out: numpy multiplies the decoded weights (the reference it is tested
+    against)."""
 
     def __init__(self, weights: dict[str, np.ndarray], meta: dict[str, Any] | None = None, *,
-                 codes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None) -> None:
+                 codes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+                 layout: dict[str, tuple[int, int]] | None = None, kernel: bool = True) -> None:
         self.w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         self.meta = dict(meta or {})
-        self.codes = codes or {}  # matrix -> (uint8 codes, fp16 scale, fp16 offset) of a quantized ranker
-        bits = f"-int{self.meta['bits']}" if self.meta.get("bits") else ""
-        self.name = f"ranker:{self.meta.get('hash', 'untrained')[:10]}{bits}"
+        # matrix -> (uint8 codes [inputs, outputs], fp16 scale and offset [outputs] or [outputs, groups])
+        self.codes = codes or {}
+        # matrix -> (bits, group): 2..8-bit codes in groups of `group` inputs (0: all inputs of a column), FP16, FP32
+        width = int(self.meta["bits"]) if isinstance(self.meta.get("bits"), int) else 8
+        self.layout = {k: (width, 0) if k in self.codes else (FP32, 0) for k in MATRICES} | dict(layout or {})
+        self.kernel = "numpy"  # what multiplies the 384-row matrices: numpy, or the int4 kernel's op (`Int4VnniOp.kind`)
+        self._op = self._int4_op() if kernel else None
+
+    @property
+    def name(self) -> str:
+        """ranker:HASH, -int8 / -int4 / -mixed / -fp16 when stored so, /KERNEL when the int4 kernel runs it."""
+        form = _form(self.layout)
+        return (f"ranker:{self.meta.get('hash', 'untrained')[:10]}{'' if form == 'fp32' else '-' + form}"
+                f"{'' if self.kernel == 'numpy' else '/' + self.kernel}")
 
     @property
     def ask(self) -> tuple[float, float]:
@@ -147,9 +170,69 @@ class Ranker:
         w = self.w
         hidden = _relu(feats @ w["w1"] + w["b1"])
         mlp = (hidden @ w["w2"]).reshape(-1) + w["b2"][0]
-        o = opts @ w["b"]  # (n, r)
-        match = o @ (q @ w["aq"]) + o @ (left @ w["al"])
+        if self._op is not None:
+            qa, la, o = self._kernel_products(q, left, opts)
+        else:
+            qa, la, o = q @ w["aq"], left @ w["al"], opts @ w["b"]  # (r,), (r,), (n, r)
+        match = o @ qa + o @ la
         return mlp + match
+
+    def _kernel_products(self, q: np.ndarray, left: np.ndarray, opts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """q·aq, left·al and opts·b, each by the int4 op of its matrix (fp32 in, fp32 out)."""
+        import torch
+
+        r = self.w["aq"].shape[1]
+        qa, la, o = (op(torch.from_numpy(np.atleast_2d(x).astype(np.float32, copy=False))).numpy()[:, :r]
+                     for op, x in zip(self._op, (q, left, opts), strict=True))
+        return qa[0], la[0], o
+
+    def _int4_op(self) -> Any:
+        """The compression stack's ops (`compression.packed.kernels.make_op`), one per 384-row matrix, when all
+        three are <= 4-bit codes in one group size the int4 kernel takes; None otherwise, or when no kernel runs
+        here (numpy then multiplies the decoded weights: the same weights, fp32 activations).
+
+        One op per matrix, not one fused op of 48 rows: the kernel splits rows in blocks of 16 over threads, and a
+        16-row op is one block, so no call wakes the thread pool (measured, 2 busy cores, 2 threads: fused p50
+        23 us but p95 3-5 ms; one op per matrix p50 20 us, p95 26 us). Rows are padded to 16 with zero codes."""
+        if not all(k in self.codes and self.layout[k][0] <= 4 and self.layout[k][1] for k in KERNEL_MATRICES):
+            return None
+        import torch
+
+        from appatlas.compression.errors import CompressionError
+        from appatlas.compression.packed.kernels import make_op
+        from appatlas.compression.quant.grid import QuantizedWeight
+
+        ops = []
+        for k in KERNEL_MATRICES:
+            codes, scale, offset = self.codes[k]
+            bits, group = self.layout[k]
+            dense = torch.from_numpy(self.w[k].T.copy())  # [outputs, inputs]
+            quant = QuantizedWeight(torch.from_numpy(codes.T.copy()), torch.from_numpy(scale), torch.from_numpy(offset),
+                                    None, bits, group)
+            pad = -dense.shape[0] % 16
+            if pad:  # zero codes, scale 1, offset 0: rows that decode to 0 and are sliced off
+                dense = torch.cat([dense, torch.zeros(pad, dense.shape[1])])
+                quant = QuantizedWeight(torch.cat([quant.codes, torch.zeros(pad, dense.shape[1], dtype=torch.uint8)]),
+                                        torch.cat([quant.scales, torch.ones(pad, scale.shape[1], dtype=torch.float16)]),
+                                        torch.cat([quant.offsets, torch.zeros(pad, scale.shape[1], dtype=torch.float16)]),
+                                        None, bits, group)
+            try:
+                op = make_op([dense], [quant])
+            except (CompressionError, RuntimeError) as exc:  # e.g. a kernel $APPATLAS_INT4_KERNEL forces that cannot run
+                log.warning("the ranker's int4 kernel cannot run here (%s); numpy multiplies its decoded weights", exc)
+                return None
+            if op is None or op.kind.startswith("dense"):
+                return None
+            ops.append(op)
+        self.kernel = ops[0].kind
+        return ops
+
+    def __getstate__(self) -> dict[str, Any]:  # the op holds a compiled kernel's call: built again where unpickled
+        return {k: v for k, v in self.__dict__.items() if k != "_op"} | {"_op": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._op = self._int4_op() if self.kernel != "numpy" else None
 
     def rank(self, query: Query) -> list[float]:
         """Scores of `query`'s candidates, in their order."""
@@ -180,60 +263,181 @@ class Ranker:
 
     # --- compression --------------------------------------------------------------------------------
 
-    def quantized(self, bits: int = 8) -> Ranker:
-        """This ranker with its matrices stored as `bits`-bit codes on the compression stack's min/max grid
-        (`appatlas.compression.quant.grid`: one group per output column, the range clipped where that
-        lowers the squared error, scale and offset in fp16). Scores are computed from the decoded weights."""
+    def quantized(self, bits: int | Mapping[str, int] = 8, group: int | Mapping[str, int] = 0, *,
+                  kernel: bool = True) -> Ranker:
+        """This ranker with its matrices stored on the compression stack's min/max grid
+        (`appatlas.compression.quant.grid`: the range clipped where that lowers the squared error, scale and
+        offset in fp16, per group of inputs of each output column).
+
+        `bits`: one width for all five matrices, or one per matrix (a matrix not named stays FP32): 2..8 (integer
+        codes), FP16 or FP32. `group`: inputs per group of a coded matrix (0: one group of all its inputs), one for
+        all or per matrix. When the three 384-row matrices are <= 4-bit codes in a group size of
+        `compression.packed.kernels.INT4_GROUPS`, the int4 kernel multiplies them (`kernel` names it); everything
+        else is numpy over the decoded weights. The layout chosen by measurement: `appatlas.agent.mixed`."""
         import torch
 
-        from appatlas.compression.quant.grid import dequantize_codes, find_params, quantize_codes
+        from appatlas.compression.quant.grid import quantize_codes, static_groups
 
-        if not 2 <= bits <= 8:
-            raise ValueError(f"bits must be 2..8 (codes are stored as uint8), not {bits}")
-        weights, codes = dict(self.w), {}
-        for k in _MATRICES:
-            rows = torch.from_numpy(self.w[k]).T.contiguous()  # one row per output column
-            grid = find_params(rows, bits, clip=True)
-            q = quantize_codes(rows, grid, bits)
-            weights[k] = dequantize_codes(q, grid).T.numpy()
-            codes[k] = (q.to(torch.uint8).T.numpy(), grid.scale.half().numpy(), grid.offset.half().numpy())
-        return Ranker(weights, self.meta | {"bits": bits}, codes=codes)
+        widths = {k: bits for k in MATRICES} if isinstance(bits, int) else {k: int(bits.get(k, FP32)) for k in MATRICES}
+        sizes = {k: group for k in MATRICES} if isinstance(group, int) else {k: int(group.get(k, 0)) for k in MATRICES}
+        weights, codes, layout = dict(self.w), {}, {}
+        for k in MATRICES:
+            b = widths[k]
+            if b in (FP32, FP16):
+                layout[k] = (b, 0)
+                if b == FP16:
+                    weights[k] = self.w[k].astype(np.float16).astype(np.float32)
+                continue
+            if not 2 <= b <= 8:
+                raise ValueError(f"bits must be 2..8 (codes are stored as uint8), {FP16} (fp16) or {FP32} (kept), "
+                                 f"not {b} for {k}")
+            rows = torch.from_numpy(self.w[k]).T.contiguous()  # [outputs, inputs]: one row per output column
+            inputs = rows.shape[1]
+            g = sizes[k] if 0 < sizes[k] < inputs else inputs
+            if inputs % g:
+                raise ValueError(f"a group of {g} does not divide the {inputs} inputs of {k}")
+            grids = static_groups(rows, b, g, clip=True)
+            q = torch.cat([quantize_codes(rows[:, j * g:(j + 1) * g], p, b) for j, p in enumerate(grids)], dim=1)
+            scale = torch.stack([p.scale for p in grids], 1).half().numpy()
+            offset = torch.stack([p.offset for p in grids], 1).half().numpy()
+            if g == inputs:  # one group: the [outputs] form the int8 files have always had
+                scale, offset = scale[:, 0], offset[:, 0]
+            codes[k] = (q.to(torch.uint8).T.numpy().copy(), scale, offset)
+            weights[k] = _decode(*codes[k])
+            layout[k] = (b, 0 if g == inputs else g)
+        form = _form(layout)
+        meta = {k: v for k, v in self.meta.items() if k not in ("bits", "layout")}
+        if form != "fp32":
+            meta |= {"bits": int(form[3:]) if form.startswith("int") else form,
+                     "layout": {k: _describe(*layout[k]) for k in MATRICES}}
+        return Ranker(weights, meta, codes=codes, layout=layout, kernel=kernel)
+
+    def nbytes(self) -> int:
+        """Bytes of the weights as `save` writes them (codes at their width, scales, offsets, floats)."""
+        total = 0
+        for k, v in self.w.items():
+            if k in self.codes:
+                q, scale, offset = self.codes[k]
+                total += -(-q.size * self.layout[k][0] // 8) + scale.nbytes + offset.nbytes
+            else:
+                total += v.size * (2 if self.layout.get(k, (FP32, 0))[0] == FP16 else 4)
+        return total
 
     # --- files ------------------------------------------------------------------------------------
 
     def save(self, path: Path) -> Path:
-        """Write the weights (plain arrays; a quantized ranker's matrices as uint8 codes with fp16 scale and
-        offset) and what they were trained on (JSON beside them). No pickle."""
+        """Write the weights as plain arrays and what they were trained on (JSON beside them). No pickle.
+
+        A coded matrix `k` is `k` (its codes; below 8 bits packed densely, flat, with `k_shape`), `k_bits`, and
+        fp16 `k_scale` / `k_offset` ([outputs], or [outputs, groups] for groups of inputs); an FP16 one is float16.
+        """
+        from appatlas.compression.packed.bitpack import pack_bits
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: v for k, v in self.w.items() if k not in self.codes}
+        arrays = {k: v.astype(np.float16) if self.layout.get(k, (FP32, 0))[0] == FP16 else v
+                  for k, v in self.w.items() if k not in self.codes}
         for k, (q, scale, offset) in self.codes.items():
-            arrays |= {k: q, f"{k}_scale": scale, f"{k}_offset": offset}
+            bits = self.layout[k][0]
+            if bits < 8:
+                import torch
+
+                arrays |= {k: pack_bits(torch.from_numpy(q), bits).numpy(), f"{k}_shape": np.array(q.shape, np.int64)}
+            else:
+                arrays[k] = q
+            arrays |= {f"{k}_bits": np.array(bits, np.uint8), f"{k}_scale": scale, f"{k}_offset": offset}
         with open(path, "wb") as f:  # np.savez adds ".npz" to a str path without it
             np.savez(f, **arrays)
         path.with_suffix(".json").write_text(json.dumps(self.meta, indent=2))
         return path
 
     @classmethod
-    def load(cls, path: Path) -> Ranker:
+    def load(cls, path: Path, *, kernel: bool = True) -> Ranker:
         path = Path(path)
         if not path.is_file():
             raise ModelMissing(f"no trained ranker at {path}; train one with `appatlas train agent --data "
                                "../shared/data/droidtask`")
         with np.load(path, allow_pickle=False) as data:
-            weights = {k: data[k] for k in data.files}
+            arrays = {k: data[k] for k in data.files}
         meta_path = path.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        missing = {"w1", "b1", "w2", "b2", "aq", "al", "b"} - set(weights)
+        missing = {"w1", "b1", "w2", "b2", "aq", "al", "b"} - set(arrays)
         if missing:
             raise ModelMissing(f"{path} is not a ranker (missing {', '.join(sorted(missing))}); train it again")
+        weights, codes, layout = {k: v for k, v in arrays.items() if k in ("b1", "b2")}, {}, {}
+        for k in MATRICES:
+            weights[k], code, layout[k] = _read_matrix(path, k, arrays, meta)
+            if code is not None:
+                codes[k] = code
         if weights["w1"].shape[0] != N_FEATURES:
             raise ModelMissing(f"{path} reads {weights['w1'].shape[0]} features per option, this version {N_FEATURES}: "
                                "train it again with `appatlas train agent --data ../shared/data/droidtask`")
-        codes = {}
-        for k in _MATRICES:
-            if f"{k}_scale" in weights:  # quantized: decode as `quantized` did (code * scale + offset per column)
-                q, scale, offset = weights[k], weights.pop(f"{k}_scale"), weights.pop(f"{k}_offset")
-                codes[k] = (q, scale, offset)
-                weights[k] = q.astype(np.float32) * scale.astype(np.float32) + offset.astype(np.float32)
-        return cls(weights, meta, codes=codes)
+        return cls(weights, meta, codes=codes, layout=layout, kernel=kernel)
+
+
+def _decode(q: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """The fp32 weight [inputs, outputs] of codes `q` (code · scale + offset; group j holds inputs j·g .. j·g+g-1)."""
+    s, o = scale.astype(np.float32), offset.astype(np.float32)
+    if s.ndim == 2:
+        g = q.shape[0] // s.shape[1]
+        s, o = np.repeat(s.T, g, axis=0), np.repeat(o.T, g, axis=0)
+    return q.astype(np.float32) * s + o
+
+
+def _describe(bits: int, group: int) -> str:
+    return "fp32" if bits == FP32 else "fp16" if bits == FP16 else f"int{bits}" + (f"/g{group}" if group else "")
+
+
+def _form(layout: dict[str, tuple[int, int]]) -> str:
+    """fp32, fp16, intN (every matrix at N bits) or mixed."""
+    widths = {layout[k][0] for k in MATRICES if k in layout}
+    if len(widths) != 1:
+        return "mixed"
+    (b,) = widths
+    return "fp32" if b == FP32 else "fp16" if b == FP16 else f"int{b}"
+
+
+def _read_matrix(path: Path, k: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
+                 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None, tuple[int, int]]:
+    """(fp32 weight, codes or None, (bits, group)) of matrix `k` as `Ranker.save` wrote it (or the int8 files
+    before per-matrix layouts: 2-D codes, [outputs] scale, the width in the JSON). ModelMissing for anything else."""
+    a = arrays[k]
+    bits_a, shape, scale, offset = (arrays.get(f"{k}_{x}") for x in ("bits", "shape", "scale", "offset"))
+
+    def unknown(why: str) -> ModelMissing:
+        return ModelMissing(f"{path} stores {k} in a layout this version does not read ({why}); {_RETRAIN}")
+
+    if scale is None and offset is None and bits_a is None and shape is None:
+        if a.dtype == np.float32:
+            return a, None, (FP32, 0)
+        if a.dtype == np.float16:
+            return a.astype(np.float32), None, (FP16, 0)
+        raise unknown(f"{a.dtype} weights")
+    if a.dtype != np.uint8 or scale is None or offset is None or scale.dtype != np.float16 \
+            or offset.shape != scale.shape or scale.ndim not in (1, 2):
+        raise unknown(f"{a.dtype} codes {a.shape} with scale {None if scale is None else (scale.dtype, scale.shape)}")
+    width = bits_a if bits_a is not None else meta.get("bits", 8)  # files before per-matrix layouts: one width
+    if not isinstance(width, int | np.integer | np.ndarray) or not 2 <= int(width) <= 8:
+        raise unknown(f"{width!r} bits")
+    bits = int(width)
+    if a.ndim == 1 and shape is not None and shape.shape == (2,):
+        import torch
+
+        from appatlas.compression.packed.bitpack import unpack_bits
+
+        n = int(shape[0]) * int(shape[1])
+        if a.size != -(-n * bits // 8):
+            raise unknown(f"{a.size} bytes for {n} codes of {bits} bits")
+        q = unpack_bits(torch.from_numpy(a), bits, n).numpy().reshape(int(shape[0]), int(shape[1]))
+    elif a.ndim == 2 and shape is None:
+        q = a
+    else:
+        raise unknown(f"codes {a.shape}")
+    inputs, outputs = q.shape
+    groups = 1 if scale.ndim == 1 else scale.shape[1]
+    if scale.shape[0] != outputs or inputs % groups:
+        raise unknown(f"scale {scale.shape} for a [{inputs}, {outputs}] matrix")
+    if int(q.max(initial=0)) >= 2 ** bits:
+        raise unknown(f"codes above {2 ** bits - 1} in a {bits}-bit matrix")
+    group = 0 if groups == 1 else inputs // groups
+    return _decode(q, scale, offset), (q, scale, offset), (bits, group)

@@ -33,9 +33,11 @@ def train_agent_cmd(
     epochs: int = typer.Option(15, "--epochs", help="Passes over the training decisions."),
     generated: int = typer.Option(2, "--generated", help="Generated apps (40 screens each) added to the data."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default)."),
-    bits: int = typer.Option(0, "--bits", help="Also write the model quantized to this many bits (2..8) on the "
-                             "compression stack's grid, beside it as NAME-intBITS.npz (measured: int8 agrees "
-                             "with fp32 on 1947 of 1951 decisions)."),
+    bits: str = typer.Option("", "--bits", help="Also write the model quantized, beside it: 2..8 bits for every "
+                             "matrix (NAME-intBITS.npz; at <= 4 bits the 384-row matrices in groups the int4 kernel "
+                             "runs), or 'mixed' (NAME-mixed.npz: those at 4 bits, the small MLP at the fewest bits "
+                             "that cost no agreement with fp32 on the training decisions, see appatlas.agent.mixed). "
+                             "Several: --bits 8,4,mixed."),
 ) -> None:
     """Train the ranker that decides where the graph's best options are close (see docs/agent.md).
 
@@ -50,6 +52,8 @@ def train_agent_cmd(
 
     Example: appatlas train agent --data ../shared/data/droidtask --held-out notes --out notes-ranker.npz
     then:    appatlas bench tasks --data ../shared/data/droidtask --apps notes --llm local --model notes-ranker.npz
+    The shipped model: appatlas train agent --data ../shared/data/droidtask --bits mixed --out ranker.npz
+    (ranker-mixed.npz is it).
     """
     import shutil
 
@@ -60,6 +64,10 @@ def train_agent_cmd(
     if threads > 0:
         torch.set_num_threads(threads)
     config = train.TrainConfig(epochs=epochs)
+    widths = [w.strip().lower() for w in bits.split(",") if w.strip()]
+    for w in widths:
+        if w != "mixed" and not (w.isdigit() and 2 <= int(w) <= 8):
+            raise typer.BadParameter(f"--bits takes 2..8 or 'mixed' (comma-separated), not {w!r}")
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=console) as bar:
@@ -95,6 +103,34 @@ def train_agent_cmd(
         shutil.copyfile(path.with_suffix(".json"), Path(out).with_suffix(".json"))
         path = Path(out)
     console.print(f"model: [bold]{path}[/]  (use: --llm local --model {path})")
-    if bits:
-        small = ranker.quantized(bits).save(path.with_name(f"{path.stem}-int{bits}.npz"))
-        console.print(f"quantized: [bold]{small}[/] ({small.stat().st_size // 1024} KB vs {path.stat().st_size // 1024} KB)")
+    if widths:
+        _write_quantized(ranker, [r for app in sorted(rows) if app != held_out for r in rows[app]], widths, path)
+
+
+def _write_quantized(ranker, rows, widths: list[str], path: Path) -> None:  # noqa: ANN001 - agent types load lazily
+    """Each width of --bits beside `path`; <= 4 bits and 'mixed' take the layout `agent.mixed` measures on the
+    training decisions `rows`, whose table is printed."""
+    from appatlas.agent import mixed
+    from appatlas.agent.ranker import KERNEL_MATRICES
+
+    layout = None
+    if any(w == "mixed" or int(w) <= 4 for w in widths):
+        with console.status("measuring layouts: top choices against fp32 on the training decisions"):
+            layout = mixed.choose_layout(ranker, mixed.decisions(rows))
+        table = Table(title=f"layouts measured ({layout.total} training decisions; the rule: appatlas.agent.mixed)")
+        for col in ("layout", "bytes", "same top choice as fp32"):
+            table.add_column(col, justify="left" if col == "layout" else "right")
+        for what, size, agree in layout.tried:
+            table.add_row(what, str(size), f"{agree}/{layout.total}")
+        console.print(table)
+    for w in widths:
+        if w == "mixed":
+            small, name = layout.apply(ranker), f"{path.stem}-mixed.npz"
+        elif int(w) <= 4:
+            small = ranker.quantized(int(w), {k: layout.group for k in KERNEL_MATRICES})
+            name = f"{path.stem}-int{w}.npz"
+        else:
+            small, name = ranker.quantized(int(w)), f"{path.stem}-int{w}.npz"
+        where = small.save(path.with_name(name))
+        console.print(f"quantized: [bold]{where}[/] ({small.meta['layout']}; {where.stat().st_size // 1024} KB vs "
+                      f"{path.stat().st_size // 1024} KB; matrices by {small.kernel})")
