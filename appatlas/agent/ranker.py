@@ -232,7 +232,8 @@ class Ranker:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._op = self._int4_op() if self.kernel != "numpy" else None
+        ran, self.kernel = self.kernel, "numpy"
+        self._op = self._int4_op() if ran != "numpy" else None
 
     def rank(self, query: Query) -> list[float]:
         """Scores of `query`'s candidates, in their order."""

@@ -4,6 +4,8 @@ this version does not read. Random weights of the trained shapes: no MiniLM, no 
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -68,6 +70,8 @@ def test_the_int4_kernel_scores_as_numpy_does_with_the_decoded_weights(tmp_path,
         # kernel (bf16 activations) stays under 1e-3 on these weights too, 0.025 on the shipped model.
         assert np.abs(got - want).max() < 1e-3
         assert not np.array_equal(got, want)  # the kernel did run: its rounding is not numpy's bits
+    again = pickle.loads(pickle.dumps(kernel))  # noqa: S301 - our own bytes; a Ray worker gets the ranker pickled
+    assert again.kernel == kernel.kernel and np.array_equal(again.scores(*d), kernel.scores(*d))
 
 
 def test_the_layout_rule_takes_fewest_bits_unless_they_cost_agreement() -> None:
