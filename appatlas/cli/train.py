@@ -123,6 +123,9 @@ def _write_quantized(ranker, rows, widths: list[str], path: Path) -> None:  # no
         for what, size, agree in layout.tried:
             table.add_row(what, str(size), f"{agree}/{layout.total}")
         console.print(table)
+        from appatlas.compression.packed.vnni import describe_kernel
+
+        console.print(describe_kernel())  # what multiplies the <= 4-bit matrices (numpy where none runs)
     for w in widths:
         if w == "mixed":
             small, name = layout.apply(ranker), f"{path.stem}-mixed.npz"
