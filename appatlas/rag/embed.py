@@ -59,40 +59,49 @@ class TextEmbedder:
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, *, model_dir: Path | None = None, batch_size: int = 64) -> None:
+    def __init__(self, *, model_dir: Path | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
-        self.batch_size = batch_size
         self._model = SentenceTransformer(str(model_dir or minilm_path()), device="cpu")
         self._lock = threading.Lock()  # one encode at a time: the model is not re-entrant
-        self._query: _QueryPath | None | bool = None  # built on the first single query; False: unavailable
+        self._query: _QueryPath | None | bool = None  # built on the first encode; False: unavailable
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length rows, one per text."""
+        """Unit-length rows, one per text; a text's row has the same bits whatever else is asked with it.
+
+        Each distinct text goes through the model alone, on one thread. In a batch a text is padded to the
+        longest of its batch and the matrix products change shape with the batch; both move the last bits
+        of its vector (by up to 2e-7: measured, 255 of 300 texts differed embedded alone and in batches of
+        64, and batches of texts of one token length do not fix it), and so does the thread count. A
+        vector that depends on its neighbours makes whatever is computed from it (the agent's trained
+        ranker) depend on which texts a cache already held. Alone costs little where appatlas runs: on the
+        491 element sentences and labels of two atlases, 4.7 ms a text alone vs 5.0 ms in batches of 64 on
+        one thread (the count torch has once faiss is loaded: they share OpenMP); with two threads the
+        batches took 2.5 ms a text (session 8, load 1.4-2.0)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         import torch
 
         with self._lock:
-            # A single query is latency, not throughput: one thread does it in ~10 ms, while two
-            # threads on a busy CPU wait on each other (measured 7 ms idle, 100+ ms loaded).
+            # One thread, always: the bits of a vector depend on how the products are split over threads,
+            # and a single text is latency, not throughput (two threads on a busy CPU wait on each other).
             threads = torch.get_num_threads()
-            if len(texts) <= 2 and threads > 1:
-                torch.set_num_threads(1)
+            torch.set_num_threads(1)
             try:
-                if len(texts) == 1 and self._query is None:
+                if self._query is None:
                     self._query = _QueryPath.build(self._model) or False
-                if len(texts) == 1 and self._query:
-                    out = self._query.encode(texts[0])[None, :]
-                else:
-                    out = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                             convert_to_numpy=True, show_progress_bar=False)
+                rows = {t: self._one(t) for t in dict.fromkeys(texts)}
             finally:
-                if torch.get_num_threads() != threads:
-                    torch.set_num_threads(threads)
-        return np.ascontiguousarray(out, dtype=np.float32)
+                torch.set_num_threads(threads)
+        return np.ascontiguousarray(np.stack([rows[t] for t in texts]), dtype=np.float32)
+
+    def _one(self, text: str) -> np.ndarray:
+        if self._query:
+            return self._query.encode(text)
+        return self._model.encode([text], normalize_embeddings=True, convert_to_numpy=True,
+                                  show_progress_bar=False)[0]
 
 
 class _QueryPath:
