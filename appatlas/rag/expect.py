@@ -45,6 +45,8 @@ _SWITCH = re.compile(r"\b(turn|switch|enable|disable|activate|deactivate|check|u
 _OPEN = re.compile(r"\b(open|go to|show|view|navigate|see|display|unlock|enter|check|look at)\b", re.I)
 # "change the alignment to center", "set the snooze time to 5 minute": what is set (X) and its new value (Y)
 _SET_TO = re.compile(r"\b(?:change|set|adjust|switch|make|turn)\b(?P<what>.*?)\b(?:to|as)\b\s+(?P<value>.+)$", re.I)
+# "set the sleep timer for five minutes": a duration or time given with "for", where no "to" says the value
+_SET_FOR = re.compile(r"\b(?:set|adjust)\b(?P<what>.*?)\bfor\b\s+(?P<value>.+)$", re.I)
 _VALUE_END = re.compile(r"\s*(?:,|;|\band\b|\bthen\b|\bin the\b|\bof the\b|\bfor the\b|\bwithin\b).*$", re.I)
 _SORT = re.compile(r"\bsort\w*\b(?P<what>.+?)(?:\s+in\s+(?P<order>\w+)\s+order\b.*)?$", re.I)
 # a state word a switch's label may carry ("CalDAV sync OFF"): not part of what it is called
@@ -59,11 +61,13 @@ _ABANDON = frozenset(tokens("cancel discard back close delete remove dismiss no 
 _HOW = frozenset(tokens("turn switch on off enable disable activate deactivate open go create add make delete "
                         "remove toggle"))
 _PHRASE = re.compile(r"[\w@.+-]+")
-_STOP = frozenset(tokens(" ".join(NAMING)))  # words that name a value (the tokenizer drops the stop words)
+# words that name a value ("a note called 'X'"), dropped as words, not as stems: "titled" and "title" stem alike,
+# and "sort by title" names what is sorted
+_NAMING = re.compile(r"\b(?:" + "|".join(sorted(NAMING)) + r")\b", re.I)
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in tokens(text) if w not in _STOP}
+    return set(tokens(_NAMING.sub(" ", text)))
 
 
 def _said(intent: str) -> set[str]:
@@ -103,16 +107,19 @@ def named_rows(views: AtlasViews, intent: str) -> list[tuple[str, str]]:
 
     A value the intent types ("a note named 'Groceries'") names what is made, not a row to pick."""
     said = intent
+    values = set()  # a short name the intent gives as a value ("delete contact Bob") names a row whole
     for s in extract_slots(intent):
         if s.is_typed:
             said = said[:s.start] + " " * (s.end - s.start) + said[s.end:]
+        else:
+            values.add(" ".join(_PHRASE.findall(s.text.casefold())))
     said = " " + " ".join(_PHRASE.findall(said.casefold())) + " "
     found: dict[str, str] = {}
     for key, v in views.screens.items():
         for _, texts in _rows(v.example):
             title = texts[0]
             norm = " ".join(_PHRASE.findall(title.casefold()))
-            if len(norm) >= 4 and f" {norm} " in said and len(title) > len(found.get(key, "")):
+            if (len(norm) >= 4 or norm in values) and f" {norm} " in said and len(title) > len(found.get(key, "")):
                 found[key] = title
     return sorted(found.items(), key=lambda kv: -len(kv[1]))
 
@@ -162,7 +169,7 @@ def label_core(label: str) -> str:
 
 def _intent_words(intent: str) -> set[str]:
     """The intent's content words, plus each pair of neighbours written as one ("dial pad" -> "dialpad")."""
-    raw = [w for w in tokens(intent) if w not in _STOP]
+    raw = tokens(_NAMING.sub(" ", intent))
     joined = {tokens(a + b)[0] for a, b in zip(re.findall(r"[^\W\d_]+", intent.casefold()),
                                                re.findall(r"[^\W\d_]+", intent.casefold())[1:], strict=False)
               if tokens(a + b)}
@@ -289,7 +296,8 @@ def _row_values(screen: Screen) -> list[tuple[str, str]]:
         if row.checkable or not (row.clickable or any(x.clickable for x in row.walk())):
             continue
         inside = list(row.walk())
-        if any(x.checkable for x in inside):
+        # a list of two one-line items (a two-entry menu) is two rows, not a title and its value
+        if any(x.checkable for x in inside) or sum(x.clickable for x in inside if x is not row) >= 2:
             continue
         texts = [x.text.strip() for x in inside if x.text.strip() and not x.editable and x is not row]
         if len(texts) == 2 and texts[0] != texts[1]:
@@ -309,7 +317,7 @@ def _value_goal(views: AtlasViews, intent: str, slots: Sequence[Slot]) -> Expect
     """"change the alignment to center": the row that says what X is set to reads Y, once more than the run
     first saw it there (the value was put there, not already shown); or, where no row shows the value, the
     choice Y is the one checked in the dialog or menu that offers it next to X."""
-    m = _SET_TO.search(intent)
+    m = _SET_TO.search(intent) or _SET_FOR.search(intent)
     if m is None:
         return None
     quoted = [s for s in slots if s.kind == "quoted" and s.name != "file" and s.start >= m.start("value")]
@@ -334,7 +342,13 @@ def _value_goal(views: AtlasViews, intent: str, slots: Sequence[Slot]) -> Expect
             continue
         title_hit = _matched(v.facts.title, what | want_value)[1] if v.facts.title else 0
         for label, _ in _toggles(v.example):
-            if _words(label) == want_value and (title_hit or _opened_by(views, key, what)):
+            # the value alone ('Center'), or the value with the name of what is set ('3 columns' for "column
+            # count to 3": a choice names its unit or its thing, never another value)
+            named = _words(label)
+            # opened by a control that names X, or says the intent's own verb with it ('Change view' for "change
+            # the view from monthly to yearly")
+            if want_value <= named <= want_value | what and (
+                    title_hit or _opened_by(views, key, what | _words(m.group(0).split()[0]))):
                 return Expectation("checked", label, where=key,
                                    note=f"{label!r} is the choice checked in the {v.facts.place}")
     return None

@@ -208,3 +208,60 @@ def test_an_intent_of_several_acts_is_checked_whole_or_not_at_all(views: AtlasVi
     assert _derive(views, "create a note named 'test' and type '123456'", create) == ()
     both = _derive(views, "create a note named 'test' and sort the notes by date created", create)
     assert {(e.kind, e.text) for e in both} >= {("shown", "test"), ("checked", "Date created")}
+
+
+def test_sort_by_title_keeps_the_word_title_though_titled_names_a_value(views: AtlasViews) -> None:
+    got = {(e.kind, e.text) for e in _derive(views, "Sort notes by title in descending order")}
+    assert {("checked", "Title"), ("checked", "Descending")} <= got
+
+
+@pytest.fixture(scope="module")
+def choice_views(tmp_path_factory: pytest.TempPathFactory) -> AtlasViews:
+    """A menu whose 'Column count' and 'Sleep timer' open untitled dialogs of choices that name their unit, and a
+    list of people with short names."""
+    menu = _screen("Main", _w("ListView", 100, rid="menu", children=(
+        _row(100, "Column count", rid="item"), _row(200, "Sleep timer", rid="item"),
+        _row(300, "Change view", rid="item"))), dialog=True)
+    columns = _screen("Main", _radio(500, "1 column", on=True), _radio(600, "2 columns"), _radio(700, "3 columns"),
+                      dialog=True)
+    sleep = _screen("Main", _radio(500, "1 minute"), _radio(600, "5 minutes"),
+                    _w("Button", 700, text="Custom", rid="custom", clickable=True), dialog=True)
+    views = _screen("Main", *(_w("RadioButton", 500 + 100 * i, text=f"{t} view", rid="view_choice", checkable=True,
+                                 checked=t == "Monthly", clickable=True)
+                              for i, t in enumerate(("Daily", "Weekly", "Monthly", "Yearly"))), dialog=True)
+    people = _screen("Contacts", _title("Contacts"), _w("RecyclerView", 400, rid="list", scrollable=True, children=(
+        _row(400, "Bob", rid="contact"), _row(500, "Alice", rid="contact"))))
+    with Atlas.create(tmp_path_factory.mktemp("choices") / "x.atlas", app=PKG) as atlas:
+        s = {name: atlas.add_state(screen) for name, screen in (("home", HOME), ("menu", menu), ("columns", columns),
+                                                                 ("sleep", sleep), ("people", people),
+                                                                 ("views", views))}
+        for a, label, b in (("home", "More options", "menu"), ("menu", "Column count", "columns"),
+                            ("menu", "Change view", "views"),
+                            ("menu", "Sleep timer", "sleep"), ("home", "Contacts", "people")):
+            atlas.add_transition(s[a], _tap(label), s[b])
+        return atlas_views(atlas)
+
+
+def test_a_choice_that_names_the_value_with_its_unit_is_the_one_checked(choice_views: AtlasViews) -> None:
+    columns = structure_key(next(v.example for v in choice_views.screens.values()
+                                 if "3 columns" in v.example.texts))
+    (e,) = _derive(choice_views, "Change column count to 3")
+    assert (e.kind, e.text, e.where) == ("checked", "3 columns", columns)
+    # a choice naming another value or another thing is not it
+    assert not [e for e in _derive(choice_views, "Change column count to 4") if e.kind == "checked"]
+
+
+def test_set_x_for_a_duration_expects_that_choice_checked(choice_views: AtlasViews) -> None:
+    (e,) = _derive(choice_views, "set the sleep timer for five minutes")
+    assert (e.kind, e.text) == ("checked", "5 minutes")
+
+
+def test_deleting_a_short_name_the_intent_gives_expects_that_row_gone(choice_views: AtlasViews) -> None:
+    (e,) = _derive(choice_views, "Delete contact Bob")
+    assert (e.kind, e.text) == ("gone", "Bob")
+
+
+def test_a_choice_is_expected_in_the_dialog_a_control_saying_the_intents_verb_and_x_opens(
+        choice_views: AtlasViews) -> None:
+    (e,) = _derive(choice_views, "change the view from monthly to yearly")
+    assert (e.kind, e.text) == ("checked", "Yearly view")
