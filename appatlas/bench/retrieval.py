@@ -50,7 +50,7 @@ from appatlas.rag.store import INDEX_DIR, RagStore, build_index
 from appatlas.rag.views import atlas_views
 from appatlas.types import Action, ActionKind, Screen
 
-__all__ = ["recorded_pages", "run_retrieval_bench", "score_task", "screenshot_bench", "synthetic_query_bench"]
+__all__ = ["reachable", "recorded_pages", "run_retrieval_bench", "score_task", "screenshot_bench", "synthetic_query_bench"]
 
 Progress = Callable[[str, int, int], None]
 SUMMARY_KEYS = ("start_top1", "end_top1", "end_top5", "plan_valid", "screenshot_top1", "query_ms_p50", "tasks")
@@ -195,6 +195,39 @@ def _takes_in_order(recorded: Sequence[tuple[Action, Screen | None]], planned: S
     return all(any(_same_target(r, p, screen) for p in it) for r, screen in _focus_taps(recorded))
 
 
+def reachable(task: RecordedTask, keys: dict[int, str], known: Atlas, *,
+              pages: Sequence[frozenset[str]] | None = None,
+              screens: Callable[[int], Screen] | None = None) -> dict[str, bool]:
+    """What the knowledge atlas `known` could show of a recorded task at best — the ceiling of its scores:
+
+      end   the recorded final screen (any state its record lists) is a screen of `known`: end top-1/top-5
+            cannot be right otherwise
+      path  every recorded step's element was taken in `known` from that step's screen, and every screen
+            the task passes is in `known`: a plan cannot pass `plan_valid` otherwise (necessary, not
+            sufficient: where the atlas saw the step lead is not checked)
+    """
+    recorded = [keys[st.state] for st in task.steps]
+    steps = [frozenset({k}) for k in recorded]
+    if pages is not None and len(pages) == len(recorded):
+        steps = [page | step for page, step in zip(pages, steps, strict=True)]
+    have = {st.structure_key for st in known.states()}
+    taken: dict[str, list[Action]] = {}
+    for t in known.transitions():
+        taken.setdefault(t.source_key, []).append(t.action)
+    path = all(page & have for page in steps)
+    acted = [(st.action, screens(st.state) if screens is not None else None, page)
+             for st, page in zip(task.steps, steps, strict=True) if st.action is not None]
+    # the elements `plan_valid` asks the plan to take (a tap that only focuses the field typed next is not one)
+    needed = {id(a) for a, _ in _focus_taps([(a, screen) for a, screen, _ in acted])}
+    for action, screen, page in acted:
+        if not path:
+            break
+        if id(action) not in needed or action.kind is ActionKind.TYPE:
+            continue  # typing is the plan's own value, into a field the screen shows
+        path = any(_same_target(action, a, screen) for k in page for a in taken.get(k, ()))
+    return {"end": bool(steps[-1] & have), "path": path}
+
+
 def _rendered(screen: Screen, *, scale: float = 0.5) -> bytes:
     return render_png(screen.root, width=screen.width, height=screen.height, scale=scale)
 
@@ -247,7 +280,10 @@ def _app_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                             "end_top1": _rate([e["top1_first_state"] for e in ends]),
                             "end_top5": _rate([e["top5_first_state"] for e in ends]),
                             "plan_valid": _rate([r["plan"]["valid_first_state"] for r in rows])},
-            "query_ms_p50": round(statistics.median([r["ms"] for r in rows]), 2) if rows else None}
+            "query_ms_p50": round(statistics.median([r["ms"] for r in rows]), 2) if rows else None,
+            # the best the knowledge allows (`reachable`): end screens it holds, tasks whose every step it saw
+            "ceiling": {"end_top": _rate([r["reachable"]["end"] for r in rows if "end" in r and "reachable" in r]),
+                        "plan_valid": _rate([r["reachable"]["path"] for r in rows if "reachable" in r])}}
 
 
 def _captioned_index(atlas: Atlas, folder: Path, captions: str, emb: TextEmbedder, *, screenshots: bool,
@@ -304,8 +340,9 @@ def _score_app(folder: Path, atlas: Atlas, setting: str, captions: str, emb: Tex
         shutil.copytree(cache, known_atlas / INDEX_DIR / "cache", dirs_exist_ok=True)
         with Atlas.open(known_atlas) as known:
             retriever = _captioned_index(known, folder, captions, emb, screenshots=False, planner=planner)
-            rows.append(score_task(task, keys, retriever, pages=pages.get(task.name), screens=recorded)
-                        | {"app": folder.name})
+            row = score_task(task, keys, retriever, pages=pages.get(task.name), screens=recorded)
+            row["reachable"] = reachable(task, keys, known, pages=pages.get(task.name), screens=recorded)
+            rows.append(row | {"app": folder.name})
         shutil.copytree(known_atlas / INDEX_DIR / "cache", cache, dirs_exist_ok=True)
         if recording is None:
             shutil.rmtree(known_atlas, ignore_errors=True)

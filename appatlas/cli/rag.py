@@ -239,6 +239,9 @@ def bench_retrieval(
     for name, row in rows:
         table.add_row(name, *(_cell(row.get(k)) for k in SUMMARY_KEYS))
     console.print(table)
+    ceiling = result["summary"].get("ceiling") or {}
+    console.print(f"the best the knowledge allows (end screens it holds, tasks whose every step it saw): "
+                  f"end_top {_cell(ceiling.get('end_top'))}, plan_valid {_cell(ceiling.get('plan_valid'))}")
     console.print(f"first state of each recorded step only: {json.dumps(result['summary']['first_state'])}")
     console.print(f"screenshots: {json.dumps(result['summary']['screenshots']['by_change'])}")
     if "scale" in result["summary"]:
