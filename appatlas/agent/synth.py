@@ -58,7 +58,7 @@ def synthetic_decisions(knowledge: Knowledge, *, limit: int = 200, seed: int = 0
     """At most `limit` decisions from `knowledge`'s transitions (see the module docstring), in a seeded order."""
     if not knowledge.screens:
         return []
-    meaning = Meaning(knowledge)
+    meaning = knowledge.meaning  # the sentences the store and every policy over this knowledge read
     graph = knowledge.graph()
     start = knowledge.state_key[min(knowledge.state_key)]  # the crawl's first screen
     paths = nx.single_source_shortest_path(graph, start)

@@ -46,8 +46,10 @@ __all__ = ["MARGINS", "Row", "TrainConfig", "app_rows", "cache_dir", "extra_rows
            "rows_hash", "train_ranker"]
 
 Progress = Callable[[str], None]
-VERSION = "ranker-3"
-_GRAPH_COLUMNS = 7  # the leading feature columns that are the graph's numbers (value, margin, own, ahead, memory, rank)  # bump when rows or features change meaning: cached models are then retrained
+# bump when rows, features or how texts are embedded change: cached models are then retrained (ranker-4: every text
+# embedded alone, `rag.embed.TextEmbedder.encode`; a model cached from batched vectors differs in its last bits)
+VERSION = "ranker-4"
+_GRAPH_COLUMNS = 7  # the leading feature columns that are the graph's numbers (value, margin, own, ahead, memory, rank)
 # (ask_margin, ask_below, ask_cover) candidates, "exact ties only" first: the simpler wins a tie.
 _PLAIN = ((0.0, 0.0), (0.25, 0.0), (0.5, 0.0), (1.0, 0.0), (2.0, 0.0), (4.0, 0.0), (float("inf"), 0.0), (0.0, 2.0),
           (0.5, 2.0), (1.0, 2.0), (1.0, 4.0))

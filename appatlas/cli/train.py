@@ -99,6 +99,7 @@ def train_agent_cmd(
     console.print(f"chosen: ask the model where the best options are within {trained.ask_margin} "
                   f"(or the best is worth < {trained.ask_below}); final loss {ranker.meta['loss']}")
     if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)  # a new folder, not a traceback after training
         shutil.copyfile(path, out)
         shutil.copyfile(path.with_suffix(".json"), Path(out).with_suffix(".json"))
         path = Path(out)
