@@ -40,6 +40,7 @@ from appatlas.agent.policy import Policy, PolicyConfig
 from appatlas.agent.progress import Taken, taken
 from appatlas.agent.ranker import DIM, N_FEATURES, Query, Ranker, features, reach_cosines, text_vectors
 from appatlas.agent.valuing import same_option
+from appatlas.errors import ModelMissing
 from appatlas.types import Action, Screen
 
 __all__ = ["MARGINS", "Row", "TrainConfig", "app_rows", "cache_dir", "extra_rows", "fit_margin", "offline_accuracy",
@@ -260,7 +261,10 @@ def train_ranker(rows: Sequence[Row], config: TrainConfig = TrainConfig(), *, ca
     digest = rows_hash(rows, config)
     path = None if cache is None else Path(cache) / f"ranker-{digest[:16]}.npz"
     if path is not None and path.is_file():
-        return Ranker.load(path)
+        try:
+            return Ranker.load(path)
+        except ModelMissing:  # a cached model this version reads otherwise (another feature count): trained again
+            pass
     import torch
 
     torch.manual_seed(config.seed)

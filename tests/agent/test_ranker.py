@@ -10,7 +10,7 @@ import pytest
 
 from appatlas.agent import train
 from appatlas.agent.policy import Policy, PolicyConfig
-from appatlas.agent.ranker import Ranker
+from appatlas.agent.ranker import N_FEATURES, Ranker
 
 TINY = train.TrainConfig(epochs=3, rank=4, hidden=8, batch=32)
 
@@ -40,6 +40,14 @@ def test_training_is_seeded_and_cached(rows, tmp_path) -> None:
     assert len(files) == 1 and files[0].stem == f"ranker-{cached.meta['hash'][:16]}"
     files[0].with_suffix(".json").write_text('{"hash": "from the cache"}')
     assert train.train_ranker(rows, TINY, cache=tmp_path).meta["hash"] == "from the cache"  # not trained again
+
+
+def test_a_cached_model_of_another_feature_count_is_trained_again(rows, tmp_path) -> None:
+    cached = train.train_ranker(rows, TINY, cache=tmp_path)
+    (path,) = tmp_path.glob("ranker-*.npz")
+    np.savez(path, **(cached.w | {"w1": np.zeros((N_FEATURES + 2, TINY.hidden), np.float32)}))  # an older version's
+    again = train.train_ranker(rows, TINY, cache=tmp_path)
+    assert again.w["w1"].shape[0] == N_FEATURES and np.array_equal(again.w["aq"], cached.w["aq"])
 
 
 def test_the_numpy_ranker_scores_as_the_trained_net_does(rows, tmp_path) -> None:
