@@ -14,8 +14,8 @@ plus a small MLP over the graph's numbers and the cosines. It is trained listwis
 decision's options) on decisions generated from explored atlases (`appatlas.agent.train`), so it
 learns when the graph's order is right and when what an element means should break it.
 
-It is small (~19k weights: 78 KB as fp32; what ships is mixed precision, 17 KB: the three 384-row matrices as 4-bit
-codes that the compression stack's int4 kernel multiplies, the small MLP int8 and fp16, chosen by `agent.mixed`; a
+It is small (~19k weights: 78 KB as fp32; what ships is mixed precision, 18.7 KB: the three 384-row matrices as 4-bit
+codes that the compression stack's int4 kernel multiplies, the small MLP at the widths `agent.mixed` measures; a
 plain .npz, no pickle) and runs in numpy and that kernel: a decision costs the
 embedding of the intent (cached per text) and a few small matrix products. `choose(context, options)`
 serves the `LLM` protocol for callers that only have text (the graph's numbers are then zero);
