@@ -101,6 +101,14 @@ def recorded_pages(folder: Path, atlas: Atlas) -> dict[str, list[frozenset[str]]
     return out
 
 
+def _step_pages(recorded: Sequence[str], pages: Sequence[frozenset[str]] | None) -> list[frozenset[str]]:
+    """Each recorded step's screen keys: its first state's, and every state its record lists (`recorded_pages`)."""
+    steps = [frozenset({k}) for k in recorded]
+    if pages is not None and len(pages) == len(recorded):
+        steps = [page | step for page, step in zip(pages, steps, strict=True)]
+    return steps
+
+
 def score_task(task: RecordedTask, keys: dict[int, str], retriever: Retriever, *,
                pages: Sequence[frozenset[str]] | None = None,
                screens: Callable[[int], Screen] | None = None) -> dict[str, Any]:
@@ -112,9 +120,7 @@ def score_task(task: RecordedTask, keys: dict[int, str], retriever: Retriever, *
     one's handler (`appatlas.graph.touch`); without it, taps are compared by element only.
     """
     recorded = [keys[s.state] for s in task.steps]
-    steps = [frozenset({k}) for k in recorded]
-    if pages is not None and len(pages) == len(recorded):
-        steps = [page | step for page, step in zip(pages, steps, strict=True)]
+    steps = _step_pages(recorded, pages)
     first, last = recorded[0], recorded[-1]
     retrieval = retriever.retrieve(task.intent, exclude_tasks=[task.name], k=5)
     starts = [c.key for c in retrieval.starts]
@@ -206,10 +212,7 @@ def reachable(task: RecordedTask, keys: dict[int, str], known: Atlas, *,
             the task passes is in `known`: a plan cannot pass `plan_valid` otherwise (necessary, not
             sufficient: where the atlas saw the step lead is not checked)
     """
-    recorded = [keys[st.state] for st in task.steps]
-    steps = [frozenset({k}) for k in recorded]
-    if pages is not None and len(pages) == len(recorded):
-        steps = [page | step for page, step in zip(pages, steps, strict=True)]
+    steps = _step_pages([keys[st.state] for st in task.steps], pages)
     have = {st.structure_key for st in known.states()}
     taken: dict[str, list[Action]] = {}
     for t in known.transitions():

@@ -61,9 +61,15 @@ _ABANDON = frozenset(tokens("cancel discard back close delete remove dismiss no 
 _HOW = frozenset(tokens("turn switch on off enable disable activate deactivate open go create add make delete "
                         "remove toggle"))
 _PHRASE = re.compile(r"[\w@.+-]+")
+
 # words that name a value ("a note called 'X'"), dropped as words, not as stems: "titled" and "title" stem alike,
 # and "sort by title" names what is sorted
 _NAMING = re.compile(r"\b(?:" + "|".join(sorted(NAMING)) + r")\b", re.I)
+
+
+def _phrase(text: str) -> str:
+    """`text` as lower-case words one space apart, for comparing a row's title with what the intent says."""
+    return " ".join(_PHRASE.findall(text.casefold()))
 
 
 def _words(text: str) -> set[str]:
@@ -112,13 +118,13 @@ def named_rows(views: AtlasViews, intent: str) -> list[tuple[str, str]]:
         if s.is_typed:
             said = said[:s.start] + " " * (s.end - s.start) + said[s.end:]
         else:
-            values.add(" ".join(_PHRASE.findall(s.text.casefold())))
-    said = " " + " ".join(_PHRASE.findall(said.casefold())) + " "
+            values.add(_phrase(s.text))
+    said = f" {_phrase(said)} "
     found: dict[str, str] = {}
     for key, v in views.screens.items():
         for _, texts in _rows(v.example):
             title = texts[0]
-            norm = " ".join(_PHRASE.findall(title.casefold()))
+            norm = _phrase(title)
             if (len(norm) >= 4 or norm in values) and f" {norm} " in said and len(title) > len(found.get(key, "")):
                 found[key] = title
     return sorted(found.items(), key=lambda kv: -len(kv[1]))
