@@ -69,3 +69,40 @@ def test_coverage_credits_every_word_one_path_names_not_only_its_best_label() ->
     # No single label names both: the share of the best one alone is less.
     assert ahead.coverage(more, "main", left, been=set(), targets=[]) == 0.0  # leads nowhere known: nothing
     assert 0 < ahead.coverage(more, "main", words("settings autosave zebra"), been=set()) < 1.0
+
+
+def _page(*labels: str) -> Screen:
+    """The settings page at one scroll position: its rows inside one vertical scrolling container."""
+    rows = tuple(Widget("android.widget.TextView", Bounds(0, 100 * i, W, 100 * i + 90), text=t, clickable=True,
+                        package="com.x", resource_id=f"com.x:id/{t.lower().replace(' ', '_')}")
+                 for i, t in enumerate(labels))
+    scroll = Widget("android.widget.ScrollView", Bounds(0, 0, W, H), scrollable=True, package="com.x",
+                    resource_id="com.x:id/settings_scroll", children=rows)
+    return Screen("com.x", "Settings", Widget("hierarchy", Bounds(0, 0, W, H), children=(scroll,)), W, H)
+
+
+def _scrolled_settings() -> Knowledge:
+    """Main -> 'Notes' opens the top of a long page; the crawl saw its bottom too, but took no step from the top
+    there (it scrolled another state of the page)."""
+    screens = {1: SCREENS[1], 2: _page("Settings", "Autosave notes"), 3: _page("Word count", "Font size")}
+    keys = {1: "main", 2: "top", 3: "bottom"}
+    transitions = [StoredTransition(0, 1, 2, "main", "top", _tap("Notes"), 1, 0, "crawl")]
+    return Knowledge.build(package="com.x", screens=screens, state_key=keys, content={}, tasks=[],
+                           transitions=transitions)
+
+
+def test_coverage_reads_what_the_page_it_opens_shows_further_down() -> None:
+    k = _scrolled_settings()
+    notes = next(o for o in options(SCREENS[1]) if o.label == "Notes")
+    # 'Word count' is on the page 'Notes' opens, a scroll down: the path names it.
+    assert LookAhead(k, gamma=0.5, depth=3, slot_pick=6.0).coverage(notes, "main", words("word count"),
+                                                                   been=set()) == 1.0
+
+
+def test_reach_reads_what_the_page_it_opens_shows_further_down() -> None:
+    from appatlas.agent.meaning import Meaning
+
+    k = _scrolled_settings()
+    notes = next(o for o in options(SCREENS[1]) if o.label == "Notes")
+    near, _ = Meaning(k).reach("main", notes)
+    assert {"Autosave notes", "Word count"} <= set(near)
