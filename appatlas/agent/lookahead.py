@@ -64,9 +64,8 @@ class LookAhead:
         if (key, depth) in memo:
             return memo[(key, depth)]
         memo[(key, depth)] = frozenset()  # a cycle names nothing new
-        # the screen's labels, and those its page shows further down (another scroll position of it)
-        out = {self._mask(label, uncovered, ws) for k in (key, *self.knowledge.pages(key))
-               if (info := self.knowledge.screens.get(k)) for label, ws in info.labels}
+        info = self.knowledge.screens.get(key)
+        out = {self._mask(label, uncovered, ws) for label, ws in (info.labels if info else ())}
         if depth > 0:
             for target, ws in self._controls(key):
                 if target not in avoid and target != key:

@@ -137,8 +137,7 @@ class Meaning:
         if ident in self._reach:
             return self._reach[ident]
         first = self.targets(key, o)
-        # a long page recorded at several scroll positions shows all of them a scroll away
-        near = self._labels([*first, *(p for k in first for p in self.knowledge.pages(k) if p not in first)], per_screen)
+        near = self._labels(first, per_screen)
         second = sorted({t.target_key for k in first for t in self.knowledge.out(k)
                          if t.target_key not in (k, key) and t.target_key not in first})
         far = tuple(x for x in self._labels(second, per_screen) if x not in near)
