@@ -175,11 +175,9 @@ def label_core(label: str) -> str:
 
 def _intent_words(intent: str) -> set[str]:
     """The intent's content words, plus each pair of neighbours written as one ("dial pad" -> "dialpad")."""
-    raw = tokens(_NAMING.sub(" ", intent))
-    joined = {tokens(a + b)[0] for a, b in zip(re.findall(r"[^\W\d_]+", intent.casefold()),
-                                               re.findall(r"[^\W\d_]+", intent.casefold())[1:], strict=False)
-              if tokens(a + b)}
-    return set(raw) | joined
+    letters = re.findall(r"[^\W\d_]+", intent.casefold())
+    joined = {tokens(a + b)[0] for a, b in zip(letters, letters[1:], strict=False) if tokens(a + b)}
+    return _words(intent) | joined
 
 
 def _matched(label: str, want: set[str]) -> tuple[float, int]:

@@ -141,12 +141,10 @@ class KeyPicker:
         context = 0.3 * sum(w for t, w in ev.weights.items() if t in seen and t not in covered)
         end = edges[-1][1] if edges else start
         end_score = 0.0
-        end_view = self.views.screens.get(end)
-        ends_transient = end_view is not None and end_view.facts.transient
         # An intent is never "stay where you are", and an open dialog or menu is not a destination
         # (its choices are there to be taken): only a real destination earns this.
         passed = {start} | {u for u, _, _ in edges}
-        if end not in passed and not ends_transient:  # coming back is not arriving
+        if end not in passed and not self.views.transient(end):  # coming back is not arriving
             shown = self.screen_words.get(end, frozenset())
             end_score = 0.1 * ev.screens.get(end, 0.0) + END_OFFERS * sum(
                 w for t, w in ev.weights.items() if t in shown and t not in covered and t not in seen)

@@ -341,7 +341,7 @@ class Retriever:
             activity = self._activity(best.end)
             for earlier in reversed(best.screens[:-1]):
                 if earlier != best.end and activity and self._activity(earlier) == activity and \
-                        not self._transient(earlier):
+                        not self.views.transient(earlier):
                     add(earlier, 1.2, "the same screen as the route's end, seen before it scrolled")
                     break
         for name, sim, subject in experience:
@@ -397,15 +397,11 @@ class Retriever:
                                                              f"nearest the intent in meaning, leads here ({hit.score:.2f})"))
         return list(out.values())
 
-    def _transient(self, key: str) -> bool:
-        view = self.views.screens.get(key)
-        return view is not None and view.facts.transient
-
     def _settled(self, screens: Sequence[str]) -> str:
         """Where a user acting along `screens` is left once the way is done: a dialog or menu is not where an
         intent ends (it closes on a choice, or on OK, onto the screen under it), so the last screen of the
         way that is neither; the last screen when all are."""
-        return next((k for k in reversed(screens) if not self._transient(k)), screens[-1])
+        return next((k for k in reversed(screens) if not self.views.transient(k)), screens[-1])
 
     def _label(self, edge: Edge) -> str:
         data = self.views.plan_graph.edges[edge]

@@ -119,6 +119,11 @@ class AtlasViews:
         return t is not None and edge[0] == edge[1] and t.action.kind is ActionKind.TAP and \
             t.facts.widget in ("choice", "checkbox", "switch")
 
+    def transient(self, key: str) -> bool:
+        """The screen `key` is known and is a dialog or a menu (`ScreenFacts.transient`)."""
+        view = self.screens.get(key)
+        return view is not None and view.facts.transient
+
     @property
     def plan_graph(self) -> nx.MultiDiGraph:
         """The graph plans are made on: the recorded graph without the back presses that landed on a dialog
@@ -127,8 +132,7 @@ class AtlasViews:
         from a fresh launch can take."""
         if self._plan_graph is None:
             hidden = [(u, v, k) for u, v, k, d in self.graph.edges(keys=True, data=True)
-                      if d["action"].kind is ActionKind.BACK and v in self.screens
-                      and self.screens[v].facts.transient]
+                      if d["action"].kind is ActionKind.BACK and self.transient(v)]
             self._plan_graph = nx.restricted_view(self.graph, [], hidden) if hidden else self.graph
         return self._plan_graph
 
