@@ -24,7 +24,8 @@ Hazards, handled as on a phone:
                              Cancel) above the blocked page; tapping OK / Cancel answers it
   new tabs and popups        become the current page; closing them (or back) returns to the opener
   other origins              reported as another package: left and returned from
-  downloads                  saved to a temporary folder, listed in `WebDevice.downloads`; the page stays
+  downloads                  saved to a temporary folder, listed in `WebDevice.downloads`; the page stays;
+                             the folder is removed when the device closes (read the files before)
   an uncaught script error   from the app's own origins, or a 5xx page: AppCrashed on the next snapshot
                              (errors of other origins' scripts, such as ads, are only logged)
   slow pages                 a navigation past `timeout` is DeviceTimeout; an element that cannot be
@@ -41,6 +42,7 @@ import asyncio
 import itertools
 import logging
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -249,6 +251,8 @@ class WebDevice:
         if self._host is not None:
             self._host.release()
             self._host = None  # type: ignore[assignment]
+        # Every device made its own folder; left behind, a test suite or a campaign fills /tmp with them.
+        shutil.rmtree(self._download_dir, ignore_errors=True)
 
     def __enter__(self) -> WebDevice:
         return self

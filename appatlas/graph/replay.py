@@ -28,7 +28,9 @@ def open_replay(path: str | Path, *, serial: str = "replay-1", screenshots: bool
             return ReplayDevice(recorded_app(atlas), serial=serial, screenshots=screenshots)
     from appatlas.graph.droidbot import import_droidbot
 
-    tmp = Path(tempfile.mkdtemp(prefix="appatlas-replay-")) / "app.atlas"
-    import_droidbot(path, tmp)
-    with Atlas.open(tmp) as atlas:
-        return ReplayDevice(recorded_app(atlas), serial=serial, screenshots=screenshots)
+    # The imported atlas is read into memory whole (recorded_app), so its folder goes at once.
+    with tempfile.TemporaryDirectory(prefix="appatlas-replay-") as tmp:
+        imported = Path(tmp) / "app.atlas"
+        import_droidbot(path, imported)
+        with Atlas.open(imported) as atlas:
+            return ReplayDevice(recorded_app(atlas), serial=serial, screenshots=screenshots)

@@ -7,6 +7,7 @@ what the page shows.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -214,6 +215,15 @@ def test_a_download_is_saved_and_the_page_stays(web, webapp) -> None:
     assert len(dev.downloads) == 1 and dev.downloads[0]["file"].endswith("notes.csv")
     assert "Groceries" in open(dev.downloads[0]["file"], encoding="utf-8").read()
     assert state(dev, webapp)["downloads"] == 1
+
+
+def test_closing_the_device_removes_its_download_folder(web) -> None:
+    dev = web("/about")
+    tap(dev, "download_notes")
+    folder = Path(dev.downloads[0]["file"]).parent
+    assert folder.is_dir()
+    dev.close()
+    assert not folder.exists()
 
 
 def test_an_uncaught_script_error_of_the_app_is_app_crashed_once(web, webapp) -> None:
