@@ -27,7 +27,15 @@ from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
 from appatlas.agent.oracle import CLAUSES, AppWords, realised
-from appatlas.agent.progress import Progress, Taken, all_texts, names_slot, shows_value
+from appatlas.agent.progress import (
+    Progress,
+    Taken,
+    all_texts,
+    backed_out_of,
+    names_slot,
+    shows_value,
+    wrong_turn,
+)
 from appatlas.agent.prompt import choice_context
 from appatlas.agent.ranker import Candidate, Query
 from appatlas.agent.valuing import (
@@ -82,6 +90,9 @@ class PolicyConfig:
     # (`LookAhead.coverage`) when that is none of the close options: an overflow menu whose entries lead to the
     # page that names the goal, valued below a labelled option by the discounted look-ahead.
     ask_cover: bool = False
+    # Stuck after a tap that advanced nothing of the intent: back out of it once per run and take another option
+    # there (the model's choice among the rest where there is a model): a tester's recovery from a wrong branch.
+    recover: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,7 @@ class Decision:
 
     action: Action | None
     reason: str
-    source: str  # interrupt | graph | confirm | oracle | llm | fallback
+    source: str  # interrupt | graph | confirm | oracle | recover | llm | fallback
     option: Option | None = None
     text: str = ""
     scores: tuple[tuple[str, float], ...] = ()  # the best options and their values, for the evidence
@@ -178,6 +189,12 @@ class Policy:
         if stop is not None:
             return Decision(stop.option.action(screen), stop.reason, "interrupt", stop.option)
         valued = self._value_all(intent, progress, screen, key)
+        undone = backed_out_of(history, key) if self.config.recover else None
+        # The tap this run backed out of is not taken again, nor is back pressed again (it would leave what is left).
+        again = [v for v in valued if undone is not None and (v.option.kind is ActionKind.BACK or (
+            v.option.kind is ActionKind.TAP and v.option.label == undone.label))]
+        for v in again:
+            v.value = v.own = 0.0
         ranked = sorted(valued, key=lambda v: -v.value)
         # Fill the fields first: a value the intent gives for a field here goes in before the button
         # that submits the form.
@@ -244,7 +261,10 @@ class Policy:
             # Not certain: options this close to the best (a tie, or within the ranker's margin), or any of
             # the top options when the best is worth little. A confirming button waits unless it is the best.
             near = max(cfg.tie, cfg.ask_margin) if best.value >= cfg.ask_below else float("inf")
-            tied = [v for v in ranked if best.value - v.value <= near and (v is best or not submits(v.option))]
+            # Backed out of the graph's choice: its next best is no more certain than it was, so the model chooses.
+            near = float("inf") if undone is not None else near
+            tied = [v for v in ranked if best.value - v.value <= near and (v is best or not submits(v.option))
+                    and v not in again]
             among = tied[:cfg.llm_top]
             # Options that each name a different part of the intent by their own label ('Year' and 'Descending' for
             # "sort by year in descending order") are all to be done: which first is no question for a model.
@@ -300,6 +320,11 @@ class Policy:
                 asked = self._rank(intent, progress, screen, among)
                 if asked is not None:
                     return asked
+        here = self._covered(intent, progress, [o for o in options(screen) if not o.negative])
+        wrong = wrong_turn(progress, here) if cfg.recover and left else None
+        if wrong is not None:
+            return Decision(Action(ActionKind.BACK), f"back out of '{wrong.label}': nothing here or ahead advances "
+                            f"the rest ({', '.join(left)}), and it advanced nothing", "recover", scores=scores)
         reason = ("every part of the intent was acted on" if not left else
                   f"nothing here or ahead advances the rest ({', '.join(left)})")
         return Decision(None, reason, "oracle", scores=scores, stuck=bool(left))
@@ -429,13 +454,7 @@ class Policy:
 
     def _value_all(self, intent: Intent, progress: Progress, screen: Screen, key: str) -> list[_Valued]:
         opts = [o for o in options(screen) if not o.negative]
-        covered = set(progress.covered)
-        # A toggle already in the wanted state is done: its words count as covered. An intent that wants
-        # no switch flipped ("set the snooze time to 5 minutes") is not done by a switch that is on
-        # ("Always use same snooze time"); a radio button that is on is the choice made.
-        for o in opts:
-            if o.checkable and (intent.wants or o.radio) and self._satisfied(o, intent):
-                covered |= set(self._matches(o.label, intent.terms))
+        covered = self._covered(intent, progress, opts)
         slots = self._slots_left(intent, progress, screen, opts)
         # The unit of a number still to pick ("five *images* per row", "5 *minutes*") is sought with the
         # number, not on its own: an 'Images' filter is not five images.
@@ -449,6 +468,16 @@ class Policy:
         if self.config.meaning and max((v.value for v in out), default=0.0) < self.config.meaning_below:
             self._mean(out, intent, progress, key, uncovered)
         return out
+
+    def _covered(self, intent: Intent, progress: Progress, opts: Sequence[Option]) -> set[str]:
+        """The intent's words done: acted on, or the words of a toggle here already in the wanted state. An intent that
+        wants no switch flipped ("set the snooze time to 5 minutes") is not done by a switch that is on ("Always use
+        same snooze time"); a radio button that is on is the choice made."""
+        covered = set(progress.covered)
+        for o in opts:
+            if o.checkable and (intent.wants or o.radio) and self._satisfied(o, intent):
+                covered |= set(self._matches(o.label, intent.terms))
+        return covered
 
     def _mean(self, valued: list[_Valued], intent: Intent, progress: Progress, key: str,
               uncovered: Sequence[str]) -> None:

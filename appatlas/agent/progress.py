@@ -18,7 +18,7 @@ from appatlas.rag.intent import Intent, Slot, label_words, same_term, words
 from appatlas.rag.text import keeps
 from appatlas.types import Action, ActionKind, Screen, view_kind
 
-__all__ = ["Progress", "Taken", "names_slot", "taken"]
+__all__ = ["Progress", "Taken", "backed_out_of", "names_slot", "taken", "wrong_turn"]
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,34 @@ class Progress:
     def repeats(self, label: str, kind: ActionKind) -> int:
         """How often this was already done (same label, same kind) earlier in the run."""
         return sum(t.label == label and t.kind is kind for t in self.history)
+
+
+def wrong_turn(progress: Progress, covered: set[str] | None = None) -> Taken | None:
+    """The plain tap a tester would back out of, when the run is stuck: the last tap, if it and what followed it
+    (scrolls only, so one back returns to its screen) advanced nothing of the intent — no word covered (`covered`:
+    the words done as the current screen shows them, such as a switch already as wanted; default what was acted on),
+    nothing typed or picked — and it changed nothing, confirmed nothing and went to another screen. None once anything
+    was backed out of in this run (once per run: a second wrong turn is not searched for)."""
+    history = progress.history
+    if not history or any(t.kind is ActionKind.BACK for t in history):
+        return None
+    i = max((i for i, t in enumerate(history) if t.kind is not ActionKind.SCROLL), default=-1)
+    t = history[i] if i >= 0 else None
+    if t is None or t.kind is not ActionKind.TAP or t.changed or t.confirm or t.screen == progress.current:
+        return None
+    before = Progress(progress.intent, history[:i])
+    now = progress.covered if covered is None else covered
+    if (before.covered, before.typed, before.picked) != (now, progress.typed, progress.picked):
+        return None
+    return t
+
+
+def backed_out_of(history: Sequence[Taken], current: str) -> Taken | None:
+    """The tap the last step (a back) undid, when that back returned to the tap's screen (scrolls between them)."""
+    if not history or history[-1].kind is not ActionKind.BACK:
+        return None
+    before = [t for t in history[:-1] if t.kind is not ActionKind.SCROLL]
+    return before[-1] if before and before[-1].kind is ActionKind.TAP and before[-1].screen == current else None
 
 
 def _typed_as(slot: Slot, typed: str) -> bool:

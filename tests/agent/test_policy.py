@@ -11,6 +11,7 @@ from appatlas.agent.options import options
 from appatlas.agent.policy import Policy
 from appatlas.agent.progress import Progress, Taken, taken
 from appatlas.devices.virtual import open_app
+from appatlas.graph.fingerprint import structure_key
 from appatlas.rag.intent import parse_intent
 from appatlas.types import ActionKind, Bounds, Screen, Widget
 
@@ -380,3 +381,22 @@ def test_options_that_each_name_a_different_part_of_the_intent_are_no_question_f
     assert decision.source == "graph" and decision.option.label == "Year" and not llm.asked  # both are to be done
     # Two options naming the same word of it are a question: "Red apple" or "Red car".
     assert Policy(_empty(), llm=llm).decide("tap red", _buttons("Red apple", "Red car"), []).source == "llm"
+
+
+def test_after_backing_out_of_a_tap_the_model_chooses_among_the_other_options(scripted) -> None:
+    screen = _buttons("Share", "Send email", "Send later", "Message")
+    known = Knowledge.build(package="com.x", screens={1: screen}, state_key={1: structure_key(screen)}, content={},
+                            transitions=[], tasks=[])
+    share = next(o for o in options(screen) if o.label == "Share").action(screen)
+    history = [taken(share, screen), Taken(ActionKind.BACK, screen="where it led")]
+    llm = scripted(prefer=["email"])  # 'Message' is the graph's clear best: only a model asked takes 'Send email'
+    decision = Policy(known, llm=llm).decide("send a text message", screen, history)
+    assert decision.source == "llm" and decision.option.label == "Send email"
+    assert llm.asked and all("Share" not in option for _, asked in llm.asked for option in asked)
+
+
+def test_stuck_after_a_tap_that_advanced_nothing_the_agent_backs_out_instead_of_done() -> None:
+    start = _buttons("Share", "Send SMS")
+    share = next(o for o in options(start) if o.label == "Share").action(start)
+    stuck = Policy(_empty()).decide("send a text message to Bob", _buttons("Copy link"), [taken(share, start)])
+    assert stuck.action is not None and stuck.action.kind is ActionKind.BACK and stuck.source == "recover"

@@ -46,3 +46,45 @@ def test_a_screen_keeps_its_switches_when_it_has_a_save_button() -> None:
 
     tap = Action(ActionKind.TAP, Selector(resource_id="com.x:id/pref_quiet"))
     assert taken(tap, screen("Save")).keeps and not taken(tap, screen("Quiet hours help")).keeps
+
+
+SMS = parse_intent("send a text message to Bob")
+SHARE = Taken(ActionKind.TAP, label="Share", screen="contact")
+
+
+def test_a_tap_that_advanced_nothing_of_the_intent_is_the_wrong_turn_to_back_out_of() -> None:
+    from appatlas.agent.progress import wrong_turn
+
+    scrolled = [SHARE, Taken(ActionKind.SCROLL, label="list", screen="share sheet")]
+    assert wrong_turn(Progress(SMS, scrolled, current="share sheet")) is SHARE
+
+
+def test_a_tap_that_covered_a_word_of_the_intent_is_no_wrong_turn() -> None:
+    from appatlas.agent.progress import wrong_turn
+
+    email = Taken(ActionKind.TAP, label="Send email", screen="contact")
+    assert wrong_turn(Progress(SMS, [email], current="mail app")) is None
+
+
+def test_a_tap_that_changed_something_or_stayed_on_its_screen_is_no_wrong_turn() -> None:
+    from appatlas.agent.progress import wrong_turn
+
+    flipped = Taken(ActionKind.TAP, label="Favourite", screen="contact", changed=True)
+    assert wrong_turn(Progress(SMS, [flipped], current="contact 2")) is None
+    assert wrong_turn(Progress(SMS, [SHARE], current="contact")) is None
+
+
+def test_a_run_backs_out_once() -> None:
+    from appatlas.agent.progress import wrong_turn
+
+    again = [SHARE, Taken(ActionKind.BACK, screen="share sheet"), Taken(ActionKind.TAP, label="Call", screen="contact")]
+    assert wrong_turn(Progress(SMS, again, current="dialer")) is None
+
+
+def test_the_tap_backed_out_of_is_known_only_on_its_own_screen() -> None:
+    from appatlas.agent.progress import backed_out_of
+
+    history = [SHARE, Taken(ActionKind.SCROLL, screen="share sheet"), Taken(ActionKind.BACK, screen="share sheet")]
+    assert backed_out_of(history, "contact") is SHARE
+    assert backed_out_of(history, "contacts list") is None
+    assert backed_out_of(history[:2], "contact") is None
