@@ -136,9 +136,11 @@ def _harmless_confirm(screen: Screen) -> Option | None:
     return None if confirm is None or confirm.label.strip().lower() in DESTRUCTIVE_WORDS else confirm
 
 
-def _parts(among: Sequence[_Valued], theta: float) -> bool:
+def _parts(among: Sequence[_Valued], theta: float, intent: Intent) -> bool:
     """Whether `among` (two or more) each earn their value by naming, on their own label, words or values of the
-    intent that no other of them names."""
+    intent that no other of them names, all of one clause ('Year' and 'Descending' of "sort by year in descending
+    order": both are to be done, in the screen's order). Parts of different clauses ("create a note called 'test',
+    …, and search for '234'") are done in the intent's order: which comes first is the model's question."""
     if len(among) < 2 or any(v.own < theta or not v.named for v in among):
         return False
     seen: set[str] = set()
@@ -146,7 +148,15 @@ def _parts(among: Sequence[_Valued], theta: float) -> bool:
         if seen & v.named:
             return False
         seen |= v.named
-    return True
+    clauses = [c.lower() for c in CLAUSES.split(intent.text) if c and c.strip()]
+    stems = [{stem(w) for w in re.findall(r"[a-z0-9]+", c)} for c in clauses]
+
+    def where(v: _Valued) -> set[int]:  # the clauses that name any of what `v` names
+        return {i for i, c in enumerate(clauses) for n in v.named
+                if (n[1:-1].lower() in c if n.startswith("'") and n.endswith("'")
+                    else any(same_term(n, w) for w in stems[i]))}
+
+    return bool(set.intersection(*(where(v) for v in among)))
 
 
 class Policy:
@@ -268,7 +278,7 @@ class Policy:
             among = tied[:cfg.llm_top]
             # Options that each name a different part of the intent by their own label ('Year' and 'Descending' for
             # "sort by year in descending order") are all to be done: which first is no question for a model.
-            ruled = ruled or _parts(among, cfg.theta)
+            ruled = ruled or _parts(among, cfg.theta, intent)
             if cfg.ask_cover and hasattr(self.llm, "rank") and not ruled:
                 among += self._cover_leader(intent, progress, ranked, among)
             # Options that read the same (two 'Create group' buttons) are not a question for a model.

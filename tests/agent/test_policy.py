@@ -383,6 +383,12 @@ def test_options_that_each_name_a_different_part_of_the_intent_are_no_question_f
     assert Policy(_empty(), llm=llm).decide("tap red", _buttons("Red apple", "Red car"), []).source == "llm"
 
 
+def test_options_that_name_parts_of_different_clauses_are_the_models_question_of_order(scripted) -> None:
+    llm = scripted(prefer=["Archive"])
+    decision = Policy(_empty(), llm=llm).decide("open the archive, then search", _buttons("Search", "Archive"), [])
+    assert decision.source == "llm" and decision.option.label == "Archive" and llm.asked
+
+
 def test_after_backing_out_of_a_tap_the_model_chooses_among_the_other_options(scripted) -> None:
     screen = _buttons("Share", "Send email", "Send later", "Message")
     known = Knowledge.build(package="com.x", screens={1: screen}, state_key={1: structure_key(screen)}, content={},
