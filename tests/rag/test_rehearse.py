@@ -77,6 +77,26 @@ class _Scripted:
         return Decision(action, f"tap {label!r}", "graph", option=Option(ActionKind.TAP, w, label))
 
 
+class _BacksOut(_Scripted):
+    """Taps the given labels, then backs out of the last as the agent does after a wrong turn."""
+
+    def decide(self, intent, screen, history, *, known_as=""):
+        from appatlas.agent.policy import Decision
+        from appatlas.types import Action
+
+        if not self.labels:
+            return Decision(Action(ActionKind.BACK), "back out of the last tap: it advanced nothing", "recover")
+        return super().decide(intent, screen, history, known_as=known_as)
+
+
+def test_a_rehearsal_the_agent_would_back_out_of_ends_stuck_with_its_reason(atlas) -> None:
+    views = atlas_views(atlas)
+    r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "sort the notes", views.launch[0],
+                 policy=_BacksOut("More options"))
+    assert r is not None and not r.done and r.reason.startswith("back out of the last tap")
+    assert len(r.edges) == 1
+
+
 def test_a_rehearsal_goes_on_from_the_opener_after_an_ok_the_crawl_saw_do_nothing(tmp_path) -> None:
     from appatlas.graph.atlas import Atlas
     from tests.rag.test_plan_graph import _dialog_atlas
