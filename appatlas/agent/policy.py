@@ -139,8 +139,8 @@ def _harmless_confirm(screen: Screen) -> Option | None:
 def _parts(among: Sequence[_Valued], theta: float, intent: Intent) -> bool:
     """Whether `among` (two or more) each earn their value by naming, on their own label, words or values of the
     intent that no other of them names, all of one clause ('Year' and 'Descending' of "sort by year in descending
-    order": both are to be done, in the screen's order). Parts of different clauses ("create a note called 'test',
-    …, and search for '234'") are done in the intent's order: which comes first is the model's question."""
+    order": both are to be done, in the screen's order). Parts of different clauses ("create a note called 'A',
+    then search for 'B'") are done in the intent's order: which comes first is the model's question."""
     if len(among) < 2 or any(v.own < theta or not v.named for v in among):
         return False
     seen: set[str] = set()
@@ -276,8 +276,8 @@ class Policy:
             tied = [v for v in ranked if best.value - v.value <= near and (v is best or not submits(v.option))
                     and v not in again]
             among = tied[:cfg.llm_top]
-            # Options that each name a different part of the intent by their own label ('Year' and 'Descending' for
-            # "sort by year in descending order") are all to be done: which first is no question for a model.
+            # Options that each name a different part of one clause of the intent by their own label ('Year' and
+            # 'Descending' for "sort by year in descending order") are all to be done: which first is no question.
             ruled = ruled or _parts(among, cfg.theta, intent)
             if cfg.ask_cover and hasattr(self.llm, "rank") and not ruled:
                 among += self._cover_leader(intent, progress, ranked, among)
@@ -330,8 +330,8 @@ class Policy:
                 asked = self._rank(intent, progress, screen, among)
                 if asked is not None:
                     return asked
-        here = self._covered(intent, progress, [o for o in options(screen) if not o.negative])
-        wrong = wrong_turn(progress, here) if cfg.recover and left else None
+        here = [o for o in options(screen) if not o.negative]
+        wrong = wrong_turn(progress, self._covered(intent, progress, here)) if cfg.recover and left else None
         if wrong is not None:
             return Decision(Action(ActionKind.BACK), f"back out of '{wrong.label}': nothing here or ahead advances "
                             f"the rest ({', '.join(left)}), and it advanced nothing", "recover", scores=scores)
