@@ -12,7 +12,7 @@ at a time, the smallest first:
 2. then `w1` (features x hidden) and then `w2` (hidden x 1) each get the fewest bits of `SMALL` (4, 8, fp16) that
    cost no agreement: as many decisions agree as with that matrix kept fp32.
 
-No constant is fitted: "costs agreement" is one decision fewer. The biases stay fp32 (33 numbers).
+No constant is fitted: "costs agreement" is one decision fewer. The biases and λ stay fp32 (34 numbers).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ one reads what an LLM would read, only compactly and as numbers:
     what the graph thinks of it          its value, the part its own label earns, the part memory vouches
                                          for, its rank, its kind (tap, type, scroll, back, long tap)
 
-and scores each option with a low-rank bilinear match of the intent vectors with the option vector
-plus a small MLP over the graph's numbers and the cosines. It is trained listwise (a softmax over one
+and scores each option with a low-rank bilinear match of the intent vectors with the option vector,
+plus a small MLP over the graph's numbers and the cosines, plus λ times the option's value relative to the
+graph's best (λ learned): a correction of the graph rather than a second opinion beside it. It is trained listwise (a softmax over one
 decision's options) on decisions generated from explored atlases (`appatlas.agent.train`), so it
 learns when the graph's order is right and when what an element means should break it.
 
@@ -175,7 +176,10 @@ class Ranker:
         else:
             qa, la, o = q @ w["aq"], left @ w["al"], opts @ w["b"]  # (r,), (r,), (n, r)
         match = o @ qa + o @ la
-        return mlp + match
+        # The graph's say, learned: λ times the option's value relative to the best (feature 1). A file without λ
+        # (trained before it) scores without it.
+        graph = float(w["lam"].reshape(-1)[0]) * feats[:, 1] if "lam" in w else 0.0
+        return mlp + match + graph
 
     def _kernel_products(self, q: np.ndarray, left: np.ndarray, opts: np.ndarray) -> tuple[np.ndarray, ...]:
         """q·aq, left·al and opts·b, each by the int4 op of its matrix (fp32 in, fp32 out)."""
@@ -365,7 +369,7 @@ class Ranker:
         missing = {"w1", "b1", "w2", "b2", "aq", "al", "b"} - set(arrays)
         if missing:
             raise ModelMissing(f"{path} is not a ranker (missing {', '.join(sorted(missing))}); train it again")
-        weights, codes, layout = {k: v for k, v in arrays.items() if k in ("b1", "b2")}, {}, {}
+        weights, codes, layout = {k: v for k, v in arrays.items() if k in ("b1", "b2", "lam")}, {}, {}
         for k in MATRICES:
             weights[k], code, layout[k] = _read_matrix(path, k, arrays, meta)
             if code is not None:

@@ -87,7 +87,7 @@ def run_tasks_bench(*, data: Path, out: Path, llm: str = "local", atlas: str = "
     """Run the tasks benchmark over the app folders under `data`; write the JSON to `out` and return it.
 
     With `leave_app_out`, `llm` is ignored: each app is decided with a ranker trained, and its asking margin
-    chosen, on every *other* app folder of `data` plus the demo and generated apps (`agent.train.fit`)."""
+    chosen, on every *other* app folder of `data` (`agent.train.fit`)."""
     from appatlas.agent.llm import make_llm
     from appatlas.bench.task_verdicts import TestPlanner
     from appatlas.rag.embed import text_embedder

@@ -232,7 +232,7 @@ def bench_tasks_cmd(
     threads: int = typer.Option(0, "--threads", help="CPU threads for the model (0: torch's default)."),
     leave_app_out: bool = typer.Option(False, "--leave-app-out", help=(
         "Decide each app with a ranker trained, and its asking margin chosen, on the other app folders of --data "
-        "(plus the demo and generated apps) — never on the evaluated app. Overrides --llm.")),
+        "— never on the evaluated app. Overrides --llm.")),
 ) -> None:
     """The agent on recorded tasks: step-wise accuracy (the AutoDroid metric) and free runs.
 

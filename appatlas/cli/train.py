@@ -31,7 +31,10 @@ def train_agent_cmd(
                              "--llm local --model OUT. By default it stays in the cache."),
     budget: int = typer.Option(1000, "--budget", help="Crawl actions per app (as `bench tasks --atlas explore`)."),
     epochs: int = typer.Option(15, "--epochs", help="Passes over the training decisions."),
-    generated: int = typer.Option(2, "--generated", help="Generated apps (40 screens each) added to the data."),
+    generated: int = typer.Option(2, "--generated", help="Generated apps (40 screens each) with --extra."),
+    extra: bool = typer.Option(None, "--extra/--no-extra", help="Also learn from the demo and generated apps' "
+                               "synthetic decisions. Default: only without --data (beside real apps they cost the "
+                               "ranker accuracy, measured out of fold: see docs/agent.md)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default)."),
     bits: str = typer.Option("", "--bits", help="Also write the model quantized, beside it: 2..8 bits for every "
                              "matrix (NAME-intBITS.npz; at <= 4 bits the 384-row matrices in groups the int4 kernel "
@@ -44,7 +47,7 @@ def train_agent_cmd(
     What it learns from, with no human demonstration of an evaluated app: each app explored as the
     `explore` benchmark setting explores it (every task's demonstration taken off the phone it crawls),
     synthetic tasks along paths of that crawl with intents written from captions, the recorded tasks'
-    steps of the *other* apps, and the demo and generated apps. Each decision is put to the policy as on
+    steps of the *other* apps (without --data: the demo and generated apps). Each decision is put to the policy as on
     a device, so the model learns from the graph's top options: their values and what each says and
     leads to (all-MiniLM-L6-v2). Training is listwise, seeded, ~10 s per model on two cores; models are
     cached under ~/.cache/appatlas/models by a hash of their data and settings. When to ask the model
@@ -73,7 +76,8 @@ def train_agent_cmd(
                       TimeElapsedColumn(), console=console) as bar:
             step = bar.add_task("collecting decisions", total=None)
             rows = train.collect_rows(data, tuple(a for a in apps.split(",") if a), budget=budget,
-                                      generated=generated, progress=lambda m: bar.update(step, description=m))
+                                      generated=generated, extra=extra,
+                                      progress=lambda m: bar.update(step, description=m))
             if held_out and held_out not in rows:
                 raise ValueError(f"--held-out {held_out!r} is not one of the apps: {', '.join(sorted(rows))}")
             bar.update(step, description="training", total=len(rows), completed=0)

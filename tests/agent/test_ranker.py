@@ -261,3 +261,23 @@ def test_the_ranker_also_sees_the_option_whose_path_names_most_of_the_intent() -
     # and offline the same candidate is added to those a margin asks about
     query = replace(asked[True], candidates=cands)
     assert train._subset(query, 0.0, 0.0, cover=True) == [0, 1] and train._subset(query, 0.0, 0.0) == [0]
+
+
+def test_the_graphs_say_is_learned_and_kept_in_the_file(rows, tmp_path) -> None:
+    ranker = train.train_ranker(rows, TINY)
+    lam = float(ranker.w["lam"][0])
+    assert lam != TINY.graph  # learned, not fixed
+    loaded = Ranker.load(ranker.save(tmp_path / "r.npz"))
+    assert float(loaded.w["lam"][0]) == lam
+    without = Ranker({k: v for k, v in loaded.w.items() if k != "lam"}, loaded.meta)  # a file from before it
+    query = next(r.query for r in rows if len({c.value for c in r.query.candidates}) > 1)
+    assert not np.allclose(loaded.rank(query), without.rank(query))
+
+
+def test_demo_and_generated_rows_are_learned_from_only_without_real_apps(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(train, "extra_rows", lambda **kw: ["a generated app's decision"])
+    monkeypatch.setattr(train, "app_rows", lambda folder, budget: [f"{folder.name}'s decision"])
+    monkeypatch.setattr("appatlas.bench.folders.app_folders", lambda data, apps: [tmp_path / "notes"])
+    assert set(train.collect_rows(None)) == {"extra"}
+    assert set(train.collect_rows(tmp_path)) == {"notes"}
+    assert set(train.collect_rows(tmp_path, extra=True)) == {"notes", "extra"}
