@@ -15,7 +15,7 @@ graph's best (λ learned): a correction of the graph rather than a second opinio
 decision's options) on decisions generated from explored atlases (`appatlas.agent.train`), so it
 learns when the graph's order is right and when what an element means should break it.
 
-It is small (~19k weights: 78 KB as fp32; what ships is mixed precision, 18.7 KB: the three 384-row matrices as 4-bit
+It is small (~19k weights: 78 KB as fp32; what ships is mixed precision, 17.4 KB: the three 384-row matrices as 4-bit
 codes that the compression stack's int4 kernel multiplies, the small MLP at the widths `agent.mixed` measures; a
 plain .npz, no pickle) and runs in numpy and that kernel: a decision costs the
 embedding of the intent (cached per text) and a few small matrix products. `choose(context, options)`
