@@ -106,7 +106,8 @@ class Decision:
     text: str = ""
     scores: tuple[tuple[str, float], ...] = ()  # the best options and their values, for the evidence
     warning: str = ""
-    stuck: bool = False  # "done" only because nothing known advances what is left of the intent
+    # Nothing known advances what is left of the intent: "done" for that alone, or backing out of a wrong turn
+    stuck: bool = False
 
     @property
     def done(self) -> bool:
@@ -334,7 +335,8 @@ class Policy:
         wrong = wrong_turn(progress, self._covered(intent, progress, here)) if cfg.recover and left else None
         if wrong is not None:
             return Decision(Action(ActionKind.BACK), f"back out of '{wrong.label}': nothing here or ahead advances "
-                            f"the rest ({', '.join(left)}), and it advanced nothing", "recover", scores=scores)
+                            f"the rest ({', '.join(left)}), and it advanced nothing", "recover", scores=scores,
+                            stuck=True)
         reason = ("every part of the intent was acted on" if not left else
                   f"nothing here or ahead advances the rest ({', '.join(left)})")
         return Decision(None, reason, "oracle", scores=scores, stuck=bool(left))

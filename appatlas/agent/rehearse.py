@@ -125,12 +125,12 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
         decision = policy.decide(read, screen, history, known_as=key)
         # Realised, or stuck: nothing the atlas knows advances the rest (a run backs out of a wrong turn there and
         # tries another option: a rehearsal follows one line of steps, so it ends as stuck).
-        if decision.done or decision.source == "recover":
+        if decision.done or decision.stuck:
             other = _unset(knowledge, read, key, state, history, unset)
             if other is not None:  # the crawl left it set; a run finds it as the app keeps it: rehearse the flip
                 state, screen = other, knowledge.state_screens[other]
                 continue
-            out.done, out.reason = not (decision.stuck or decision.source == "recover"), decision.reason
+            out.done, out.reason = not decision.stuck, decision.reason
             return out
         if decision.option is None or decision.action is None:
             out.reason = f"the agent's step is no element of the atlas: {decision.reason}"

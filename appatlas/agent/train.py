@@ -426,7 +426,8 @@ def collect_rows(data: Path | None, apps: Sequence[str] = (), *, budget: int = 1
         if progress is not None:
             progress(f"{folder.name}: exploring and collecting decisions")
         out[folder.name] = app_rows(folder, budget=budget)
-    if extra if extra is not None else data is None:
+    with_extra = extra if extra is not None else data is None  # by default only where there are no real apps
+    if with_extra:
         if progress is not None:
             progress("demo and generated apps: exploring and collecting decisions")
         out["extra"] = extra_rows(generated=generated)

@@ -406,3 +406,4 @@ def test_stuck_after_a_tap_that_advanced_nothing_the_agent_backs_out_instead_of_
     share = next(o for o in options(start) if o.label == "Share").action(start)
     stuck = Policy(_empty()).decide("send a text message to Bob", _buttons("Copy link"), [taken(share, start)])
     assert stuck.action is not None and stuck.action.kind is ActionKind.BACK and stuck.source == "recover"
+    assert stuck.stuck

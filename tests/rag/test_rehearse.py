@@ -85,7 +85,8 @@ class _BacksOut(_Scripted):
         from appatlas.types import Action
 
         if not self.labels:
-            return Decision(Action(ActionKind.BACK), "back out of the last tap: it advanced nothing", "recover")
+            return Decision(Action(ActionKind.BACK), "back out of the last tap: it advanced nothing", "recover",
+                            stuck=True)
         return super().decide(intent, screen, history, known_as=known_as)
 
 
