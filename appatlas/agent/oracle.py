@@ -25,12 +25,18 @@ from appatlas.agent.progress import Progress
 from appatlas.rag.intent import NAMING, Intent, label_words, same_term, stem, words
 from appatlas.types import Screen
 
-__all__ = ["CLAUSES", "AppWords", "realised"]
+__all__ = ["CLAUSES", "AppWords", "clauses", "realised"]
 
 _PLACE = re.compile(r"\b(?:in|on|at|inside)\s+the\s+(?:(?!\b(?:in|on|at|by|to|with|for)\b)[^'\"])*$",
                     re.IGNORECASE)
 _TARGET = re.compile(r"\b(?:to|by)\b", re.IGNORECASE)
 CLAUSES = re.compile(r",|;|\band\b|\bthen\b", re.IGNORECASE)  # an intent's clauses: the oracle checks each, the ranker hears the next
+
+
+def clauses(text: str) -> list[str]:
+    """The clauses of an intent's text, in its order ("create a note called 'A', then search for 'B'"): the oracle
+    checks each, the ranker hears the next one with words left, and parts of one clause are done together."""
+    return [c for c in CLAUSES.split(text) if c.strip()]
 
 
 class AppWords(frozenset[str]):
@@ -64,7 +70,7 @@ def realised(intent: Intent, progress: Progress, screen: Screen, knowledge: Know
         knowledge.weight(t) < knowledge.default_idf or any(same_term(t, w) for w in seen))]
     if not known:
         return ""
-    for clause in CLAUSES.split(intent.text):
+    for clause in clauses(intent.text):
         # A closing "in the list view" / "on the main screen" says where, not what: it need not be acted on.
         place = _PLACE.search(clause)
         ws = set(words(clause[:place.start()] if place else clause))

@@ -26,7 +26,7 @@ from appatlas.agent.interrupts import interruption
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import VERTICAL, LookAhead
 from appatlas.agent.options import DESTRUCTIVE_WORDS, Option, describe_option, is_dialog, options, shown_texts
-from appatlas.agent.oracle import CLAUSES, AppWords, realised
+from appatlas.agent.oracle import AppWords, clauses, realised
 from appatlas.agent.progress import (
     Progress,
     Taken,
@@ -149,11 +149,11 @@ def _parts(among: Sequence[_Valued], theta: float, intent: Intent) -> bool:
         if seen & v.named:
             return False
         seen |= v.named
-    clauses = [c.lower() for c in CLAUSES.split(intent.text) if c and c.strip()]
-    stems = [{stem(w) for w in re.findall(r"[a-z0-9]+", c)} for c in clauses]
+    parts = [c.lower() for c in clauses(intent.text)]
+    stems = [{stem(w) for w in re.findall(r"[a-z0-9]+", c)} for c in parts]
 
     def where(v: _Valued) -> set[int]:  # the clauses that name any of what `v` names
-        return {i for i, c in enumerate(clauses) for n in v.named
+        return {i for i, c in enumerate(parts) for n in v.named
                 if (n[1:-1].lower() in c if n.startswith("'") and n.endswith("'")
                     else any(same_term(n, w) for w in stems[i]))}
 
@@ -441,7 +441,7 @@ class Policy:
         # The first clause with words still to act on ("create a note called 'test', …, and search for '234'":
         # the note first): what a person does next.
         nxt = next((" ".join(w for w in re.findall(r"[A-Za-z]+", c) if stem(w) in uncovered)
-                    for c in CLAUSES.split(intent.text) if any(stem(w) in uncovered for w in re.findall(r"[A-Za-z]+", c))), "")
+                    for c in clauses(intent.text) if any(stem(w) in uncovered for w in re.findall(r"[A-Za-z]+", c))), "")
         return Query(intent.text, left or intent.text, tuple(cands), tuple(t.describe() for t in progress.history),
                      next=nxt if nxt != left else "")
 
