@@ -606,6 +606,9 @@ class Policy:
             v.value -= cfg.back_toll
         if o.kind is ActionKind.SCROLL and [t.kind for t in progress.history[-2:]] == [ActionKind.SCROLL] * 2:
             v.value = 0.0  # scrolled twice already: what was wanted is not further down
+        if o.kind is ActionKind.SCROLL and progress.history and progress.history[-1].kind is ActionKind.SCROLL \
+                and progress.history[-1].texts == all_texts(screen):
+            v.value = 0.0  # the last scroll showed nothing new: the end of the list, or nothing that scrolls this way
         repeats = progress.repeats(o.label, o.kind)
         if o.kind is not ActionKind.BACK and repeats and not (is_keypad(screen) and self._keypad_value(o, intent,
                                                                                                        progress)):

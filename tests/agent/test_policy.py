@@ -251,6 +251,20 @@ def test_scrolling_to_a_setting_is_worth_what_the_setting_leads_to() -> None:
     assert scroll_value(True) > scroll_value(False) > 0
 
 
+def test_a_scroll_that_showed_nothing_new_is_not_worth_taking_again() -> None:
+    k, top = _two_position_settings(snooze_dialog_known=True)
+    policy = Policy(k)
+    [scroll] = [o for o in options(top) if o.kind is ActionKind.SCROLL]
+    moved_nothing = [taken(scroll.action(top), top)]  # the same screen, the same texts after it
+
+    def scroll_value(history: list[Taken]) -> float:
+        scores = dict(policy.decide("set the snooze time to 5 minutes", top, history, known_as="top").scores)
+        return next(v for text, v in scores.items() if text.startswith("scroll"))
+
+    assert scroll_value([]) > 0
+    assert scroll_value(moved_nothing) == 0.0
+
+
 def _countries(*names: str) -> Screen:
     rows = tuple(Widget("android.widget.RadioButton", Bounds(0, 200 * i, W, 200 * i + 150), text=n, clickable=True,
                         checkable=True, package="com.x") for i, n in enumerate(names))
