@@ -266,6 +266,35 @@ class Ranker:
     def chat(self, messages: Any, *, max_tokens: int = 256, temperature: float = 0.0) -> str:
         raise LLMError("the trained ranker scores options and does not chat; use --llm local-lm for SmolLM2")
 
+    # --- ensembles ----------------------------------------------------------------------------------
+
+    @classmethod
+    def averaged(cls, members: Sequence[Ranker], meta: dict[str, Any] | None = None) -> Ranker:
+        """One ranker whose score is exactly the mean of `members`' scores (fp32 members of one feature count).
+
+        The score is a sum of three parts, each of which averages into the same form:
+            MLP     mean_m (relu(f W1_m + b1_m) w2_m + b2_m) = relu(f [W1_1 .. W1_M] + [b1_1 .. b1_M]) [w2_1; ..; w2_M]/M
+                    + mean b2: the hidden layers side by side, the output weights divided by M
+            match   mean_m (o B_m)(q A_m) = (o [B_1 .. B_M]) (q [A_1 .. A_M] / M): the ranks side by side
+            graph   mean λ_m
+        So a seed ensemble runs, compresses and is stored as one model of M times the hidden size and rank."""
+        if not members:
+            raise ValueError("no rankers to average")
+        if any(m.codes for m in members):
+            raise ValueError("average fp32 rankers, then quantize the result")
+        n = len(members)
+        ws = [m.w for m in members]
+
+        def side(k: str, axis: int, scale: float = 1.0) -> np.ndarray:
+            return np.concatenate([w[k] for w in ws], axis=axis) * np.float32(scale)
+
+        weights = {"w1": side("w1", 1), "b1": side("b1", 0), "w2": side("w2", 0, 1 / n),
+                   "b2": sum(w["b2"] for w in ws) / n,
+                   "aq": side("aq", 1, 1 / n), "al": side("al", 1, 1 / n), "b": side("b", 1)}
+        if any("lam" in w for w in ws):  # a member without λ scores without the graph's say: λ = 0 in the mean
+            weights["lam"] = sum(w.get("lam", np.zeros(1, np.float32)) for w in ws) / n
+        return cls(weights, dict(meta if meta is not None else members[0].meta))
+
     # --- compression --------------------------------------------------------------------------------
 
     def quantized(self, bits: int | Mapping[str, int] = 8, group: int | Mapping[str, int] = 0, *,

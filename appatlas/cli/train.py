@@ -31,6 +31,8 @@ def train_agent_cmd(
                              "--llm local --model OUT. By default it stays in the cache."),
     budget: int = typer.Option(1000, "--budget", help="Crawl actions per app (as `bench tasks --atlas explore`)."),
     epochs: int = typer.Option(15, "--epochs", help="Passes over the training decisions."),
+    members: int = typer.Option(3, "--members", min=1, help="Seeds averaged into one model (seeds 0..N-1; the "
+                                "mean's choices do not depend on the seed as one seed's do, see docs/agent.md)."),
     generated: int = typer.Option(2, "--generated", help="Generated apps (40 screens each) with --extra."),
     extra: bool = typer.Option(None, "--extra/--no-extra", help="Also learn from the demo and generated apps' "
                                "synthetic decisions. Default: only without --data (beside real apps they cost the "
@@ -49,7 +51,7 @@ def train_agent_cmd(
     synthetic tasks along paths of that crawl with intents written from captions, the recorded tasks'
     steps of the *other* apps (without --data: the demo and generated apps). Each decision is put to the policy as on
     a device, so the model learns from the graph's top options: their values and what each says and
-    leads to (all-MiniLM-L6-v2). Training is listwise, seeded, ~10 s per model on two cores; models are
+    leads to (all-MiniLM-L6-v2). Training is listwise, seeded, ~10 s per seed on two cores; models are
     cached under ~/.cache/appatlas/models by a hash of their data and settings. When to ask the model
     (the graph's margin) is chosen on apps the model was not trained on.
 
@@ -66,7 +68,7 @@ def train_agent_cmd(
 
     if threads > 0:
         torch.set_num_threads(threads)
-    config = train.TrainConfig(epochs=epochs)
+    config = train.TrainConfig(epochs=epochs, members=members)
     widths = [w.strip().lower() for w in bits.split(",") if w.strip()]
     for w in widths:
         if w != "mixed" and not (w.isdigit() and 2 <= int(w) <= 8):

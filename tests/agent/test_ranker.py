@@ -12,7 +12,7 @@ from appatlas.agent import train
 from appatlas.agent.policy import Policy, PolicyConfig
 from appatlas.agent.ranker import N_FEATURES, Ranker
 
-TINY = train.TrainConfig(epochs=3, rank=4, hidden=8, batch=32)
+TINY = train.TrainConfig(epochs=3, rank=4, hidden=8, batch=32, members=1)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,23 @@ def test_the_numpy_ranker_scores_as_the_trained_net_does(rows, tmp_path) -> None
     for i, r in enumerate(rows[:10]):
         got = ranker.rank(r.query)
         assert np.allclose(got, want[i, :len(got)], atol=1e-4)
+
+
+def test_a_model_of_several_seeds_scores_the_mean_of_one_seed_models(rows) -> None:
+    members = [train.train_ranker(rows, replace(TINY, seed=s)) for s in (5, 6)]
+    both = train.train_ranker(rows, replace(TINY, seed=5, members=2))
+    assert both.w["aq"].shape[1] == 2 * TINY.rank and both.w["w1"].shape[1] == 2 * TINY.hidden
+    for r in rows[:10]:
+        mean = np.mean([m.rank(r.query) for m in members], axis=0)
+        assert np.allclose(both.rank(r.query), mean, atol=1e-4)
+
+
+def test_only_float_rankers_are_averaged(rows) -> None:
+    ranker = train.train_ranker(rows, TINY)
+    with pytest.raises(ValueError, match="quantize the result"):
+        Ranker.averaged([ranker, ranker.quantized(8)])
+    with pytest.raises(ValueError, match="at least 1"):
+        train.train_ranker(rows, replace(TINY, members=0))
 
 
 def test_the_policy_asks_the_ranker_only_within_its_margin(demo_knowledge) -> None:

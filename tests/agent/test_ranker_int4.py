@@ -55,7 +55,8 @@ def _kernel_or_skip(ranker: Ranker) -> None:
     assert ranker.kernel.startswith("int4"), ranker.kernel
 
 
-@pytest.mark.parametrize(("rank", "group"), [(16, 32), (16, 128), (4, 64)])  # rank 4: rows padded to the kernel's 16
+@pytest.mark.parametrize(("rank", "group"), [(16, 32), (16, 128), (4, 64), (48, 128)])  # rank 4: rows padded to the
+# kernel's 16; rank 48: a three-seed mean (`Ranker.averaged`)
 def test_the_int4_kernel_scores_as_numpy_does_with_the_decoded_weights(tmp_path, rank, group) -> None:
     path = _ranker(rank).quantized(MIXED, {k: group for k in KERNEL_MATRICES}).save(tmp_path / "r.npz")
     kernel, numpy_ = Ranker.load(path), Ranker.load(path, kernel=False)
