@@ -15,7 +15,8 @@ graph's best (λ learned): a correction of the graph rather than a second opinio
 decision's options) on decisions generated from explored atlases (`appatlas.agent.train`), so it
 learns when the graph's order is right and when what an element means should break it.
 
-It is small (~19k weights: 78 KB as fp32; what ships is mixed precision, 17.4 KB: the three 384-row matrices as 4-bit
+What ships is the mean of three seeds' rankers (`Ranker.averaged`: one model of three times the hidden size and rank).
+It is small (~58k weights: 227 KB as fp32; what ships is mixed precision, 41 KB: the three 384-row matrices as 4-bit
 codes that the compression stack's int4 kernel multiplies, the small MLP at the widths `agent.mixed` measures; a
 plain .npz, no pickle) and runs in numpy and that kernel: a decision costs the
 embedding of the intent (cached per text) and a few small matrix products. `choose(context, options)`
