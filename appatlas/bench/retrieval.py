@@ -297,9 +297,15 @@ def _captioned_index(atlas: Atlas, folder: Path, captions: str, emb: TextEmbedde
 
         caption_atlas(atlas, ReferenceCaptioner.from_folder(folder=folder))
     build_index(atlas, captioner=captions, screenshots="render" if screenshots else "off", embedder=emb)
+    return indexed_retriever(atlas, emb, planner=planner)
+
+
+def indexed_retriever(atlas: Atlas, emb: TextEmbedder, *, planner: str = "agent") -> Retriever:
+    """A retriever over `atlas`'s built index; with the agent planner (what `appatlas plan` plans with) the
+    agent's rehearsal on the atlas is its first route."""
     views = atlas_views(atlas)
     rehearse = None
-    if planner == "agent":  # what `appatlas plan` plans with
+    if planner == "agent":
         from appatlas.agent.rehearse import rehearser
 
         rehearse = rehearser(atlas, views.plan_graph)

@@ -46,7 +46,7 @@ class TestPlanner:
     def test_case(self, atlas_dir: Path, intent: str, start: Screen, *, name: str) -> tuple[TestCase, str]:
         """The test `appatlas plan` makes of `intent` on the atlas at `atlas_dir` from `start`, its steps left
         out (a free run takes its own), and a note when planning refused: then it has no expectations."""
-        from appatlas.bench.retrieval import _captioned_index
+        from appatlas.bench.retrieval import _captioned_index, indexed_retriever
 
         key = structure_key(start)
         bare = TestCase(name=name, intent=intent, start=key, steps=())
@@ -54,13 +54,12 @@ class TestPlanner:
             index = atlas.folder / INDEX_DIR / "cache"
             if self.cache.is_dir():
                 shutil.copytree(self.cache, index, dirs_exist_ok=True)
+            # indexed once per atlas (tasks whose demonstration leaves the same phone share a crawl), planned
+            # every time as `appatlas plan` plans: with the agent's rehearsal
             retriever = _captioned_index(atlas, atlas_dir, "heuristic", self.embedder, screenshots=False) \
                 if atlas.folder not in self._indexed else None
             if retriever is None:
-                from appatlas.rag.retrieve import Retriever
-                from appatlas.rag.store import RagStore
-
-                retriever = Retriever(atlas, RagStore.open(atlas, embedder=self.embedder))
+                retriever = indexed_retriever(atlas, self.embedder)
             else:
                 self._indexed.add(atlas.folder)
                 shutil.copytree(index, self.cache, dirs_exist_ok=True)

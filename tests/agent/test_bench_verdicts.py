@@ -148,6 +148,34 @@ def test_the_verdict_of_the_import_setting_is_planned_without_the_tasks_own_demo
     assert structure_key(GALLERY) in {e.where for e in whole.expect}
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 indexes the atlas the test is planned over
+def test_every_test_planned_over_a_shared_crawl_is_planned_with_the_agents_rehearsal(tmp_path: Path, monkeypatch) -> None:
+    """Tasks whose demonstration leaves the same phone share one crawl, indexed once: the second task's test
+    is planned as the first's (as `appatlas plan` plans), not by the words planner alone."""
+    from appatlas.bench.task_verdicts import TestPlanner
+    from appatlas.rag import retrieve
+    from appatlas.rag.embed import text_embedder
+
+    recording = tmp_path / "rec.atlas"
+    with Atlas.create(recording, app="com.x") as atlas:
+        s = {i: atlas.add_state(screen) for i, screen in ((1, HOME), (2, HELP), (3, GALLERY))}
+        atlas.add_transition(s[1], HELP_TAP, s[2])
+        atlas.add_transition(s[1], GALLERY_TAP, s[3])
+    rehearsed = []
+    made = retrieve.Retriever.__init__
+
+    def spy(self, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003 - the real constructor's arguments
+        rehearsed.append(kwargs.get("rehearse") is not None)
+        made(self, *args, **kwargs)
+
+    monkeypatch.setattr(retrieve.Retriever, "__init__", spy)
+    planner = TestPlanner(tmp_path / "emb", text_embedder())
+    first, _ = planner.test_case(recording, INTENT, HOME, name="task1")
+    second, _ = planner.test_case(recording, INTENT, HOME, name="task1")
+    assert rehearsed == [True, True]
+    assert second == first
+
+
 def test_on_a_replayed_phone_an_expectation_about_another_screen_is_inconclusive_not_fail(tmp_path: Path) -> None:
     """A replay shows other screens as they were recorded: what the run did cannot be seen there, so an
     expectation about a screen the run did not end on is not checked (inconclusive, saying why) — on the
