@@ -402,20 +402,41 @@ def _sort_goal(views: AtlasViews, intent: str) -> list[Expectation]:
     return out
 
 
+def _mostly_names(texts: Sequence[str]) -> bool:
+    """Whether most of `texts` are names (two letters or more), not days or numbers."""
+    return bool(texts) and sum(bool(re.search(r"[^\W\d_]{2,}", t)) for t in texts) * 2 > len(texts)
+
+
 def _named_list(views: AtlasViews, key: str) -> bool:
     """Whether the rows of a screen's lists are named things (titles with letters), not a grid of days or
     numbers: only such a list shows a name a form saved."""
     ex = _example(views, key)
+    return ex is not None and _mostly_names([texts[0] for _, texts in _rows(ex)])
+
+
+def _shows_names(views: AtlasViews, key: str) -> bool:
+    """Whether a screen lists named things: two or more texts side by side as views of one kind (a strip of note
+    tabs, a list's titles), most of them names — not a toolbar's title beside a month's name, nor a grid of days."""
+    ex = _example(views, key)
     if ex is None:
         return False
-    titles = [texts[0] for _, texts in _rows(ex)]
-    return bool(titles) and sum(bool(re.search(r"[^\W\d_]{2,}", t)) for t in titles) * 2 > len(titles)
+    for w in ex.widgets():
+        kinds: dict[tuple[str, str], list[str]] = {}
+        for c in w.children:
+            if c.text.strip() and not c.editable:
+                kinds.setdefault((c.class_name, c.resource_id), []).append(c.text.strip())
+        if any(len(texts) >= 2 and _mostly_names(texts) for texts in kinds.values()):
+            return True
+    return _named_list(views, key)
 
 
-def _shown_after(test: TestCase) -> str:
+def _shown_after(views: AtlasViews, test: TestCase) -> str:
     """Where a route with no list before its form shows what it made: the screen its last tap (the submit)
-    leads to, unless that is where the route began (a month view it returns to shows no name)."""
-    if not test.steps or test.steps[-1].action.kind is ActionKind.TYPE or test.end == test.start:
+    leads to. Where that is the screen the route began on, only if that screen shows names (a notes app's tabs
+    of notes do; a month view of days it returns to shows no name)."""
+    if not test.steps or test.steps[-1].action.kind is ActionKind.TYPE:
+        return ""
+    if test.end == test.start and not _shows_names(views, test.end):
         return ""
     return test.end
 
@@ -459,7 +480,7 @@ def _derive(views: AtlasViews, intent: str, test: TestCase,
     if _CREATE.search(intent) and typed:
         listed = _list_before_form(views, test)
         # a list whose rows are days or numbers (a month view) does not show a name: nothing is claimed there
-        where = (listed if _named_list(views, listed) else "") if listed else _shown_after(test)
+        where = (listed if _named_list(views, listed) else "") if listed else _shown_after(views, test)
         ex = _example(views, where) if where else None
         if ex is not None:
             place = views.screens[where].facts.place
