@@ -415,19 +415,20 @@ def _named_list(views: AtlasViews, key: str) -> bool:
 
 
 def _shows_names(views: AtlasViews, key: str) -> bool:
-    """Whether a screen lists named things: two or more texts side by side as views of one kind (a strip of note
-    tabs, a list's titles), most of them names — not a toolbar's title beside a month's name, nor a grid of days."""
-    ex = _example(views, key)
-    if ex is None:
+    """Whether a screen lists named things: two or more texts side by side as views of one kind, most of them names,
+    that the atlas saw change between observations of the screen (a strip of note tabs) — not a tab bar every
+    observation shows alike, a toolbar's title beside a month's name, nor a grid of days."""
+    view = views.screens.get(key)
+    if view is None:
         return False
-    for w in ex.widgets():
+    for w in view.example.widgets():
         kinds: dict[tuple[str, str], list[str]] = {}
         for c in w.children:
             if c.text.strip() and not c.editable:
                 kinds.setdefault((c.class_name, c.resource_id), []).append(c.text.strip())
-        if any(len(texts) >= 2 and _mostly_names(texts) for texts in kinds.values()):
+        if any(len(texts) >= 2 and _mostly_names(texts) and set(texts) & view.changing for texts in kinds.values()):
             return True
-    return _named_list(views, key)
+    return False
 
 
 def _shown_after(views: AtlasViews, test: TestCase) -> str:

@@ -42,6 +42,9 @@ class ScreenView:
     facts: ScreenFacts
     states: list[int]  # state ids of this screen, first observed first
     example: Screen  # the first observed state (with its screenshot when asked for)
+    # texts some observations of this screen show and others do not (content: note titles, a list's rows), as
+    # against the texts every observation shows (its chrome: a title, a tab bar, button labels)
+    changing: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -213,7 +216,9 @@ def atlas_views(atlas: Atlas, *, screenshots: bool = False) -> AtlasViews:
     views = {}
     for key, ids in by_key.items():
         example = atlas.screen(ids[0], with_screenshot=True) if screenshots else screens[ids[0]]
-        views[key] = ScreenView(key=key, facts=merge_facts(facts[key]), states=ids, example=example)
+        shown = [{w.text.strip() for w in screens[i].widgets() if w.text.strip() and not w.editable} for i in ids]
+        views[key] = ScreenView(key=key, facts=merge_facts(facts[key]), states=ids, example=example,
+                                changing=frozenset(set.union(*shown) - set.intersection(*shown)))
     stored = {t.id: t for t in atlas.transitions()}
     graph, edge_of = _graph(atlas, stored, screens)
     observed = [t for t in atlas.observations() if t in edge_of]
