@@ -284,22 +284,20 @@ def train_ranker(rows: Sequence[Row], config: TrainConfig = TrainConfig(), *, ca
         hidden.feats[:, :, :_GRAPH_COLUMNS] = 0.0
         b = _Batch(*(np.concatenate([getattr(b, k), getattr(hidden, k)]) for k in
                      ("feats", "q", "left", "opts", "mask", "answer", "weight")))
-    nets, losses = [], []
-    for m in range(config.members):
-        seed = config.seed + m
+    members, losses = [], []
+    for m in range(config.members):  # seeds seed .. seed+members-1, averaged into one model (`Ranker.averaged`)
 
         def note(epoch: int, epochs: int, loss: float, m: int = m) -> None:
             if progress is not None:
                 progress(m * epochs + epoch, config.members * epochs, loss)
 
-        weights, loss_value = _train_net(b, replace(config, seed=seed), note)
-        nets.append(Ranker(weights))
+        weights, loss_value = _train_net(b, replace(config, seed=config.seed + m), note)
+        members.append(weights)
         losses.append(loss_value)
     meta = {"hash": digest, "version": VERSION, "config": config.__dict__, "rows": len(rows),
             "loss": round(float(np.mean(losses)), 4), "apps": sorted({r.app for r in rows}),
             "origins": {o: sum(r.origin == o for r in rows) for o in sorted({r.origin for r in rows})}}
-    ranker = nets[0] if len(nets) == 1 else Ranker.averaged(nets)
-    ranker.meta = meta
+    ranker = Ranker(members[0], meta) if len(members) == 1 else Ranker.averaged([Ranker(w) for w in members], meta)
     if path is not None:
         ranker.save(path)
     return ranker
