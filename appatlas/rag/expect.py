@@ -32,7 +32,7 @@ from appatlas.graph.planner import Edge, Route, Waypoint, edge_cost, route
 from appatlas.rag.intent import NAMING, OFF_CUES
 from appatlas.rag.slots import Slot, extract_slots, field_affinity
 from appatlas.rag.text import keeps, tokens
-from appatlas.rag.views import AtlasViews
+from appatlas.rag.views import AtlasViews, ScreenView
 from appatlas.types import ActionKind, Expectation, Screen, Selector, TestCase, Widget, view_kind
 
 __all__ = ["compose_route", "derive_expectations", "grounding", "named_rows", "plan_problems", "route_effects",
@@ -108,8 +108,9 @@ def _rows(screen: Screen) -> list[tuple[Widget, list[str]]]:
     return out
 
 
-def named_rows(views: AtlasViews, intent: str) -> list[tuple[str, str]]:
-    """(screen key, row label) of list rows the intent names by their text, longest names first.
+def named_rows(views: AtlasViews, intent: str, *, listed: bool = False) -> list[tuple[str, str]]:
+    """(screen key, row label) of list rows the intent names by their text, longest names first; with `listed`, of
+    the named things a screen lists side by side instead (`_listed_names`: a strip of note tabs).
 
     A value the intent types ("a note named 'Groceries'") names what is made, not a row to pick."""
     said = intent
@@ -122,8 +123,7 @@ def named_rows(views: AtlasViews, intent: str) -> list[tuple[str, str]]:
     said = f" {_phrase(said)} "
     found: dict[str, str] = {}
     for key, v in views.screens.items():
-        for _, texts in _rows(v.example):
-            title = texts[0]
+        for title in (_listed_names(v) if listed else [texts[0] for _, texts in _rows(v.example)]):
             norm = _phrase(title)
             if (len(norm) >= 4 or norm in values) and f" {norm} " in said and len(title) > len(found.get(key, "")):
                 found[key] = title
@@ -414,21 +414,25 @@ def _named_list(views: AtlasViews, key: str) -> bool:
     return ex is not None and _mostly_names([texts[0] for _, texts in _rows(ex)])
 
 
-def _shows_names(views: AtlasViews, key: str) -> bool:
-    """Whether a screen lists named things: two or more texts side by side as views of one kind, most of them names,
+def _listed_names(view: ScreenView) -> list[str]:
+    """The named things a screen lists: two or more texts side by side as views of one kind, most of them names,
     that the atlas saw change between observations of the screen (a strip of note tabs) — not a tab bar every
     observation shows alike, a toolbar's title beside a month's name, nor a grid of days."""
-    view = views.screens.get(key)
-    if view is None:
-        return False
+    out = []
     for w in view.example.widgets():
         kinds: dict[tuple[str, str], list[str]] = {}
         for c in w.children:
             if c.text.strip() and not c.editable:
                 kinds.setdefault((c.class_name, c.resource_id), []).append(c.text.strip())
-        if any(len(texts) >= 2 and _mostly_names(texts) and set(texts) & view.changing for texts in kinds.values()):
-            return True
-    return False
+        out += [t for texts in kinds.values() if len(texts) >= 2 and _mostly_names(texts) and set(texts) & view.changing
+                for t in texts]
+    return out
+
+
+def _shows_names(views: AtlasViews, key: str) -> bool:
+    """Whether a screen lists named things (`_listed_names`)."""
+    view = views.screens.get(key)
+    return view is not None and bool(_listed_names(view))
 
 
 def _shown_after(views: AtlasViews, test: TestCase) -> str:
@@ -490,8 +494,8 @@ def _derive(views: AtlasViews, intent: str, test: TestCase,
             out.append(Expectation("shown", name, where=where, new=bool(listed),
                                    note=f"a new {name!r} is shown in the {place}" if listed
                                    else f"{name!r} is shown on the {place} saving leads to"))
-    if _DELETE.search(intent):
-        for key, label in named_rows(views, intent)[:1]:
+    if _DELETE.search(intent):  # a row it names, else a named thing a screen lists ("delete the note 'Diary'": a tab)
+        for key, label in (named_rows(views, intent) or named_rows(views, intent, listed=True))[:1]:
             out.append(Expectation("gone", label, where=key,
                                    note=f"{label!r} is no longer in the {views.screens[key].facts.place}"))
     toggle = _toggle_goal(views, intent)

@@ -201,44 +201,64 @@ def test_with_no_list_before_the_form_the_name_is_expected_on_the_page_saving_le
     assert (e.kind, e.text, e.where, e.new) == ("shown", "Weekend plans", KEY["saved"], False)
 
 
+NOTE_DIALOG = _screen("Main", _title("New note", dialog=True), _w("EditText", 500, rid="name", editable=True),
+                      _w("Button", 600, text="OK", rid="ok", clickable=True), dialog=True)
+
+
+def _tabs(*texts: str) -> tuple[Widget, ...]:
+    return (_w("LinearLayout", 100, rid="tabs", children=tuple(_w("TextView", 100, text=t) for t in texts)),)
+
+
+def _notes_main(*shown: Widget) -> Screen:
+    return _screen("Main", *shown, _w("ImageButton", 900, rid="new_note", text="Create a new note", clickable=True))
+
+
+def _observed(path, *observed: tuple[Widget, ...]) -> tuple[AtlasViews, str]:  # noqa: ANN001 - a tmp path
+    """Views of an atlas that saw the notes' main screen once per `observed` (what it showed each time), and its
+    'Create a new note' dialog whose OK returns there; and that screen's key."""
+    start = _notes_main(*observed[0])
+    with Atlas.create(path, app=PKG) as atlas:
+        a, b = atlas.add_state(start), atlas.add_state(NOTE_DIALOG)
+        for shown in observed[1:]:
+            atlas.add_state(_notes_main(*shown))
+        atlas.add_transition(a, _tap("Create a new note"), b)
+        atlas.add_transition(b, _tap("OK"), a)
+        return atlas_views(atlas), structure_key(start)
+
+
 def test_a_name_saved_from_a_dialog_is_expected_back_where_it_began_only_if_that_screen_lists_names(tmp_path) -> None:
     """(A notes app: 'Create a new note' opens a dialog whose OK returns to the strip of note tabs, the same screen.)
     Names side by side as views of one kind, which the atlas saw change, list named things: the new name is
     expected there. A tab bar every observation shows alike, a row of numbers, or a toolbar's title above a
     month's name lists none."""
-    dialog = _screen("Main", _title("New note", dialog=True), _w("EditText", 500, rid="name", editable=True),
-                     _w("Button", 600, text="OK", rid="ok", clickable=True), dialog=True)
-
-    def main(*shown: Widget) -> Screen:
-        return _screen("Main", *shown, _w("ImageButton", 900, rid="new_note", text="Create a new note", clickable=True))
 
     def derived(name: str, *observed: tuple[Widget, ...]):  # noqa: ANN202 - each observation of the start screen
-        start = main(*observed[0])
-        with Atlas.create(tmp_path / f"{name}.atlas", app=PKG) as atlas:
-            a, b = atlas.add_state(start), atlas.add_state(dialog)
-            for shown in observed[1:]:
-                atlas.add_state(main(*shown))
-            atlas.add_transition(a, _tap("Create a new note"), b)
-            atlas.add_transition(b, _tap("OK"), a)
-            views = atlas_views(atlas)
-        home, form = structure_key(start), structure_key(dialog)
+        views, home = _observed(tmp_path / f"{name}.atlas", *observed)
+        form = structure_key(NOTE_DIALOG)
         steps = (Step(_tap("Create a new note"), form),
                  Step(Action(ActionKind.TYPE, target=Selector(resource_id=f"{PKG}:id/name"), text="Trip"), form),
                  Step(_tap("OK"), home))
         return derive_expectations(views, "create a note named 'Trip'",
                                    TestCase(name="t", intent="", start=home, steps=steps, end=home)), home
 
-    def strip(*texts: str) -> tuple[Widget, ...]:
-        return (_w("LinearLayout", 100, rid="tabs", children=tuple(_w("TextView", 100, text=t) for t in texts)),)
-
-    (e,), home = derived("tabs", strip("Packing list", "Recipes"), strip("Recipes", "Groceries"))
+    (e,), home = derived("tabs", _tabs("Packing list", "Recipes"), _tabs("Recipes", "Groceries"))
     assert (e.kind, e.text, e.where, e.new) == ("shown", "Trip", home, False)
-    assert derived("bar", strip("Alarms", "Timers"), strip("Alarms", "Timers"))[0] == ()  # chrome, not content
-    assert derived("numbers", strip("12", "13", "14"), strip("15", "16", "17"))[0] == ()
+    assert derived("bar", _tabs("Alarms", "Timers"), _tabs("Alarms", "Timers"))[0] == ()  # chrome, not content
+    assert derived("numbers", _tabs("12", "13", "14"), _tabs("15", "16", "17"))[0] == ()
     month = (_w("LinearLayout", 0, rid="toolbar", children=(_w("TextView", 0, text="Calendar"),)),
              _w("LinearLayout", 100, rid="header", children=(_w("TextView", 100, text="July"),)))
     assert derived("month", month, (*month[:1], _w("LinearLayout", 100, rid="header", children=(
         _w("TextView", 100, text="August"),))))[0] == ()
+
+
+def test_deleting_a_named_thing_a_screen_lists_expects_it_gone_from_there(tmp_path) -> None:
+    """"Delete the note 'Recipes'" where the notes are tabs, not list rows: it is expected gone from the tabs; a tab
+    bar every observation shows alike names no thing to delete."""
+    views, home = _observed(tmp_path / "tabs.atlas", _tabs("Packing list", "Recipes"), _tabs("Recipes", "Groceries"))
+    (e,) = derive_expectations(views, "Delete the note 'Recipes'", TestCase(name="t", intent="", start=home, steps=()))
+    assert (e.kind, e.text, e.where) == ("gone", "Recipes", home)
+    bar, home = _observed(tmp_path / "bar.atlas", _tabs("Alarms", "Timers"), _tabs("Alarms", "Timers"))
+    assert derive_expectations(bar, "Delete the 'Timers'", TestCase(name="t", intent="", start=home, steps=())) == ()
 
 
 def test_an_intent_of_several_acts_is_checked_whole_or_not_at_all(views: AtlasViews) -> None:
