@@ -199,7 +199,8 @@ class Policy:
         stop = interruption(screen)
         if stop is not None:
             return Decision(stop.option.action(screen), stop.reason, "interrupt", stop.option)
-        valued = self._value_all(intent, progress, screen, key)
+        opts = [o for o in options(screen) if not o.negative]  # what may be taken here (valued, and read when stuck)
+        valued = self._value_all(intent, progress, screen, key, opts)
         undone = backed_out_of(history, key) if self.config.recover else None
         # The tap this run backed out of is not taken again, nor is back pressed again (it would leave what is left).
         again = [v for v in valued if undone is not None and (v.option.kind is ActionKind.BACK or (
@@ -331,8 +332,7 @@ class Policy:
                 asked = self._rank(intent, progress, screen, among)
                 if asked is not None:
                     return asked
-        here = [o for o in options(screen) if not o.negative]
-        wrong = wrong_turn(progress, self._covered(intent, progress, here)) if cfg.recover and left else None
+        wrong = wrong_turn(progress, self._covered(intent, progress, opts)) if cfg.recover and left else None
         if wrong is not None:
             return Decision(Action(ActionKind.BACK), f"back out of '{wrong.label}': nothing here or ahead advances "
                             f"the rest ({', '.join(left)}), and it advanced nothing", "recover", scores=scores,
@@ -464,8 +464,8 @@ class Policy:
 
     # --- valuing options ----------------------------------------------------------------------------
 
-    def _value_all(self, intent: Intent, progress: Progress, screen: Screen, key: str) -> list[_Valued]:
-        opts = [o for o in options(screen) if not o.negative]
+    def _value_all(self, intent: Intent, progress: Progress, screen: Screen, key: str,
+                   opts: Sequence[Option]) -> list[_Valued]:
         covered = self._covered(intent, progress, opts)
         slots = self._slots_left(intent, progress, screen, opts)
         # The unit of a number still to pick ("five *images* per row", "5 *minutes*") is sought with the
