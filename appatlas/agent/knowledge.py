@@ -65,6 +65,7 @@ class ScreenInfo:
     activity: str = ""
     scrolls: frozenset[str] = frozenset()  # resource ids of its vertical scrolling containers
     fields: frozenset[str] = frozenset()  # kinds of its text fields (appatlas.graph.inputs.field_kind)
+    held: frozenset[str] = frozenset()  # what its text fields hold (lower case): a value an intent may replace
 
 
 def _screen_info(key: str, states: Sequence[int], screens: dict[int, Screen]) -> ScreenInfo:
@@ -83,8 +84,10 @@ def _screen_info(key: str, states: Sequence[int], screens: dict[int, Screen]) ->
     scrolls = frozenset(w.resource_id for w in first.widgets() if w.scrollable and w.resource_id
                         and view_kind(w.class_name).endswith(_VERTICAL))
     fields = frozenset(field_kind(w) for w in first.widgets() if w.editable)
+    held = frozenset(w.text.strip().lower() for sid in states[:MAX_STATES_PER_SCREEN]
+                     for w in screens[sid].widgets() if w.editable and w.text.strip())
     return ScreenInfo(key, tuple(states), tuple(labels.items()), frozenset(texts), structure_tokens(first),
-                      first.activity, scrolls, fields)
+                      first.activity, scrolls, fields, held)
 
 
 @dataclass

@@ -141,6 +141,11 @@ class LookAhead:
         # A field where a value still to type fits is where the intent goes on.
         if any(_fits(s, kind) for s in slots if s.role == "input" for kind in info.fields):
             best = max(best, 0.5 * self.slot_pick)
+        # A field holding the value the intent replaces ("from '222222' to …") both fits the new value and names
+        # what changes (as `Policy._value_field` reads it on the screen itself): the form where the change is made,
+        # not any form a number fits (a message box).
+        if any(s.replaces and s.replaces.lower() in info.held for s in slots if s.role == "input"):
+            best = max(best, self.slot_pick)
         # What the same page shows further down is a scroll away.
         down = max((self._label_value(label, ws, uncovered, slots, 0.5) for k in self.knowledge.pages(key)
                     for label, ws in self.knowledge.screens[k].labels), default=0.0)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from appatlas.rag.text import STOP_WORDS
 
@@ -98,6 +98,7 @@ class Slot:
     start: int = 0
     end: int = 0
     replaced: bool = False  # the old value of "from 'a' to 'b'": it names what changes, not where to tap
+    replaces: str = ""  # of the new value 'b' of "from 'a' to 'b'" / "rename 'a' to 'b'": 'a'
     made: bool = False  # it names what the intent makes ("a new event, the task is 'X'"): typed where a field asks
 
     @property
@@ -302,6 +303,10 @@ def _read(text: str) -> tuple[list[Slot], list[tuple[int, int]]]:
             unit = stem(after.group(1)) if after and after.group(1).lower() not in STOP else ""
             slots.append(Slot(_NUMBER_WORDS[m.group(1).lower()], "number", kind_word=unit, clause=_clause(text, m.start()),
                               start=m.start(), end=m.end()))
+    # The new value of "from 'a' to 'b'" knows the old one: the field that holds 'a' is where 'b' goes.
+    for old in [s for s in slots if s.replaced]:
+        after = _OLD_VALUE.match(text, old.end)
+        slots = [replace(s, replaces=old.text) if after and s.start < after.end() <= s.end else s for s in slots]
     return slots, taken
 
 

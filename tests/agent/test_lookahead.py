@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from appatlas.agent.knowledge import Knowledge
 from appatlas.agent.lookahead import LookAhead
-from appatlas.agent.options import BACK_OPTION, options
+from appatlas.agent.options import BACK_OPTION, Option, options
 from appatlas.graph.atlas import StoredTransition
-from appatlas.rag.intent import words
+from appatlas.rag.intent import parse_intent, words
 from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
 
 W, H = 1080, 2280
@@ -69,3 +69,30 @@ def test_coverage_credits_every_word_one_path_names_not_only_its_best_label() ->
     # No single label names both: the share of the best one alone is less.
     assert ahead.coverage(more, "main", left, been=set(), targets=[]) == 0.0  # leads nowhere known: nothing
     assert 0 < ahead.coverage(more, "main", words("settings autosave zebra"), been=set()) < 1.0
+
+
+def _form(activity: str, field_id: str, held: str) -> Screen:
+    field = Widget("android.widget.EditText", Bounds(0, 200, W, 290), text=held, editable=True, clickable=True,
+                   package="com.x", resource_id=f"com.x:id/{field_id}")
+    frame = Widget("android.widget.FrameLayout", Bounds(0, 0, W, H), package="com.x", children=(field,))
+    return Screen("com.x", activity, Widget("hierarchy", Bounds(0, 0, W, H), children=(frame,)), W, H)
+
+
+def test_the_form_whose_field_holds_the_old_value_leads_further_than_any_field_the_new_one_fits() -> None:
+    screens = {1: _screen("Contact", "Edit", "Message"), 2: _form("Editor", "note_body", "Draft"),
+               3: _form("Chat", "message_text", "")}
+    keys = {1: "contact", 2: "editor", 3: "chat"}
+    edges = [(1, _tap("Edit"), 2), (1, _tap("Message"), 3)]
+    k = Knowledge.build(package="com.x", screens=screens, state_key=keys, content={}, tasks=[], transitions=[
+        StoredTransition(i, a, b, keys[a], keys[b], action, 1, 0, "crawl") for i, (a, action, b) in enumerate(edges)])
+    ahead = LookAhead(k, gamma=0.5, depth=3, slot_pick=6.0)
+    edit, message = (next(o for o in options(screens[1]) if o.label == label) for label in ("Edit", "Message"))
+
+    def value(text: str, o: Option) -> float:
+        slots = [s for s in parse_intent(text).slots if s.role == "input"]
+        return ahead.value(o, "contact", [], slots, been=set())
+
+    changed = "change the text from 'Draft' to 'Final'"
+    assert value(changed, edit) > value(changed, message) > 0
+    typed = "type 'Final'"  # nothing replaced: any field the text fits is as good
+    assert value(typed, edit) == value(typed, message) > 0

@@ -64,6 +64,12 @@ def test_from_a_to_b_types_b_and_a_keeps_the_words_that_describe_it() -> None:
     assert new.role == "input" and old.cue == "from" and {"mobile", "number"} <= set(old.context)
 
 
+def test_the_new_value_of_from_a_to_b_knows_the_old_one() -> None:
+    text = "change the title from 'Draft' to 'Final'"
+    assert _slot(text, "Final").replaces == "Draft" and _slot(text, "Draft").replaces == ""
+    assert _slot("set the title to 'Final'", "Final").replaces == ""  # nothing is replaced by name
+
+
 def test_texting_a_value_types_it() -> None:
     assert _slot("text to the group 'GatheringInTheOldPlace'", "GatheringInTheOldPlace").role == "input"
     assert _slot("Delete the text note 'Diary'", "Diary").role == "select"
