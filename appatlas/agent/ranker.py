@@ -16,7 +16,7 @@ decision's options) on decisions generated from explored atlases (`appatlas.agen
 learns when the graph's order is right and when what an element means should break it.
 
 What ships is the mean of three seeds' rankers (`Ranker.averaged`: one model of three times the hidden size and rank).
-It is small (~58k weights: 227 KB as fp32; what ships is mixed precision, 41 KB: the three 384-row matrices as 4-bit
+It is small (~58k weights: 227 KB as fp32; what ships is mixed precision, 40 KB: the three 384-row matrices as 4-bit
 codes that the compression stack's int4 kernel multiplies, the small MLP at the widths `agent.mixed` measures; a
 plain .npz, no pickle) and runs in numpy and that kernel: a decision costs the
 embedding of the intent (cached per text) and a few small matrix products. `choose(context, options)`
