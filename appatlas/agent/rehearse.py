@@ -28,6 +28,7 @@ from appatlas.agent.options import options
 from appatlas.agent.policy import Decision, Policy
 from appatlas.agent.progress import Taken, taken
 from appatlas.agent.valuing import same_option
+from appatlas.devices.replay import with_field_text
 from appatlas.graph.atlas import Atlas, StoredTransition
 from appatlas.rag.describe import screen_facts
 from appatlas.rag.intent import Intent, label_words, parse_intent, terms_in
@@ -160,7 +161,12 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
             # the atlas saw this OK (or this choice of a list) leave the dialog open only because it was never
             # shown what it does; a dialog closes onto the screen that opened it (as `AtlasViews.expected_screens`)
             key, state = _opener(knowledge, trail, key) or (key, state)
+        typed_into = decision.option.widget if decision.action.kind is ActionKind.TYPE else None
         screen = knowledge.state_screens[state]
+        if typed_into is not None:
+            # the field holds what the agent typed, not the crawler's own value the atlas kept: else the agent
+            # would type its next value into the same field ("called 'test' and type '123456'")
+            screen = with_field_text(screen, typed_into, decision.text)
     out.reason = f"not done after {limit} steps"
     return out
 

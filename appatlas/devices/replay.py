@@ -26,7 +26,7 @@ from appatlas.devices.render import render_png
 from appatlas.errors import SelectorNotFound
 from appatlas.types import Action, ActionKind, Bounds, Screen, Selector, Widget
 
-__all__ = ["LAUNCHER", "RecordedApp", "RecordedEdge", "ReplayDevice"]
+__all__ = ["LAUNCHER", "RecordedApp", "RecordedEdge", "ReplayDevice", "with_field_text"]
 
 LAUNCHER = "com.android.launcher3"
 CONTEXT = 12  # recorded edges of history that decide between outcomes
@@ -279,7 +279,7 @@ class ReplayDevice:
         if self._follow(Action(ActionKind.TYPE, target=_any_target(self._focus), text=text), self._focus,
                         typed=text):
             return
-        self._screen = _set_text(self._screen, self._focus, text)  # unrecorded typing still shows on screen
+        self._screen = with_field_text(self._screen, self._focus, text)  # unrecorded typing still shows on screen
         self._focus = next((w for w in self._screen.widgets() if w.bounds == self._focus.bounds
                             and w.class_name == self._focus.class_name), None)
 
@@ -457,7 +457,8 @@ def _retype(screen: Screen, recorded: str, typed: str) -> Screen:
     return replace(screen, root=root, screenshot=None)
 
 
-def _set_text(screen: Screen, field: Widget, text: str) -> Screen:
+def with_field_text(screen: Screen, field: Widget, text: str) -> Screen:
+    """`screen` with the text field at `field`'s place holding `text` (what was typed there)."""
     root = _map_tree(screen.root, lambda w: w.with_text(text)
                      if w.bounds == field.bounds and w.class_name == field.class_name and w.editable else w)
     return replace(screen, root=root, screenshot=None)

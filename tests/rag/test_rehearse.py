@@ -140,3 +140,48 @@ def test_the_demo_plans_with_the_agents_rehearsal_when_given_it(notes_atlas, tmp
     summary = demo_retrieval(notes_atlas, tmp_path / "tests", ["disable autosave notes"], rehearse_with=rehearser)
     steps = summary["tests"][0]["key_steps"]
     assert steps and all(s.startswith("the agent, rehearsed") for s in steps)
+
+
+class _TypesThenReads:
+    """Taps 'Create a new note', types `text` into the dialog's field, then reads what the field holds and is done."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.read, self.steps = text, None, 0
+
+    def decide(self, intent, screen, history, *, known_as=""):
+        from appatlas.agent.options import Option
+        from appatlas.agent.policy import Decision
+        from appatlas.types import Action, Selector
+
+        self.steps += 1
+        field = next((w for w in screen.widgets() if w.editable), None)
+        if self.steps == 1:
+            w = next(w for w in screen.widgets() if w.content_desc == "Create a new note")
+            return Decision(Action(ActionKind.TAP, target=Selector(resource_id=w.resource_id, content_desc=w.content_desc)),
+                            "tap", "graph", option=Option(ActionKind.TAP, w, "Create a new note"))
+        if self.steps == 2:
+            return Decision(Action(ActionKind.TYPE, target=Selector(resource_id=field.resource_id), text=self.text),
+                            "type", "graph", option=Option(ActionKind.TYPE, field, field.text), text=self.text)
+        self.read = field.text if field is not None else None
+        return Decision(None, "done", "graph")
+
+
+def test_after_typing_the_rehearsal_shows_the_field_holding_what_the_agent_typed(tmp_path) -> None:
+    # The crawl typed its own value ('qwerty') into the field; the atlas keeps the screen after that. A rehearsal
+    # that showed it would have the agent type its next value there again ("called 'Milk' and type 'oat milk'").
+    from appatlas.graph.atlas import Atlas
+    from appatlas.types import Action
+    from tests.rag.conftest import add_dialog, main_screen, sel, tap
+
+    with Atlas.create(tmp_path / "t.atlas", app="t") as atlas:
+        main, dialog, typed = (atlas.add_state(main_screen("Shopping")), atlas.add_state(add_dialog()),
+                               atlas.add_state(add_dialog("qwerty")))
+        atlas.add_transition(main, tap(rid="new_note", desc="Create a new note"), dialog)
+        atlas.add_transition(dialog, Action(ActionKind.TYPE, target=sel(rid="note_title"), text="qwerty"), typed)
+    with Atlas.open(tmp_path / "t.atlas") as atlas:
+        views = atlas_views(atlas)
+        policy = _TypesThenReads("Milk")
+        r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "create a note called 'Milk'", main.structure_key,
+                     policy=policy)
+    assert r is not None and r.done and list(r.typed.values()) == ["Milk"]
+    assert policy.read == "Milk"
