@@ -81,7 +81,8 @@ def plan_from_retrieval(views: AtlasViews, retrieval: Retrieval, *, name: str = 
 
     Raises IntentNotGrounded when the atlas does not relate to the intent, PlanRejected when no route
     passes the plan checks, NoPlan when retrieval found no route at all. `check=False` (what the
-    retrieval benchmark measures) keeps retrieval's first route as it is, with no expectations.
+    retrieval benchmark measures) keeps retrieval's first route as it is (its rows picked by their text, as
+    `rag.expect.rows_by_text` picks them for every test), with no expectations.
     """
     from appatlas.errors import NoPlan
 
@@ -98,9 +99,10 @@ def plan_from_retrieval(views: AtlasViews, retrieval: Retrieval, *, name: str = 
     name = name or test_name(intent)
     notes = {kt.edge: kt.reason for kt in retrieval.key_transitions}
     slots = _unique_slots(retrieval.slots)
-    tests = [_dialogs_return(views, to_test_case(views.plan_graph, r, name=name if i == 0 else f"{name}_alt{i}",
-                                                 intent=intent, inputs=bind_inputs(views, r, retrieval),
-                                                 slots=slots, notes=notes))
+    # Rows are tapped by their text, checked or not: the test taps what the atlas saw, not a position in a list.
+    tests = [rows_by_text(views, _dialogs_return(views, to_test_case(
+        views.plan_graph, r, name=name if i == 0 else f"{name}_alt{i}", intent=intent,
+        inputs=bind_inputs(views, r, retrieval), slots=slots, notes=notes)), intent)
              for i, r in enumerate(retrieval.routes)]
     if not check:
         if not tests:
@@ -110,12 +112,11 @@ def plan_from_retrieval(views: AtlasViews, retrieval: Retrieval, *, name: str = 
     composed = compose_route(views, intent, start, retrieval.slots) if start else None
     if composed is not None:
         r, inputs = composed
-        tests.append(_dialogs_return(views, to_test_case(views.plan_graph, r, name=f"{name}_composed", intent=intent,
-                                                         inputs=inputs, slots=slots)))
+        tests.append(rows_by_text(views, _dialogs_return(views, to_test_case(
+            views.plan_graph, r, name=f"{name}_composed", intent=intent, inputs=inputs, slots=slots)), intent))
     rejected: list[str] = []
     kept: list[TestCase] = []
     for t in tests:
-        t = rows_by_text(views, t, intent)
         problems = plan_problems(views, t, intent, retrieval.slots)
         if problems:
             rejected.append(f"{len(t.steps)}-step route: {'; '.join(problems)}")
