@@ -58,7 +58,8 @@ def train_agent_cmd(
     Example: appatlas train agent --data ../shared/data/droidtask --held-out notes --out notes-ranker.npz
     then:    appatlas bench tasks --data ../shared/data/droidtask --apps notes --llm local --model notes-ranker.npz
     The shipped model: appatlas train agent --data ../shared/data/droidtask --bits mixed --out ranker.npz
-    (ranker-mixed.npz is it).
+    writes ranker.npz (fp32) and ranker-mixed.npz (+ .json each); the mixed pair is what ships as
+    appatlas/agent/models/ranker.npz and ranker.json.
     """
     import shutil
 
