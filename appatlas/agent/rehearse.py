@@ -33,7 +33,7 @@ from appatlas.graph.atlas import Atlas, StoredTransition
 from appatlas.rag.describe import screen_facts
 from appatlas.rag.intent import Intent, label_words, parse_intent, terms_in
 from appatlas.rag.retrieve import Rehearsal
-from appatlas.rag.views import closes_dialog, dialog_opener
+from appatlas.rag.views import changed_twin, closes_dialog, dialog_opener, keeps_change
 from appatlas.types import Action, ActionKind, Screen
 
 __all__ = ["MAX_STEPS", "rehearse", "rehearser"]
@@ -108,8 +108,10 @@ def _unset(knowledge: Knowledge, intent: Intent, key: str, state: int, history: 
 
 
 def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: str, *,
-             policy: Policy | None = None, limit: int = MAX_STEPS) -> Rehearsal | None:
-    """The agent's decisions for `intent` from the screen `start`, played on the atlas (module docstring)."""
+             policy: Policy | None = None, limit: int = MAX_STEPS,
+             twins: dict[str, str | None] | None = None) -> Rehearsal | None:
+    """The agent's decisions for `intent` from the screen `start`, played on the atlas (module docstring).
+    `twins`: `changed_twin` per screen, kept across the rehearsals of one atlas."""
     info = knowledge.screens.get(start)
     if info is None or not info.states:
         return None
@@ -121,6 +123,7 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
     out = Rehearsal(start=start)
     seen: set[tuple[int, str]] = set()  # (state, edge): the same step from the same state again is a loop
     read = parse_intent(intent)
+    twins = {} if twins is None else twins
     unset: set[tuple[str, str]] = set()  # (screen, toggle) already rehearsed from a state where it was not set
     for _ in range(limit):
         decision = policy.decide(read, screen, history, known_as=key)
@@ -161,6 +164,14 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
             # the atlas saw this OK (or this choice of a list) leave the dialog open only because it was never
             # shown what it does; a dialog closes onto the screen that opened it (as `AtlasViews.expected_screens`)
             key, state = _opener(knowledge, trail, key) or (key, state)
+            if key != trail[-1][0] and keeps_change(screen, t.action):
+                # it changed something: the opener shows the change (its Save), as `AtlasViews.expected_screens`
+                if key not in twins:
+                    twins[key] = changed_twin({k: knowledge.state_screens[i.states[0]] for k, i in
+                                               knowledge.screens.items() if i.states and i.states[0] in
+                                               knowledge.state_screens}, key)
+                twin = twins[key]
+                key, state = (twin, knowledge.screens[twin].states[0]) if twin is not None else (key, state)
         typed_into = decision.option.widget if decision.action.kind is ActionKind.TYPE else None
         screen = knowledge.state_screens[state]
         if typed_into is not None:
@@ -175,4 +186,5 @@ def rehearser(atlas: Atlas, graph: nx.MultiDiGraph) -> Callable[[str, str], Rehe
     """`rehearse` bound to one atlas (what `Retriever(..., rehearse=...)` takes)."""
     knowledge = Knowledge.from_atlas(atlas)
     policy = Policy(knowledge)
-    return lambda intent, start: rehearse(knowledge, graph, intent, start, policy=policy)
+    twins: dict[str, str | None] = {}
+    return lambda intent, start: rehearse(knowledge, graph, intent, start, policy=policy, twins=twins)

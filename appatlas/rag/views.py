@@ -11,7 +11,7 @@ taken one right after the other, and what an action with several outcomes did la
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -22,9 +22,11 @@ from appatlas.graph.atlas import Atlas, StoredTransition
 from appatlas.graph.fingerprint import structure_tokens
 from appatlas.graph.planner import Edge
 from appatlas.rag.describe import ActionFacts, ScreenFacts, action_facts, merge_facts, screen_facts
+from appatlas.rag.text import keeps
 from appatlas.types import Action, ActionKind, Screen, Widget, view_kind
 
-__all__ = ["AtlasViews", "ScreenView", "TransitionView", "atlas_views", "closes_dialog", "dialog_opener", "edge_key", "screen_subject",
+__all__ = ["AtlasViews", "ScreenView", "TransitionView", "atlas_views", "changed_twin", "closes_dialog", "dialog_opener",
+           "edge_key", "keeps_change", "screen_subject",
            "transition_subject"]
 
 
@@ -77,6 +79,7 @@ class AtlasViews:
     # target state) per edge
     outcomes: dict[Edge, list[tuple[int, int, int]]] = field(default_factory=dict)
     _plan_graph: nx.MultiDiGraph | None = field(default=None, init=False, repr=False)
+    _twins: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def latest_outcomes(self, walks: Sequence[Sequence[int]] = ()) -> set[Edge]:
         """Of each action with several outcomes, the outcome observed last (the app as it is now),
@@ -162,6 +165,8 @@ class AtlasViews:
             view = self.screens.get(u)
             if v == u and self.closes_unseen((u, v, key)):
                 expect = dialog_opener(screens, u, closed) or v
+                if expect != v and view is not None and keeps_change(view.example, self.graph.edges[u, v, key]["action"]):
+                    expect = self.changed_twin(expect) or expect  # it changed something: the opener shows the change
             elif view is not None and view.facts.kind == "dialog" and len(screens) >= 2:
                 opener = screens[-2]
                 same = self.screens.get(opener)
@@ -172,6 +177,12 @@ class AtlasViews:
             out.append(expect)
             screens.append(expect)
         return out
+
+    def changed_twin(self, key: str) -> str | None:
+        """The screen `key` as it shows once something on it changed (`changed_twin`), cached per screen."""
+        if key not in self._twins:
+            self._twins[key] = changed_twin({k: v.example for k, v in self.screens.items()}, key)
+        return self._twins[key]
 
     def closes_unseen(self, edge: Edge) -> bool:
         """Whether `edge` is a tap that closes a dialog (`closes_dialog`) which the atlas only ever saw leave
@@ -276,6 +287,35 @@ def closes_dialog(dialog: Screen, action: Action) -> bool:
         return any(b is w for b in buttons) and w.bounds.y2 > lowest
     kind = view_kind(w.class_name)
     return w.actionable and not w.editable and (not w.checkable or kind.endswith("RadioButton"))
+
+
+def keeps_change(dialog: Screen, action: Action) -> bool:
+    """Whether a tap that closes `dialog` keeps a change: a choice of a list with no buttons, or a button that
+    keeps (OK, Save), not Cancel."""
+    label = (action.target.text or action.target.content_desc) if action.target is not None else ""
+    return keeps(label) or not any(_is_button(b) for b in dialog.widgets())
+
+
+def changed_twin(examples: Mapping[str, Screen], key: str) -> str | None:
+    """The screen `key` as it shows once something on it changed: the one other screen of its activity that has
+    every control of `key` (by resource id) and more, among them a button that keeps the change (Save). An editor
+    shows its Save only after an edit; a crawl that saw a dialog's choice do nothing never saw the editor change
+    through it, but may have through another dialog. None when there is no such screen, or more than one."""
+    here = examples.get(key)
+    if here is None or screen_facts(here).transient:
+        return None
+    ids = {w.resource_id for w in here.widgets() if w.resource_id}
+    found = []
+    for k, other in examples.items():
+        if k == key or other.activity != here.activity:
+            continue
+        more = {w.resource_id for w in other.widgets() if w.resource_id}
+        if not ids < more:
+            continue
+        added = [w for w in other.widgets() if w.resource_id in more - ids and w.actionable]
+        if any(keeps(w.text or w.content_desc) for w in added) and not screen_facts(other).transient:
+            found.append(k)
+    return found[0] if len(found) == 1 else None
 
 
 def dialog_opener(screens: Sequence[str], dialog: str, closed: Callable[[int], bool]) -> str | None:

@@ -10,7 +10,7 @@ from appatlas.rag.plan import plan_from_retrieval
 from appatlas.rag.retrieve import Retriever
 from appatlas.rag.store import RagStore
 from appatlas.rag.views import atlas_views
-from appatlas.types import ActionKind
+from appatlas.types import ActionKind, Screen
 
 
 @pytest.fixture
@@ -185,3 +185,74 @@ def test_after_typing_the_rehearsal_shows_the_field_holding_what_the_agent_typed
                      policy=policy)
     assert r is not None and r.done and list(r.typed.values()) == ["Milk"]
     assert policy.read == "Milk"
+
+
+def _editor(*, saved: bool, hint: bool = False) -> Screen:
+    """A customize screen: its rows, and a Save that shows only once something changed (`saved`)."""
+    from tests.rag.conftest import _w, screen
+
+    rows = (_w("TextView", (40, 320, 900, 420), rid="theme", text="Theme Dark", clickable=True),
+            _w("TextView", (40, 480, 900, 580), rid="color", text="Text color", clickable=True))
+    save = (_w("ImageView", (900, 120, 1040, 230), rid="save", desc="Save", clickable=True),) if saved else ()
+    note = (_w("TextView", (40, 700, 900, 800), rid="hint", text="Unsaved changes"),) if hint else ()
+    return screen("CustomizeActivity", *save, *rows, *note)
+
+
+def _themes() -> Screen:
+    from tests.rag.conftest import _w, screen
+
+    return screen("CustomizeActivity", *(_w("TextView", (100, 760 + 120 * i, 980, 870 + 120 * i), text=t,
+                                            clickable=True) for i, t in enumerate(("Light", "Dark"))), dialog=True)
+
+
+def _customize_atlas(folder, *, twins: int = 1):
+    """editor -(theme)-> themes list, whose 'Light' the crawl saw do nothing; editor -(color)-> a color dialog whose
+    OK led to the changed editor (with Save), whose Save leads to Settings. `twins` = 2 adds a second changed editor."""
+    from appatlas.graph.atlas import Atlas
+    from tests.rag.conftest import _w, screen, settings, tap
+
+    with Atlas.create(folder, app="c") as atlas:
+        editor, themes, changed = (atlas.add_state(_editor(saved=False)), atlas.add_state(_themes()),
+                                   atlas.add_state(_editor(saved=True)))
+        colors = atlas.add_state(screen("CustomizeActivity", _w("TextView", (100, 720, 980, 800), text="Pick a color"),
+                                        _w("Button", (500, 1450, 700, 1580), rid="cancel", text="Cancel", clickable=True),
+                                        _w("Button", (750, 1450, 1000, 1580), rid="ok", text="OK", clickable=True),
+                                        dialog=True))
+        prefs = atlas.add_state(settings())
+        atlas.add_transition(editor, tap(rid="theme", text="Theme Dark"), themes)
+        atlas.add_transition(themes, tap(text="Light"), themes)
+        atlas.add_transition(editor, tap(rid="color", text="Text color"), colors)
+        atlas.add_transition(colors, tap(rid="ok", text="OK"), changed)
+        atlas.add_transition(changed, tap(rid="save", desc="Save"), prefs)
+        if twins == 2:
+            atlas.add_state(_editor(saved=True, hint=True))
+        return {n: s.structure_key for n, s in (("editor", editor), ("themes", themes), ("changed", changed),
+                                                ("settings", prefs))}
+
+
+def test_a_choice_the_crawl_saw_do_nothing_closes_onto_the_opener_as_changed(tmp_path) -> None:
+    from appatlas.graph.atlas import Atlas
+    from tests.rag.test_plan_graph import _edge
+
+    k = _customize_atlas(tmp_path / "c.atlas")
+    with Atlas.open(tmp_path / "c.atlas") as atlas:
+        views = atlas_views(atlas)
+        route = [_edge(views, k["editor"], "Theme Dark"), _edge(views, k["themes"], "Light")]
+        assert views.expected_screens(k["editor"], route) == [k["themes"], k["changed"]]
+        policy = _Scripted("Theme Dark", "Light", "Save")
+        r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "set the theme to light", k["editor"],
+                     policy=policy)
+    assert r is not None and r.done, r and r.reason
+    assert policy.shown == [k["editor"], k["themes"], k["changed"], k["settings"]]
+    assert r.edges[-1][:2] == (k["changed"], k["settings"])
+
+
+def test_the_opener_is_kept_when_its_changed_screen_is_not_one(tmp_path) -> None:
+    from appatlas.graph.atlas import Atlas
+    from tests.rag.test_plan_graph import _edge
+
+    k = _customize_atlas(tmp_path / "c.atlas", twins=2)
+    with Atlas.open(tmp_path / "c.atlas") as atlas:
+        views = atlas_views(atlas)
+        route = [_edge(views, k["editor"], "Theme Dark"), _edge(views, k["themes"], "Light")]
+        assert views.expected_screens(k["editor"], route) == [k["themes"], k["editor"]]
