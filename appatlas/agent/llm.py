@@ -66,7 +66,8 @@ def make_llm(kind: str = "local", *, model: str | None = None, base_url: str | N
 
     - local: the shipped trained ranker (`appatlas.agent.ranker.SHIPPED`), or `model` = a ranker .npz written
       by `appatlas train agent`, or any causal LM folder (then as local-lm);
-    - local-lm: SmolLM2-135M-Instruct by default, or `model` = any causal LM folder, choosing by likelihood;
+    - local-lm: SmolLM2-135M-Instruct by default, or `model` = "gemma3-270m" or any causal LM folder, choosing by
+      likelihood;
     - local-compressed: `model` (or $APPATLAS_COMPRESSED_MODEL) = a folder written by `appatlas compress`;
     - openai: `model` at `base_url` (or $APPATLAS_LLM_BASE_URL), key `api_key` (or $OPENAI_API_KEY).
     """

@@ -26,9 +26,10 @@ def screen_summary(screen: Screen) -> str:
     return f"{place}{' (a dialog)' if is_dialog(screen) else ''} with {shown}{more}"
 
 
-def choice_context(goal: str, steps: Sequence[str], screen: Screen) -> str:
-    """The user message of a choice: goal, recent steps, screen, and the question."""
+def choice_context(goal: str, steps: Sequence[str], screen: Screen | None) -> str:
+    """The user message of a choice: goal, recent steps, screen (left out where none is known: a decision
+    replayed from training rows keeps what its options say, not the screen), and the question."""
     recent = list(steps)[-MAX_STEPS:]
     done = "; ".join(recent) if recent else "nothing yet"
-    return (f"Goal: {goal}\nSteps so far: {done}\nScreen: {screen_summary(screen)}\n"
-            f"Which action comes next for the goal?")
+    where = f"Screen: {screen_summary(screen)}\n" if screen is not None else ""
+    return f"Goal: {goal}\nSteps so far: {done}\n{where}Which action comes next for the goal?"

@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -44,8 +44,8 @@ from appatlas.agent.valuing import same_option
 from appatlas.errors import ModelMissing
 from appatlas.types import Action, Screen
 
-__all__ = ["MARGINS", "Row", "TrainConfig", "app_rows", "cache_dir", "extra_rows", "fit_margin", "offline_accuracy",
-           "rows_hash", "train_ranker"]
+__all__ = ["MARGINS", "Row", "Scorer", "TrainConfig", "app_rows", "cache_dir", "extra_rows", "fit_margin", "offline_accuracy",
+           "rows_hash", "train_ranker", "training_rows"]
 
 Progress = Callable[[str], None]
 # bump when rows, features or how texts are embedded change: cached models are then retrained (ranker-4: every text
@@ -381,7 +381,14 @@ def _subset(query: Query, margin: float, below: float, cover: bool = False) -> l
     return idx
 
 
-def offline_accuracy(ranker: Ranker | None, rows: Iterable[Row], margin: float, below: float, cover: bool = False,
+class Scorer(Protocol):
+    """What decides a row offline: a score per option of a query (a `Ranker`, or a language model's likelihoods in
+    `appatlas.bench.deciders`)."""
+
+    def rank(self, query: Query) -> Sequence[float]: ...
+
+
+def offline_accuracy(ranker: Scorer | None, rows: Iterable[Row], margin: float, below: float, cover: bool = False,
                      *, start: bool = True) -> float:
     """Share of `rows` decided right when the ranker is asked among the options within (`margin`, `below`)
     of the graph's best (and, with `cover`, the path-coverage leader), as `Policy.decide` asks it, and the graph's
@@ -402,7 +409,7 @@ def offline_accuracy(ranker: Ranker | None, rows: Iterable[Row], margin: float, 
     return right / max(len(rows), 1)
 
 
-def fit_margin(predict: Sequence[tuple[Ranker, Sequence[Row]]]) -> tuple[tuple[float, float, bool], dict[str, float]]:
+def fit_margin(predict: Sequence[tuple[Scorer, Sequence[Row]]]) -> tuple[tuple[float, float, bool], dict[str, float]]:
     """The (ask_margin, ask_below, ask_cover) of MARGINS with the best accuracy over `predict` — pairs of a ranker
     and rows of apps it was *not* trained on (out of fold) — and every candidate's accuracy."""
     scored: dict[str, float] = {}
@@ -456,7 +463,7 @@ def collect_rows(data: Path | None, apps: Sequence[str] = (), *, budget: int = 1
     return out
 
 
-def _training(rows: dict[str, list[Row]], without: Iterable[str | None]) -> list[Row]:
+def training_rows(rows: dict[str, list[Row]], without: Iterable[str | None]) -> list[Row]:
     """Every row of every app but `without` (apps in sorted order: the same set gives the same hash)."""
     skip = set(without)
     return [r for app in sorted(rows) if app not in skip for r in rows[app]]
@@ -473,10 +480,10 @@ def fit(rows: dict[str, list[Row]], held_out: str | None = None, config: TrainCo
             progress(f"{'all' if held_out is None else 'without ' + held_out}: inner model without {app}")
         task = [r for r in rows[app] if r.origin == "task"]
         if task:
-            predict.append((train_ranker(_training(rows, (held_out, app)), config, cache=cache), task))
+            predict.append((train_ranker(training_rows(rows, (held_out, app)), config, cache=cache), task))
     if progress is not None:
         progress(f"{'all' if held_out is None else 'without ' + held_out}: the final model")
-    ranker = train_ranker(_training(rows, (held_out,)), config, cache=cache)
+    ranker = train_ranker(training_rows(rows, (held_out,)), config, cache=cache)
     (margin, below, cover), scored = fit_margin(predict) if predict else ((0.0, 0.0, False), {})
     ranker.meta.update({"ask_margin": margin, "ask_below": below, "ask_start": True, "ask_cover": cover,
                         "held_out": held_out, "margins": scored})

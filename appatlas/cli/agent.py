@@ -14,7 +14,8 @@ from appatlas.errors import AppatlasError
 
 console = Console()
 LLM_HELP = ("Model for where the graph is not certain: none (graph only), local (the trained ranker, "
-            "`appatlas train agent`), local-lm (SmolLM2 by likelihood), local-compressed, openai.")
+            "`appatlas train agent`), local-lm (SmolLM2 by likelihood; --model gemma3-270m for Gemma-3-270M), "
+            "local-compressed, openai.")
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:

