@@ -84,6 +84,12 @@ def _tasks(rows: dict[str, list[train.Row]], app: str) -> list[train.Row]:
     return [r for r in rows[app] if r.origin == "task"]
 
 
+def _decided(scorer: train.Scorer | None, rows: list[train.Row], choice: tuple[float, float, bool]) -> dict[str, Any]:
+    """How many of `rows` `scorer` decides right when asked as `choice` (margin, below, cover) says."""
+    acc = train.offline_accuracy(scorer, rows, *choice)
+    return {"right": round(acc * len(rows)), "n": len(rows), "margin": _margin_name(choice)}
+
+
 def _entry(per_app: dict[str, dict[str, Any]]) -> dict[str, Any]:
     right, n = sum(v["right"] for v in per_app.values()), sum(v["n"] for v in per_app.values())
     return {"step_accuracy": round(right / max(n, 1), 4), "right": right, "decisions": n, "apps": per_app}
@@ -104,29 +110,21 @@ def compare(rows: dict[str, list[train.Row]], lms: Sequence[tuple[str, Any]] = (
     for app in apps:
         say(f"the ranker without {app}")
         fits[app] = train.fit(rows, held_out=app, config=config, cache=cache)
-    graph = {a: {"right": round(train.offline_accuracy(None, _tasks(rows, a), 0.0, 0.0) * len(_tasks(rows, a))),
-                 "n": len(_tasks(rows, a))} for a in apps}
-    ranker = {}
-    for a in apps:
-        t = fits[a]
-        acc = train.offline_accuracy(t.ranker, _tasks(rows, a), t.ask_margin, t.ask_below, t.ask_cover)
-        ranker[a] = {"right": round(acc * len(_tasks(rows, a))), "n": len(_tasks(rows, a)),
-                     "margin": _margin_name((t.ask_margin, t.ask_below, t.ask_cover))}
+    graph = {a: _decided(None, _tasks(rows, a), (0.0, 0.0, False)) for a in apps}
+    for entry in graph.values():
+        del entry["margin"]  # the graph is asked nothing
+    ranker = {a: _decided(fits[a].ranker, _tasks(rows, a), (fits[a].ask_margin, fits[a].ask_below, fits[a].ask_cover))
+              for a in apps}
     out: dict[str, Any] = {"graph": _entry(graph), "ranker": _entry(ranker)}
     for name, lm in lms:
         scorer = LMScorer(lm, name)
         alone, beside = {}, {}
         for a in apps:
             say(f"{name}: deciding {a}'s steps")
-            others = [(scorer, _tasks(rows, b)) for b in apps if b != a]
-            choice, _ = train.fit_margin(others)
-            acc = train.offline_accuracy(scorer, _tasks(rows, a), *choice)
-            alone[a] = {"right": round(acc * len(_tasks(rows, a))), "n": len(_tasks(rows, a)),
-                        "margin": _margin_name(choice)}
+            choice, _ = train.fit_margin([(scorer, _tasks(rows, b)) for b in apps if b != a])
+            alone[a] = _decided(scorer, _tasks(rows, a), choice)
             beta, choice = _beta(rows, apps, a, scorer, config, cache)
-            acc = train.offline_accuracy(Sum(fits[a].ranker, scorer, beta), _tasks(rows, a), *choice)
-            beside[a] = {"right": round(acc * len(_tasks(rows, a))), "n": len(_tasks(rows, a)),
-                         "margin": _margin_name(choice), "beta": beta}
+            beside[a] = {**_decided(Sum(fits[a].ranker, scorer, beta), _tasks(rows, a), choice), "beta": beta}
         # descriptive, not out of fold: the LM's accuracy over every app at each fixed margin
         _, margins = train.fit_margin([(scorer, _tasks(rows, a)) for a in apps])
         out[f"lm:{name}"] = {**_entry(alone), "ms_per_decision_p50": _p50(scorer.ms), "at_each_margin": margins}
