@@ -115,7 +115,10 @@ def ensure_smollm2() -> Path:
 
 def ensure_gemma3() -> Path:
     """Return the cached Gemma-3-270M folder (fp32, ~1 GB: its 262k-token vocabulary), converting on first use."""
-    return _ensure(cache_root() / "models" / "gemma3-270m", find_gemma3_gguf)
+    out = _ensure(cache_root() / "models" / "gemma3-270m", find_gemma3_gguf)
+    # the joined GGUF (250 MB) was only the way there: the chunk packages can join it again
+    (cache_root() / "models" / "gemma3-270m.gguf").unlink(missing_ok=True)
+    return out
 
 
 def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
