@@ -7,6 +7,8 @@ to). Nothing a candidate is scored on was used to fit it:
 - `graph`: the graph's best option (a "done" before any step is wrong);
 - `ranker`: the trained ranker of `appatlas train agent`, trained and its margin chosen without the app
   (`train.fit(held_out=app)`, as `bench tasks --leave-app-out`);
+- `meaning`: all-MiniLM-L6-v2 alone, untrained: the cosine of the intent's words left with what each option says
+  and leads to (the sentence the ranker reads), its margin chosen on the other apps;
 - `lm:NAME`: a causal LM choosing by likelihood (`LocalLM.choose`: mean log-probability, calibrated by the
   option's score after a neutral prompt), asked where the ranker would be; it is not trained, and its margin
   is chosen on the other apps;
@@ -30,9 +32,9 @@ import numpy as np
 
 from appatlas.agent import train
 from appatlas.agent.prompt import choice_context
-from appatlas.agent.ranker import Query
+from appatlas.agent.ranker import Query, text_vectors
 
-__all__ = ["BETAS", "LMScorer", "Sum", "compare"]
+__all__ = ["BETAS", "LMScorer", "MeaningScorer", "Sum", "compare"]
 
 BETAS = (0.25, 0.5, 1.0, 2.0)  # the LM's weight beside the ranker: candidates, the smaller wins a tie
 Progress = Callable[[str], None]
@@ -63,6 +65,14 @@ class LMScorer:
             self.ms.append(1000 * (time.perf_counter() - began))
             self._memo.update({(context, t): float(s) for t, s in zip(todo, scores, strict=True)})
         return [self._memo[(context, t)] for t in texts]
+
+
+class MeaningScorer:
+    """all-MiniLM-L6-v2 as a ranker, untrained: the cosine of the intent's words left with each option's sentence."""
+
+    def rank(self, query: Query) -> list[float]:
+        vectors = text_vectors([query.left or query.intent, *(c.text for c in query.candidates)])
+        return (vectors[1:] @ vectors[0]).tolist()
 
 
 @dataclass
@@ -98,8 +108,8 @@ def _entry(per_app: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def compare(rows: dict[str, list[train.Row]], lms: Sequence[tuple[str, Any]] = (), *,
             config: train.TrainConfig | None = None, cache: Path | None = None,
             progress: Progress | None = None) -> dict[str, Any]:
-    """Out-of-fold step accuracy of the graph, the ranker, each LM of `lms` ((name, LocalLM) pairs) and each
-    LM beside the ranker, over the recorded-task rows of every app of `rows` (see the module docstring)."""
+    """Out-of-fold step accuracy of the graph, the ranker, MiniLM's cosine alone, each LM of `lms` ((name, LocalLM)
+    pairs) and each LM beside the ranker, over the recorded-task rows of every app of `rows` (see the module docstring)."""
     apps = [a for a in sorted(rows) if a != "extra" and _tasks(rows, a)]
     if len(apps) < 3:
         raise ValueError(f"comparing deciders out of fold needs recorded tasks of at least 3 apps, not {len(apps)}: "
@@ -115,7 +125,10 @@ def compare(rows: dict[str, list[train.Row]], lms: Sequence[tuple[str, Any]] = (
         del entry["margin"]  # the graph is asked nothing
     ranker = {a: _decided(fits[a].ranker, _tasks(rows, a), (fits[a].ask_margin, fits[a].ask_below, fits[a].ask_cover))
               for a in apps}
-    out: dict[str, Any] = {"graph": _entry(graph), "ranker": _entry(ranker)}
+    meaning = MeaningScorer()
+    alone = {a: _decided(meaning, _tasks(rows, a), train.fit_margin([(meaning, _tasks(rows, b)) for b in apps
+                                                                      if b != a])[0]) for a in apps}
+    out: dict[str, Any] = {"graph": _entry(graph), "ranker": _entry(ranker), "meaning": _entry(alone)}
     for name, lm in lms:
         scorer = LMScorer(lm, name)
         alone, beside = {}, {}

@@ -162,8 +162,8 @@ def bench_deciders_cmd(
     """Which model should decide where the graph is not certain: each candidate decides the recorded tasks'
     steps of every app, out of fold (see appatlas/bench/deciders.py and docs/agent.md).
 
-    Candidates: the graph alone; the trained ranker (trained, and its margin chosen, without the app); each
-    --lm by likelihood, untrained, its margin chosen on the other apps; and each --lm beside the ranker, its
+    Candidates: the graph alone; the trained ranker (trained, and its margin chosen, without the app);
+    all-MiniLM-L6-v2's cosine alone, untrained; each --lm by likelihood, untrained, its margin chosen on the other apps; and each --lm beside the ranker, its
     weight chosen on the other apps. Rows are collected as `appatlas train agent` collects them (each app
     explored for --budget actions, ~1 minute for the 7 dev apps); rankers come from its cache.
 

