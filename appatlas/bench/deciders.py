@@ -126,16 +126,14 @@ def compare(rows: dict[str, list[train.Row]], lms: Sequence[tuple[str, Any]] = (
     ranker = {a: _decided(fits[a].ranker, _tasks(rows, a), (fits[a].ask_margin, fits[a].ask_below, fits[a].ask_cover))
               for a in apps}
     meaning = MeaningScorer()
-    alone = {a: _decided(meaning, _tasks(rows, a), train.fit_margin([(meaning, _tasks(rows, b)) for b in apps
-                                                                      if b != a])[0]) for a in apps}
-    out: dict[str, Any] = {"graph": _entry(graph), "ranker": _entry(ranker), "meaning": _entry(alone)}
+    out: dict[str, Any] = {"graph": _entry(graph), "ranker": _entry(ranker),
+                           "meaning": _entry({a: _untrained(meaning, rows, apps, a) for a in apps})}
     for name, lm in lms:
         scorer = LMScorer(lm, name)
         alone, beside = {}, {}
         for a in apps:
             say(f"{name}: deciding {a}'s steps")
-            choice, _ = train.fit_margin([(scorer, _tasks(rows, b)) for b in apps if b != a])
-            alone[a] = _decided(scorer, _tasks(rows, a), choice)
+            alone[a] = _untrained(scorer, rows, apps, a)
             beta, choice = _beta(rows, apps, a, scorer, config, cache)
             beside[a] = {**_decided(Sum(fits[a].ranker, scorer, beta), _tasks(rows, a), choice), "beta": beta}
         # descriptive, not out of fold: the LM's accuracy over every app at each fixed margin
@@ -143,6 +141,12 @@ def compare(rows: dict[str, list[train.Row]], lms: Sequence[tuple[str, Any]] = (
         out[f"lm:{name}"] = {**_entry(alone), "ms_per_decision_p50": _p50(scorer.ms), "at_each_margin": margins}
         out[f"ranker+lm:{name}"] = _entry(beside)
     return out
+
+
+def _untrained(scorer: train.Scorer, rows: dict[str, list[train.Row]], apps: Sequence[str], app: str) -> dict[str, Any]:
+    """`_decided` for `app`, with the margin that decides the other apps' steps best."""
+    choice, _ = train.fit_margin([(scorer, _tasks(rows, b)) for b in apps if b != app])
+    return _decided(scorer, _tasks(rows, app), choice)
 
 
 def _beta(rows: dict[str, list[train.Row]], apps: Sequence[str], held_out: str, scorer: LMScorer,
