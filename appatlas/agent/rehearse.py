@@ -33,7 +33,7 @@ from appatlas.graph.atlas import Atlas, StoredTransition
 from appatlas.rag.describe import screen_facts
 from appatlas.rag.intent import Intent, label_words, parse_intent, terms_in
 from appatlas.rag.retrieve import Rehearsal
-from appatlas.rag.views import changed_twin, closes_dialog, dialog_opener, keeps_change
+from appatlas.rag.views import AtlasViews, closes_dialog, dialog_opener, keeps_change
 from appatlas.types import Action, ActionKind, Screen
 
 __all__ = ["MAX_STEPS", "rehearse", "rehearser"]
@@ -107,11 +107,10 @@ def _unset(knowledge: Knowledge, intent: Intent, key: str, state: int, history: 
     return None
 
 
-def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: str, *,
-             policy: Policy | None = None, limit: int = MAX_STEPS,
-             twins: dict[str, str | None] | None = None) -> Rehearsal | None:
-    """The agent's decisions for `intent` from the screen `start`, played on the atlas (module docstring).
-    `twins`: `changed_twin` per screen, kept across the rehearsals of one atlas."""
+def rehearse(knowledge: Knowledge, views: AtlasViews, intent: str, start: str, *,
+             policy: Policy | None = None, limit: int = MAX_STEPS) -> Rehearsal | None:
+    """The agent's decisions for `intent` from the screen `start`, played on the atlas `views` reads (its plan
+    graph, and `AtlasViews.changed_twin`) (module docstring)."""
     info = knowledge.screens.get(start)
     if info is None or not info.states:
         return None
@@ -123,7 +122,6 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
     out = Rehearsal(start=start)
     seen: set[tuple[int, str]] = set()  # (state, edge): the same step from the same state again is a loop
     read = parse_intent(intent)
-    twins = {} if twins is None else twins
     unset: set[tuple[str, str]] = set()  # (screen, toggle) already rehearsed from a state where it was not set
     for _ in range(limit):
         decision = policy.decide(read, screen, history, known_as=key)
@@ -145,7 +143,7 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
             return out
         exact = [t for t in seen_here if t.source == state]
         t = max(exact or seen_here, key=lambda x: (x.count - x.failures, -x.id))
-        edge = _edge(graph, t)
+        edge = _edge(views.plan_graph, t)
         if edge is None or t.target not in knowledge.state_screens:
             out.reason = f"the atlas keeps no screen or edge for '{decision.reason}'"
             return out
@@ -166,11 +164,7 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
             key, state = _opener(knowledge, trail, key) or (key, state)
             if key != trail[-1][0] and keeps_change(screen, t.action):
                 # it changed something: the opener shows the change (its Save), as `AtlasViews.expected_screens`
-                if key not in twins:
-                    twins[key] = changed_twin({k: knowledge.state_screens[i.states[0]] for k, i in
-                                               knowledge.screens.items() if i.states and i.states[0] in
-                                               knowledge.state_screens}, key)
-                twin = twins[key]
+                twin = views.changed_twin(key)
                 key, state = (twin, knowledge.screens[twin].states[0]) if twin is not None else (key, state)
         typed_into = decision.option.widget if decision.action.kind is ActionKind.TYPE else None
         screen = knowledge.state_screens[state]
@@ -182,9 +176,8 @@ def rehearse(knowledge: Knowledge, graph: nx.MultiDiGraph, intent: str, start: s
     return out
 
 
-def rehearser(atlas: Atlas, graph: nx.MultiDiGraph) -> Callable[[str, str], Rehearsal | None]:
+def rehearser(atlas: Atlas, views: AtlasViews) -> Callable[[str, str], Rehearsal | None]:
     """`rehearse` bound to one atlas (what `Retriever(..., rehearse=...)` takes)."""
     knowledge = Knowledge.from_atlas(atlas)
     policy = Policy(knowledge)
-    twins: dict[str, str | None] = {}
-    return lambda intent, start: rehearse(knowledge, graph, intent, start, policy=policy, twins=twins)
+    return lambda intent, start: rehearse(knowledge, views, intent, start, policy=policy)

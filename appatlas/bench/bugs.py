@@ -197,7 +197,7 @@ def plan_suite(work: Path, *, budget: int = 600, say: Callable[[str], None] = la
         caption_atlas(atlas, HeuristicCaptioner())
         build_index(atlas, screenshots="off")
         views = atlas_views(atlas)  # planned as `appatlas plan` plans: the agent's rehearsal first
-        retriever = Retriever(atlas, RagStore.open(atlas), views=views, rehearse=rehearser(atlas, views.plan_graph))
+        retriever = Retriever(atlas, RagStore.open(atlas), views=views, rehearse=rehearser(atlas, views))
         intents = list(DEMO_INTENTS) + _switch_intents(views) + _form_intents(views) + _delete_intents(views)
         say(f"planning {len(intents)} intents and the coverage suite")
         for intent in intents:

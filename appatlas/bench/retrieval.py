@@ -308,7 +308,7 @@ def indexed_retriever(atlas: Atlas, emb: TextEmbedder, *, planner: str = "agent"
     if planner == "agent":
         from appatlas.agent.rehearse import rehearser
 
-        rehearse = rehearser(atlas, views.plan_graph)
+        rehearse = rehearser(atlas, views)
     return Retriever(atlas, RagStore.open(atlas, embedder=emb), views=views, rehearse=rehearse)
 
 

@@ -69,7 +69,7 @@ class Planner:
             from appatlas.rag.views import atlas_views
 
             views = atlas_views(self.atlas)
-            self.retriever = Retriever(self.atlas, store, views=views, rehearse=rehearser(self.atlas, views.plan_graph))
+            self.retriever = Retriever(self.atlas, store, views=views, rehearse=rehearser(self.atlas, views))
         else:
             self.retriever = Retriever(self.atlas, store)
         self.where = {"host": socket.gethostname(), "address": ray.util.get_node_ip_address(),

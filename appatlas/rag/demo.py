@@ -6,8 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from appatlas.errors import NoPlan
 from appatlas.graph.atlas import Atlas
 from appatlas.graph.testcases import TestSuite, save_tests
@@ -15,16 +13,16 @@ from appatlas.rag.captioner import HeuristicCaptioner, caption_atlas
 from appatlas.rag.plan import plan_from_retrieval, test_name
 from appatlas.rag.retrieve import Rehearse, Retriever
 from appatlas.rag.store import RagStore, build_index
-from appatlas.rag.views import atlas_views
+from appatlas.rag.views import AtlasViews, atlas_views
 
 __all__ = ["demo_retrieval"]
 
 
 def demo_retrieval(atlas_path: Path, out_dir: Path, intents: list[str], *,
-                   rehearse_with: Callable[[Atlas, nx.MultiDiGraph], Rehearse] | None = None) -> dict[str, Any]:
+                   rehearse_with: Callable[[Atlas, AtlasViews], Rehearse] | None = None) -> dict[str, Any]:
     """Caption and index the atlas, plan each intent, save each test as YAML under `out_dir`.
 
-    `rehearse_with(atlas, graph)`: the planner's rehearsal, as `appatlas.rag.plan.plan_intent` takes it.
+    `rehearse_with(atlas, views)`: the planner's rehearsal, as `appatlas.rag.plan.plan_intent` takes it.
 
     Returns {"atlas", "captions", "index", "tests": [{intent, file, steps, start, end, key_steps, expect,
     rejected, ms} or {intent, error}]} for the demo to print. Plans are checked (rag.plan) and carry
@@ -40,7 +38,7 @@ def demo_retrieval(atlas_path: Path, out_dir: Path, intents: list[str], *,
         store = RagStore.open(atlas)
         views = atlas_views(atlas)
         retriever = Retriever(atlas, store, views=views,
-                              rehearse=rehearse_with(atlas, views.plan_graph) if rehearse_with else None)
+                              rehearse=rehearse_with(atlas, views) if rehearse_with else None)
         package = atlas.get_meta("package")
         for intent in intents:
             retrieval = retriever.retrieve(intent)

@@ -158,17 +158,17 @@ def _unique_slots(slots: list[Slot]) -> tuple[tuple[str, str], ...]:
 
 def plan_intent(atlas_folder: str | Path, intent: str, *, start: str | None = None, screenshot: bytes | None = None,
                 k: int = 3, name: str = "",
-                rehearse_with: Callable[[Atlas, nx.MultiDiGraph], Rehearse] | None = None) -> IntentPlan:
+                rehearse_with: Callable[[Atlas, AtlasViews], Rehearse] | None = None) -> IntentPlan:
     """Plan a test of `intent` on the atlas at `atlas_folder` (its index must be up to date).
 
-    `rehearse_with(atlas, graph)` makes the rehearsal retrieval tries first (`appatlas.agent.rehearse.rehearser`:
+    `rehearse_with(atlas, views)` makes the rehearsal retrieval tries first (`appatlas.agent.rehearse.rehearser`:
     the agent's own decisions played on the atlas); without it, routes come from word-matched key transitions.
     """
     with Atlas.open(atlas_folder) as atlas:
         store = RagStore.open(atlas)
         views = atlas_views(atlas)
         retriever = Retriever(atlas, store, views=views,
-                              rehearse=rehearse_with(atlas, views.plan_graph) if rehearse_with else None)
+                              rehearse=rehearse_with(atlas, views) if rehearse_with else None)
         retrieval = retriever.retrieve(intent, start=start, screenshot=screenshot, k=k)
         return plan_from_retrieval(retriever.views, retrieval, name=name, check=True)
 

@@ -21,13 +21,13 @@ def atlas(open_atlas):
 def _retriever(atlas, embedder, *, rehearsed: bool) -> Retriever:
     views = atlas_views(atlas)
     return Retriever(atlas, RagStore.open(atlas, embedder=embedder), views=views,
-                     rehearse=rehearser(atlas, views.plan_graph) if rehearsed else None)
+                     rehearse=rehearser(atlas, views) if rehearsed else None)
 
 
 def test_a_rehearsal_walks_atlas_edges_to_where_the_agent_is_done(atlas) -> None:
     views = atlas_views(atlas)
     main = views.launch[0]
-    r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "disable autosave notes", main)
+    r = rehearse(Knowledge.from_atlas(atlas), views, "disable autosave notes", main)
     assert r is not None and r.done
     labels = [views.transitions[views.plan_graph.edges[e]["transition"]].facts.label for e in r.edges]
     assert labels == ["More options", "Settings", "Autosave notes"]
@@ -46,7 +46,7 @@ def test_the_rehearsed_route_is_the_plan_and_says_why(atlas, embedder) -> None:
 def test_an_unfinished_rehearsal_leaves_retrieval_its_own_routes(atlas, embedder) -> None:
     intent = "export all notes to the cloud drive"  # nothing of the atlas does it: the agent never says done
     views = atlas_views(atlas)
-    r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, intent, views.launch[0])
+    r = rehearse(Knowledge.from_atlas(atlas), views, intent, views.launch[0])
     assert r is None or not r.done
     with_rehearsal = _retriever(atlas, embedder, rehearsed=True).retrieve(intent)
     without = _retriever(atlas, embedder, rehearsed=False).retrieve(intent)
@@ -92,7 +92,7 @@ class _BacksOut(_Scripted):
 
 def test_a_rehearsal_the_agent_would_back_out_of_ends_stuck_with_its_reason(atlas) -> None:
     views = atlas_views(atlas)
-    r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "sort the notes", views.launch[0],
+    r = rehearse(Knowledge.from_atlas(atlas), views, "sort the notes", views.launch[0],
                  policy=_BacksOut("More options"))
     assert r is not None and not r.done and r.reason.startswith("back out of the last tap")
     assert len(r.edges) == 1
@@ -105,7 +105,7 @@ def test_a_rehearsal_goes_on_from_the_opener_after_an_ok_the_crawl_saw_do_nothin
     views, k = _dialog_atlas(tmp_path)
     with Atlas.open(tmp_path / "d.atlas") as atlas:
         policy = _Scripted("Create a new note", "Checklist", "OK", "More options")
-        r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "a checklist, then the menu", k["main"],
+        r = rehearse(Knowledge.from_atlas(atlas), views, "a checklist, then the menu", k["main"],
                      policy=policy)
     assert r is not None and r.done, r and r.reason
     assert policy.shown == [k["main"], k["dialog"], k["dialog"], k["main"], k["menu"]]
@@ -128,7 +128,7 @@ def test_a_switch_the_crawl_left_as_the_intent_wants_is_still_flipped(tmp_path) 
         atlas.add_transition(on, tap(rid="autosave", text="Autosave notes"), off)
     with Atlas.open(tmp_path / "s.atlas") as atlas:
         views = atlas_views(atlas)
-        r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "disable autosave notes", main.structure_key)
+        r = rehearse(Knowledge.from_atlas(atlas), views, "disable autosave notes", main.structure_key)
     assert r is not None and r.done, r and r.reason
     labels = [views.transitions[views.plan_graph.edges[e]["transition"]].facts.label for e in r.edges]
     assert labels == ["More options", "Settings", "Autosave notes"]
@@ -181,7 +181,7 @@ def test_after_typing_the_rehearsal_shows_the_field_holding_what_the_agent_typed
     with Atlas.open(tmp_path / "t.atlas") as atlas:
         views = atlas_views(atlas)
         policy = _TypesThenReads("Milk")
-        r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "create a note called 'Milk'", main.structure_key,
+        r = rehearse(Knowledge.from_atlas(atlas), views, "create a note called 'Milk'", main.structure_key,
                      policy=policy)
     assert r is not None and r.done and list(r.typed.values()) == ["Milk"]
     assert policy.read == "Milk"
@@ -240,7 +240,7 @@ def test_a_choice_the_crawl_saw_do_nothing_closes_onto_the_opener_as_changed(tmp
         route = [_edge(views, k["editor"], "Theme Dark"), _edge(views, k["themes"], "Light")]
         assert views.expected_screens(k["editor"], route) == [k["themes"], k["changed"]]
         policy = _Scripted("Theme Dark", "Light", "Save")
-        r = rehearse(Knowledge.from_atlas(atlas), views.plan_graph, "set the theme to light", k["editor"],
+        r = rehearse(Knowledge.from_atlas(atlas), views, "set the theme to light", k["editor"],
                      policy=policy)
     assert r is not None and r.done, r and r.reason
     assert policy.shown == [k["editor"], k["themes"], k["changed"], k["settings"]]
