@@ -76,7 +76,8 @@ __all__ = ["RUN_KEYS", "SUMMARY_KEYS", "BenchStep", "BenchTask", "read_tasks", "
 log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("action_accuracy", "completion_rate", "goal_success_rate", "mean_steps_ratio", "decision_ms_p50",
                 "decision_ms_p95", "tasks", "steps", "verdict_precision", "verdict_recall", "verdicts",
-                "done_precision", "done_recall", "said_done", "unrecorded_taps", "first_state", "model_share")
+                "done_precision", "done_recall", "said_done", "unrecorded_taps", "first_state", "model_share",
+                "ceiling")
 RUN_KEYS = ("setting", "crawl_budget", "anchors", "leave_app_out")  # the run's summary also says what it was measured in
 Progress = Callable[[str, str], None]
 
@@ -416,17 +417,27 @@ def score_app(app: str, tasks: list[BenchTask], *, replay: RecordedApp, full: Kn
         device = ReplayDevice(replay, screenshots=False, start=task.steps[0].state if task.steps else None)
         judge = None if test_for is None else _judged(task, knowledge, device, test_for)
         if not task.steps:  # judged by its end state: a free run from the launch screen only
-            row = {"app": app, "task": f"{task.name}.yaml", "text": task.intent, "steps": [],
+            row = {"app": app, "task": f"{task.name}.yaml", "text": task.intent, "steps": [], "known": None,
                    "expect": [expectation_dict(e) for e in task.expect],
                    "run": _free_run_to_expectations(task, device, policy, full, ms, sources, judge=judge)}
             rows.append(row)
             continue
         steps = _stepwise(task, device, policy, ms, sources)
         run = _free_run(task, device, policy, full, ms, sources, judge=judge)
-        rows.append({"app": app, "task": f"{task.name}.yaml", "text": task.intent, "steps": steps, "run": run})
+        rows.append({"app": app, "task": f"{task.name}.yaml", "text": task.intent, "steps": steps, "run": run,
+                     "known": knows_every_screen(task, full, knowledge)})
         if policy.llm is None and llm is not None:
             llm = None  # the model failed and was dropped: the rest runs graph-only, as the agent would
     return rows, ms
+
+
+def knows_every_screen(task: BenchTask, full: Knowledge, knowledge: Knowledge) -> bool:
+    """Whether `knowledge` holds every screen the recorded task acts on — for a step recorded at several scroll
+    positions, the one its element is shown at — and its final screen (at any of its positions). Where it does
+    not, the agent is asked for a screen the knowledge it decides with has never seen: the ceiling of what that
+    knowledge allows (`summary.ceiling`)."""
+    return all(any(full.state_key.get(sid) in knowledge.screens for sid in (step.states if step.done else [step.state]))
+               for step in task.steps)
 
 
 def _stepwise(task: BenchTask, device: ReplayDevice, policy: Policy, ms: list[float],
@@ -686,6 +697,16 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def _ceiling(stepped: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tasks whose every recorded screen the knowledge holds (`known`), and the goal success within and outside
+    them: what the exploration allowed, beside what the agent made of it."""
+    inside = [r for r in stepped if r.get("known")]
+    outside = [r for r in stepped if not r.get("known")]
+    return {"known_tasks": len(inside), "of": len(stepped),
+            "goal_success_known": sum(r["run"]["success"] for r in inside) / len(inside) if inside else None,
+            "successes_unknown": sum(r["run"]["success"] for r in outside)}
+
+
 def _summary(rows: list[dict[str, Any]], ms: list[float]) -> dict[str, Any]:
     steps = [s for r in rows for s in r["steps"]]
     stepped = [r for r in rows if r["steps"]]  # tasks judged by their end state have no steps to score
@@ -717,6 +738,7 @@ def _summary(rows: list[dict[str, Any]], ms: list[float]) -> dict[str, Any]:
         "done_recall": sum(r["run"]["said_done"] for r in reached) / len(reached) if reached else None,
         "said_done": len(said),
         "unrecorded_taps": sum(r["run"].get("unrecorded_taps", 0) for r in rows),
+        "ceiling": _ceiling(stepped),
         # every step also scored from the page as it first appears (a needed scroll is then scored)
         "first_state": {"action_accuracy": sum(s["correct"] for s in first) / max(len(first), 1),
                         "completion_rate": sum(all(s.get("first_state", s)["correct"] for s in r["steps"])

@@ -271,6 +271,11 @@ def bench_tasks_cmd(
                   f"({s['said_done']} runs), recall {pct(s['done_recall'])}; unrecorded taps {s['unrecorded_taps']}; "
                   f"from each step's first listed state: action accuracy {pct(s['first_state']['action_accuracy'])}, "
                   f"completion {pct(s['first_state']['completion_rate'])}")
+    c = s.get("ceiling") or {}
+    if c.get("of"):
+        console.print(f"the knowledge holds every recorded screen of {c['known_tasks']} of {c['of']} tasks: goal "
+                      f"success among them {pct(c['goal_success_known'])}; {c['successes_unknown']} successes among "
+                      f"the rest (summary.ceiling)")
 
 
 def _print_anchors(doc: dict) -> None:

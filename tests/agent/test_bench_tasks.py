@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from appatlas.bench.tasks import RUN_KEYS, SUMMARY_KEYS, read_tasks, run_tasks_bench, with_task_steps
+from appatlas.bench.tasks import (
+    RUN_KEYS,
+    SUMMARY_KEYS,
+    knows_every_screen,
+    prepare_app,
+    read_tasks,
+    run_tasks_bench,
+    with_task_steps,
+)
 
 pytestmark = pytest.mark.data
 
@@ -28,7 +37,7 @@ def test_the_summary_has_exactly_the_specified_fields(doc) -> None:
 
 def test_every_task_carries_its_evidence(doc) -> None:
     for task in doc["tasks"]:
-        assert set(task) == {"app", "task", "text", "steps", "run"}
+        assert set(task) == {"app", "task", "text", "steps", "run", "known"}
         assert set(task["run"]) == {"visited", "actions", "said_done", "reached", "decisive", "unrecorded_taps",
                                     "success", "verdict", "verdict_reason", "verdict_checks"}
         assert task["run"]["verdict"] in ("PASS", "FAIL", "inconclusive") and task["run"]["verdict_reason"]
@@ -36,6 +45,41 @@ def test_every_task_carries_its_evidence(doc) -> None:
             assert set(step) - {"first_state"} == {"state", "expected", "predicted", "correct"}
             assert step["predicted"] == "done" or set(step["predicted"]) == {"kind", "signature", "label", "text"}
         assert task["steps"][-1]["expected"] == "done"
+
+
+def test_the_ceiling_counts_the_tasks_whose_every_screen_the_knowledge_holds(doc) -> None:
+    stepped = [t for t in doc["tasks"] if t["steps"]]
+    inside = [t for t in stepped if t["known"]]
+    ceiling = doc["summary"]["ceiling"]
+    assert (ceiling["known_tasks"], ceiling["of"]) == (len(inside), len(stepped))
+    assert ceiling["successes_unknown"] == sum(t["run"]["success"] for t in stepped if not t["known"])
+    if inside:
+        assert ceiling["goal_success_known"] == pytest.approx(sum(t["run"]["success"] for t in inside) / len(inside))
+
+
+@pytest.fixture(scope="module")
+def applauncher(droidtask: Path):
+    full, _, tasks = prepare_app(droidtask / "applauncher")
+    return full, next(t for t in tasks if len(t.steps) > 1)
+
+
+def _without(full, keys: set[str]):  # noqa: ANN001, ANN202 - a Knowledge
+    return replace(full, screens={k: v for k, v in full.screens.items() if k not in keys})
+
+
+def test_the_recording_knows_every_screen_of_its_tasks(applauncher) -> None:
+    full, task = applauncher
+    assert knows_every_screen(task, full, full)
+
+
+def test_a_task_is_not_known_without_its_final_screen(applauncher) -> None:
+    full, task = applauncher
+    assert not knows_every_screen(task, full, _without(full, {full.state_key[s] for s in task.steps[-1].states}))
+
+
+def test_a_task_is_not_known_without_the_screen_a_step_acts_on(applauncher) -> None:
+    full, task = applauncher
+    assert not knows_every_screen(task, full, _without(full, {full.state_key[task.steps[0].state]}))
 
 
 def test_accuracy_is_the_share_of_correct_steps(doc) -> None:
