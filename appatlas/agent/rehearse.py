@@ -166,6 +166,12 @@ def rehearse(knowledge: Knowledge, views: AtlasViews, intent: str, start: str, *
                 # it changed something: the opener shows the change (its Save), as `AtlasViews.expected_screens`
                 twin = views.changed_twin(key)
                 key, state = (twin, knowledge.screens[twin].states[0]) if twin is not None else (key, state)
+        elif key == trail[-1][0] and views.submits_unseen(edge) \
+                and any(k == key and a.kind is ActionKind.TYPE for k, _, a in trail[:-1]):
+            # the atlas saw this Save refuse the form as the crawl filled it; filled by the rehearsal, it closes
+            # onto the screen that opened the form (as `AtlasViews.expected_screens`)
+            opener = views.form_opener([k for k, _, _ in trail], key)
+            key, state = next(((k, st) for k, st, _ in reversed(trail) if k == opener), (key, state))
         typed_into = decision.option.widget if decision.action.kind is ActionKind.TYPE else None
         screen = knowledge.state_screens[state]
         if typed_into is not None:

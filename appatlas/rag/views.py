@@ -152,6 +152,7 @@ class AtlasViews:
         """
         out: list[str] = []
         screens = [start]
+        typed: set[str] = set()  # the forms this route typed into
 
         def closed(i: int) -> bool:  # the route's step i closed the screen it left
             view, edge = self.screens.get(screens[i]), edges[i]
@@ -167,6 +168,8 @@ class AtlasViews:
                 expect = dialog_opener(screens, u, closed) or v
                 if expect != v and view is not None and keeps_change(view.example, self.graph.edges[u, v, key]["action"]):
                     expect = self.changed_twin(expect) or expect  # it changed something: the opener shows the change
+            elif v == u and u in typed and self.submits_unseen((u, v, key)):
+                expect = self.form_opener(screens, u) or v  # a filled form's Save returns to what opened it
             elif view is not None and view.facts.kind == "dialog" and len(screens) >= 2:
                 opener = screens[-2]
                 same = self.screens.get(opener)
@@ -174,9 +177,40 @@ class AtlasViews:
                 if same is not None and target is not None and opener != v and v != u and \
                         not same.facts.transient and self.scroll_variants(opener, v):
                     expect = opener
+            if self.graph.has_edge(u, v, key) and self.graph.edges[u, v, key]["action"].kind is ActionKind.TYPE:
+                typed.add(u)
             out.append(expect)
             screens.append(expect)
         return out
+
+    def submits_unseen(self, edge: Edge) -> bool:
+        """Whether `edge` is the keeping button (Save, OK: `keeps`) of a form — a screen with a text field, not a
+        dialog — that the atlas only ever saw leave the form as it was. An exploration presses Save on a form it
+        filled with its own values, or none, and the app refuses them (a contact with no name); filled as the
+        intent says, the form closes. `form_opener` says where to."""
+        u, v, key = edge
+        view = self.screens.get(u)
+        if u != v or view is None or view.facts.transient or not self.graph.has_edge(u, v, key):
+            return False
+        if any(k == key and x != u for _, x, k in self.graph.out_edges(u, keys=True)):
+            return False  # it was seen to lead somewhere: that is its outcome
+        action = self.graph.edges[edge]["action"]
+        if action.kind is not ActionKind.TAP or action.target is None:
+            return False
+        return any(w.editable for w in view.example.widgets()) and keeps(action.target.text or action.target.content_desc)
+
+    def form_opener(self, screens: Sequence[str], form: str) -> str | None:
+        """The screen a route's `form` (the last of `screens`) returns to once saved: the latest screen before it
+        that is neither the form nor a dialog or menu opened on the way, when it is of another activity — saving
+        finishes the form's activity, and the phone shows the one under it. None when there is no such screen."""
+        here = self.screens.get(form)
+        i = len(screens) - 1
+        while i >= 0 and (screens[i] == form or self.transient(screens[i])):
+            i -= 1
+        opener = self.screens.get(screens[i]) if i >= 0 else None
+        if here is None or opener is None or opener.example.activity == here.example.activity:
+            return None
+        return opener.key
 
     def changed_twin(self, key: str) -> str | None:
         """The screen `key` as it shows once something on it changed (`changed_twin`), cached per screen."""
