@@ -494,6 +494,15 @@ def _derive(views: AtlasViews, intent: str, test: TestCase,
             out.append(Expectation("shown", name, where=where, new=bool(listed),
                                    note=f"a new {name!r} is shown in the {place}" if listed
                                    else f"{name!r} is shown on the {place} saving leads to"))
+    # "change Bob's number from '222222' to '123…'" (a rename is a create, above): once saved, the new value shows
+    # where saving leads (newly: the old one was there before)
+    swapped = next((s for s in typed if s.replaces), None)
+    if swapped is not None and not out:
+        where = _shown_after(views, test)
+        if where and _example(views, where) is not None:
+            out.append(Expectation("shown", swapped.value, where=where, new=True,
+                                   note=f"{swapped.value!r} is shown on the {views.screens[where].facts.place} saving "
+                                        f"leads to, in place of {swapped.replaces!r}"))
     if _DELETE.search(intent):  # a row it names, else a named thing a screen lists ("delete the note 'Diary'": a tab)
         for key, label in (named_rows(views, intent) or named_rows(views, intent, listed=True))[:1]:
             out.append(Expectation("gone", label, where=key,

@@ -251,6 +251,22 @@ def test_a_name_saved_from_a_dialog_is_expected_back_where_it_began_only_if_that
         _w("TextView", 100, text="August"),))))[0] == ()
 
 
+def test_a_value_changed_from_one_to_another_is_expected_newly_where_saving_leads(views: AtlasViews) -> None:
+    steps = (Step(_tap("New note"), KEY["form"]),
+             Step(Action(ActionKind.TYPE, target=Selector(resource_id=f"{PKG}:id/title"), text="Journal"), KEY["form"]),
+             Step(_tap("Save"), KEY["saved"]))
+    test = TestCase(name="t", intent="", start=KEY["home"], steps=steps, end=KEY["saved"])
+    (e,) = derive_expectations(views, "change the note's title from 'Diary' to 'Journal'", test)
+    assert (e.kind, e.text, e.where, e.new) == ("shown", "Journal", KEY["saved"], True)
+
+
+def test_a_changed_value_typed_last_and_never_saved_has_nowhere_to_be_expected(views: AtlasViews) -> None:
+    steps = (Step(_tap("New note"), KEY["form"]),
+             Step(Action(ActionKind.TYPE, target=Selector(resource_id=f"{PKG}:id/title"), text="Journal"), KEY["form"]))
+    test = TestCase(name="t", intent="", start=KEY["home"], steps=steps, end=KEY["form"])
+    assert derive_expectations(views, "change the note's title from 'Diary' to 'Journal'", test) == ()
+
+
 def test_deleting_a_named_thing_a_screen_lists_expects_it_gone_from_there(tmp_path) -> None:
     """"Delete the note 'Recipes'" where the notes are tabs, not list rows: it is expected gone from the tabs; a tab
     bar every observation shows alike names no thing to delete."""
