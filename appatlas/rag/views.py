@@ -188,16 +188,24 @@ class AtlasViews:
         dialog — that the atlas only ever saw leave the form as it was. An exploration presses Save on a form it
         filled with its own values, or none, and the app refuses them (a contact with no name); filled as the
         intent says, the form closes. `form_opener` says where to."""
-        u, v, key = edge
-        view = self.screens.get(u)
-        if u != v or view is None or view.facts.transient or not self.graph.has_edge(u, v, key):
+        view = self._only_stayed(edge)
+        if view is None or view.facts.transient:
             return False
-        if any(k == key and x != u for _, x, k in self.graph.out_edges(u, keys=True)):
-            return False  # it was seen to lead somewhere: that is its outcome
         action = self.graph.edges[edge]["action"]
         if action.kind is not ActionKind.TAP or action.target is None:
             return False
         return any(w.editable for w in view.example.widgets()) and keeps(action.target.text or action.target.content_desc)
+
+    def _only_stayed(self, edge: Edge) -> ScreenView | None:
+        """The view of `edge`'s screen when `edge` is a step the atlas only ever saw leave that screen as it was (a
+        self-loop, and the same action never led anywhere else); else None."""
+        u, v, key = edge
+        view = self.screens.get(u)
+        if u != v or view is None or not self.graph.has_edge(u, v, key):
+            return None
+        if any(k == key and x != u for _, x, k in self.graph.out_edges(u, keys=True)):
+            return None  # it was seen to lead somewhere: that is its outcome
+        return view
 
     def form_opener(self, screens: Sequence[str], form: str) -> str | None:
         """The screen a route's `form` (the last of `screens`) returns to once saved: the latest screen before it
@@ -223,13 +231,9 @@ class AtlasViews:
         the dialog as it was. A phone closes a dialog on OK or on a choice of a list; an exploration that
         saw nothing happen was shown no outcome for it (a replayed recording knows only the taps it
         recorded), so the route expects the dialog's opener, as after any other close."""
-        u, v, key = edge
-        view = self.screens.get(u)
-        if u != v or view is None or view.facts.kind != "dialog" or not self.graph.has_edge(u, v, key):
-            return False
-        if any(k == key and x != u for _, x, k in self.graph.out_edges(u, keys=True)):
-            return False  # it was seen to lead somewhere: that is its outcome
-        return closes_dialog(view.example, self.graph.edges[edge]["action"])
+        view = self._only_stayed(edge)
+        return view is not None and view.facts.kind == "dialog" and \
+            closes_dialog(view.example, self.graph.edges[edge]["action"])
 
     def scroll_variants(self, a: str, b: str) -> bool:
         """Whether screens `a` and `b` are one page scrolled to different rows: same activity, and the
